@@ -1,0 +1,14 @@
+//! gossipcoin: a small Bitcoin-style UTXO node, built to be read.
+//!
+//! Bird's-eye view (see README "Architecture"):
+//! - [`params`]: chain parameters loaded from `config/devnet.toml`
+//! - [`keys`]: secp256k1 keys, signing and verification
+//! - `consensus`: every validity rule, as pure functions (no I/O)
+//! - `store`: the LMDB chain store (blocks, index, UTXO set, address index, undo)
+//! - `chain`: the only writer: accepts blocks, picks the most-work tip, reorganises
+//! - `wallet`: keys in `wallet.dat`, coin selection and signing
+//! - `miner`: block assembly and the proof-of-work search
+//! - `cli`, `commands`: the command line
+
+pub mod keys;
+pub mod params;
