@@ -16,6 +16,8 @@ mod check;
 mod error;
 mod gate;
 mod tables;
+#[cfg(test)]
+mod tests;
 mod utxo;
 mod view;
 mod write;

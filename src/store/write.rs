@@ -254,6 +254,29 @@ impl<'e> WriteView<'e> {
         let r = db.clear(&mut self.txn);
         self.track(r)
     }
+
+    /// Test hook: deletes a raw entry, to break the store on purpose.
+    #[cfg(test)]
+    pub(crate) fn raw_delete(
+        &mut self,
+        table: fn(&Tables) -> Db,
+        key: &[u8],
+    ) -> Result<bool, StoreError> {
+        let db = table(&self.tables);
+        self.delete(db, key)
+    }
+
+    /// Test hook: writes a raw entry, to break the store on purpose.
+    #[cfg(test)]
+    pub(crate) fn raw_put(
+        &mut self,
+        table: fn(&Tables) -> Db,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        let db = table(&self.tables);
+        self.put(db, key, value)
+    }
 }
 
 impl CoinSet for WriteView<'_> {
