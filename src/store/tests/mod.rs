@@ -4,10 +4,12 @@
 //! - `open`: create / open / read-only (in a child process) and their errors
 //! - `chain`: connect, disconnect, reindex, rejected mutations, atomic writes
 //! - `check`: the consistency check on good and deliberately broken stores
+//! - `crash`: `kill -9` of a writing child process; readers while the map grows
 //! - `growth`: a full map grows and the write is retried; balances are prefix scans
 
 mod chain;
 mod check;
+mod crash;
 mod growth;
 mod open;
 
