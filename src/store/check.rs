@@ -1,0 +1,294 @@
+//! The consistency check behind `verifychain` and the crash tests.
+//!
+//! On one snapshot it verifies, and reports every violation as a line of
+//! [`StoreError::Inconsistent`]:
+//! - `height_hash` is contiguous from 0; each entry's block is indexed at that height, stored
+//!   (and hashes to its key), links to the previous height by `prev`, and adds its own work to
+//!   the previous chain work;
+//! - the tip in `meta` is the last `height_hash` entry, the genesis in `meta` the first;
+//! - every main-chain block, and only those, has undo data, equal to what a replay spends;
+//! - `utxo` and `addr_utxo` agree one-to-one (same outpoints, owners and amounts);
+//! - `utxo` equals a replay of the main chain from genesis, computed in memory.
+//!
+//! Bytes that do not decode are returned as [`StoreError::Corrupt`] at once.
+
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+
+use gossipcoin_proto::{BlockHash, Coin, OutPoint, Target};
+
+use super::Store;
+use super::error::{LmdbResultExt, StoreError};
+use super::tables::{
+    META_GENESIS, META_TIP, addr_key, decode_addr_key, decode_amount, decode_coin, decode_hash,
+    decode_height, decode_outpoint, get,
+};
+use super::utxo::apply_block;
+use super::view::{ChainRead, IndexEntry, Tip};
+
+/// What [`Store::check_consistency`] looked at.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct ConsistencyReport {
+    /// The tip, if the chain is not empty.
+    pub tip: Option<Tip>,
+    /// Main-chain blocks checked and replayed (tip height + 1).
+    pub main_chain_blocks: u64,
+    /// Entries in the block index (all known headers, side branches included).
+    pub index_entries: u64,
+    /// Blocks stored (side branches included).
+    pub stored_blocks: u64,
+    /// Unspent coins (equal to the address index entries).
+    pub utxos: u64,
+    /// Sum of every unspent coin's value, in base units.
+    pub total_value: u128,
+}
+
+/// Problems listed in full; beyond this they are only counted.
+const MAX_LISTED: usize = 100;
+
+#[derive(Default)]
+struct Problems {
+    listed: Vec<String>,
+    unlisted: usize,
+}
+
+impl Problems {
+    fn push(&mut self, problem: String) {
+        if self.listed.len() < MAX_LISTED {
+            self.listed.push(problem);
+        } else {
+            self.unlisted += 1;
+        }
+    }
+
+    fn into_result(mut self, report: ConsistencyReport) -> Result<ConsistencyReport, StoreError> {
+        if self.listed.is_empty() {
+            return Ok(report);
+        }
+        if self.unlisted > 0 {
+            self.listed.push(format!("... and {} more", self.unlisted));
+        }
+        Err(StoreError::Inconsistent(self.listed))
+    }
+}
+
+impl Store {
+    /// Verifies every invariant between the tables on one snapshot (reads everything: the
+    /// UTXO set is replayed in memory). `Err(StoreError::Inconsistent)` lists what is wrong.
+    pub fn check_consistency(&self) -> Result<ConsistencyReport, StoreError> {
+        check(&self.read()?)
+    }
+}
+
+/// The check itself, on any view.
+pub(crate) fn check<V: ChainRead>(view: &V) -> Result<ConsistencyReport, StoreError> {
+    let s = view.snap();
+    let mut problems = Problems::default();
+    let mut report = ConsistencyReport {
+        index_entries: s.t.block_index.len(s.txn).lmdb()?,
+        stored_blocks: s.t.blocks.len(s.txn).lmdb()?,
+        ..ConsistencyReport::default()
+    };
+
+    // The main chain, height by height, replayed into `replay` while it stays replayable.
+    let mut replay = Some(BTreeMap::<OutPoint, Coin>::new());
+    let mut prev: Option<(BlockHash, IndexEntry)> = None;
+    let mut height0: Option<BlockHash> = None;
+    let mut last: Option<(u32, BlockHash)> = None;
+    for item in s.t.height_hash.iter(s.txn).lmdb()? {
+        let (key, value) = item.lmdb()?;
+        let height = decode_height(key)?;
+        let hash = decode_hash(value, "height_hash", key)?;
+        let expected = last.map_or(0, |(h, _)| h.saturating_add(1));
+        if height != expected {
+            problems.push(format!(
+                "height_hash skips from height {expected} to {height}"
+            ));
+            replay = None;
+            prev = None;
+        }
+        if height == 0 {
+            height0 = Some(hash);
+        }
+        last = Some((height, hash));
+        report.main_chain_blocks += 1;
+        let at = format!("main-chain block {hash} at height {height}");
+
+        let Some(entry) = view.index(&hash)? else {
+            problems.push(format!("{at} is not in block_index"));
+            (replay, prev) = (None, None);
+            continue;
+        };
+        if entry.height != height {
+            problems.push(format!("{at} is indexed at height {}", entry.height));
+        }
+        let work = Target::from_compact(entry.header.bits).map(|t| t.work());
+        let work = match work {
+            Ok(work) => work,
+            Err(e) => {
+                problems.push(format!("{at} has unusable bits: {e}"));
+                Default::default()
+            }
+        };
+        let expected_work = match &prev {
+            Some((prev_hash, prev_entry)) => {
+                if entry.header.prev != *prev_hash {
+                    problems.push(format!(
+                        "{at} does not link to {prev_hash} below it: its prev is {}",
+                        entry.header.prev
+                    ));
+                }
+                Some(prev_entry.chain_work.saturating_add(work))
+            }
+            None if height == 0 => Some(work),
+            None => None,
+        };
+        if expected_work.is_some_and(|w| w != entry.chain_work) {
+            problems.push(format!(
+                "{at} has chain work {}, not parent's + its own",
+                entry.chain_work
+            ));
+        }
+        prev = Some((hash, entry));
+
+        let undo = view.undo(&hash)?;
+        if undo.is_none() {
+            problems.push(format!("{at} has no undo data"));
+        }
+        let block = match view.block(&hash)? {
+            Some(block) if block.block_hash() == hash => block,
+            Some(block) => {
+                problems.push(format!("{at} is stored as block {}", block.block_hash()));
+                replay = None;
+                continue;
+            }
+            None => {
+                problems.push(format!("{at} is not stored"));
+                replay = None;
+                continue;
+            }
+        };
+        if let Some(set) = &mut replay {
+            match apply_block(set, &block, height) {
+                Ok(spent) if undo.as_ref().is_some_and(|u| *u != spent) => {
+                    problems.push(format!("{at} has undo data that differs from a replay"));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    problems.push(format!("replaying {at} failed: {e}"));
+                    replay = None;
+                }
+            }
+        }
+    }
+
+    // Tip and genesis in meta against height_hash.
+    let meta_hash = |key: &[u8]| -> Result<Option<BlockHash>, StoreError> {
+        get(s.t.meta, s.txn, key)?
+            .map(|b| decode_hash(b, "meta", key))
+            .transpose()
+    };
+    match (meta_hash(META_TIP)?, last) {
+        (None, None) => {}
+        (Some(tip), Some((height, last_hash))) => {
+            if tip != last_hash {
+                problems.push(format!(
+                    "meta tip is {tip} but the main chain ends with {last_hash} at height {height}"
+                ));
+            } else if let Some((_, entry)) = prev.filter(|(h, _)| *h == tip) {
+                report.tip = Some(Tip {
+                    hash: tip,
+                    height: entry.height,
+                    chain_work: entry.chain_work,
+                });
+            }
+        }
+        (Some(tip), None) => problems.push(format!("meta tip is {tip} but height_hash is empty")),
+        (None, Some((height, _))) => problems.push(format!(
+            "meta has no tip but height_hash goes up to height {height}"
+        )),
+    }
+    let genesis = meta_hash(META_GENESIS)?;
+    if genesis != height0 {
+        problems.push(format!(
+            "meta genesis is {genesis:?} but height 0 of height_hash is {height0:?}"
+        ));
+    }
+    let undo_entries = s.t.undo.len(s.txn).lmdb()?;
+    if undo_entries != report.main_chain_blocks {
+        problems.push(format!(
+            "undo has {undo_entries} entries for {} main-chain blocks",
+            report.main_chain_blocks
+        ));
+    }
+
+    // utxo against addr_utxo (both ways) and against the replay.
+    let mut replayed = replay.as_ref().map(|set| set.iter().peekable());
+    for item in s.t.utxo.iter(s.txn).lmdb()? {
+        let (key, value) = item.lmdb()?;
+        let (outpoint, coin) = (decode_outpoint(key)?, decode_coin(value, key)?);
+        report.utxos += 1;
+        report.total_value += u128::from(coin.output.value.units());
+        let akey = addr_key(&coin.output.owner, &outpoint);
+        match get(s.t.addr_utxo, s.txn, &akey)? {
+            None => problems.push(format!(
+                "unspent coin {outpoint} of {} is missing from addr_utxo",
+                coin.output.owner
+            )),
+            Some(b) if decode_amount(b, "addr_utxo", &akey)? != coin.output.value => problems.push(
+                format!("addr_utxo has another amount for unspent coin {outpoint}"),
+            ),
+            Some(_) => {}
+        }
+        if let Some(replayed) = &mut replayed {
+            compare_with_replay(replayed, Some((&outpoint, &coin)), &mut problems);
+        }
+    }
+    if let Some(replayed) = &mut replayed {
+        compare_with_replay(replayed, None, &mut problems);
+    } else {
+        problems.push("the UTXO set was not compared with a replay: see above".into());
+    }
+    for item in s.t.addr_utxo.iter(s.txn).lmdb()? {
+        let (key, _) = item.lmdb()?;
+        let (owner, outpoint) = decode_addr_key(key)?;
+        match view.coin(&outpoint)? {
+            None => problems.push(format!(
+                "addr_utxo lists {outpoint} for {owner} but it is not unspent"
+            )),
+            Some(coin) if coin.output.owner != owner => problems.push(format!(
+                "addr_utxo lists {outpoint} for {owner} but its owner is {}",
+                coin.output.owner
+            )),
+            Some(_) => {}
+        }
+    }
+    problems.into_result(report)
+}
+
+/// Advances the replayed set up to `actual` (or to its end with `None`), reporting every coin
+/// present on one side only or different on the two.
+fn compare_with_replay<'a>(
+    replayed: &mut Peekable<impl Iterator<Item = (&'a OutPoint, &'a Coin)>>,
+    actual: Option<(&OutPoint, &Coin)>,
+    problems: &mut Problems,
+) {
+    while let Some((op, coin)) = replayed.next_if(|(op, _)| actual.is_none_or(|(a, _)| *op < a)) {
+        problems.push(format!(
+            "coin {op} ({} units) is unspent by replay but missing from utxo",
+            coin.output.value.units()
+        ));
+    }
+    let Some((outpoint, coin)) = actual else {
+        return;
+    };
+    match replayed.next_if(|(op, _)| *op == outpoint) {
+        Some((_, expected)) if expected != coin => problems.push(format!(
+            "unspent coin {outpoint} is {coin:?} but a replay gives {expected:?}"
+        )),
+        Some(_) => {}
+        None => problems.push(format!(
+            "unspent coin {outpoint} is not unspent in a replay of the main chain"
+        )),
+    }
+}

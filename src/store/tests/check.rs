@@ -1,0 +1,152 @@
+//! The consistency check passes on good stores and names what is wrong in broken ones.
+
+use super::super::tables::{Db, Tables, addr_key};
+use super::*;
+
+/// Breaks a store holding [`three_blocks`] with `damage` and returns the check's problems.
+fn problems_after(damage: impl Fn(&mut WriteView<'_>) -> Result<(), StoreError>) -> Vec<String> {
+    let (_dir, store, _) = store_with_three_blocks();
+    store.check_consistency().unwrap();
+    store.write(|w| damage(w)).unwrap();
+    match store.check_consistency() {
+        Err(StoreError::Inconsistent(problems)) => problems,
+        other => panic!("expected Inconsistent, got {other:?}"),
+    }
+}
+
+fn mentions(problems: &[String], needle: &str) -> bool {
+    problems.iter().any(|p| p.contains(needle))
+}
+
+fn delete(w: &mut WriteView<'_>, table: fn(&Tables) -> Db, key: &[u8]) -> Result<(), StoreError> {
+    assert!(w.raw_delete(table, key)?, "nothing to delete");
+    Ok(())
+}
+
+#[test]
+fn good_stores_pass_with_counts() {
+    let (_dir, store) = new_store();
+    let report = store.check_consistency().unwrap();
+    assert_eq!(report.tip, None);
+    assert_eq!((report.main_chain_blocks, report.utxos), (0, 0));
+
+    let (_dir, store, blocks) = store_with_three_blocks();
+    let report = store.check_consistency().unwrap();
+    assert_eq!(report.tip.unwrap().hash, blocks[2].block_hash());
+    assert_eq!(report.main_chain_blocks, 3);
+    assert_eq!(report.index_entries, 3);
+    assert_eq!(report.stored_blocks, 3);
+    assert_eq!(report.utxos, 5);
+    assert_eq!(report.total_value, 150);
+}
+
+#[test]
+fn a_missing_address_index_entry_is_found() {
+    let tx2 = three_blocks()[2].txs[1].clone();
+    let problems =
+        problems_after(|w| delete(w, |t| t.addr_utxo, &addr_key(&owner(3), &out(&tx2, 1))));
+    assert!(
+        mentions(&problems, "missing from addr_utxo"),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 1, "{problems:?}");
+}
+
+#[test]
+fn a_missing_or_extra_coin_is_found() {
+    let tx2 = three_blocks()[2].txs[1].clone();
+    let problems = problems_after(|w| delete(w, |t| t.utxo, &out(&tx2, 1).to_key()));
+    assert!(mentions(&problems, "missing from utxo"), "{problems:?}");
+    assert!(mentions(&problems, "is not unspent"), "{problems:?}");
+
+    // a spent coin put back, with its address entry: only the replay can tell
+    let tx1 = three_blocks()[1].txs[1].clone();
+    let problems = problems_after(|w| {
+        let coin = Coin {
+            output: tx1.outputs[0],
+            height: 1,
+            is_coinbase: false,
+        };
+        let op = out(&tx1, 0);
+        w.raw_put(
+            |t| t.utxo,
+            &op.to_key(),
+            &gossipcoin_proto::encode::to_bytes(&coin),
+        )?;
+        w.raw_put(
+            |t| t.addr_utxo,
+            &addr_key(&owner(3), &op),
+            &30u64.to_be_bytes(),
+        )
+    });
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        mentions(&problems, "not unspent in a replay"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_wrong_amount_or_owner_in_the_address_index_is_found() {
+    let cb = three_blocks()[2].txs[0].clone();
+    let op = out(&cb, 0);
+    let problems = problems_after(|w| {
+        w.raw_put(
+            |t| t.addr_utxo,
+            &addr_key(&owner(1), &op),
+            &1u64.to_be_bytes(),
+        )
+    });
+    assert!(mentions(&problems, "another amount"), "{problems:?}");
+
+    let problems = problems_after(|w| {
+        delete(w, |t| t.addr_utxo, &addr_key(&owner(1), &op))?;
+        w.raw_put(
+            |t| t.addr_utxo,
+            &addr_key(&owner(2), &op),
+            &50u64.to_be_bytes(),
+        )
+    });
+    assert!(mentions(&problems, "its owner is"), "{problems:?}");
+}
+
+#[test]
+fn a_broken_main_chain_is_found() {
+    let blocks = three_blocks();
+    let (h1, h2) = (blocks[1].block_hash(), blocks[2].block_hash());
+    let problems = problems_after(|w| w.raw_put(|t| t.meta, b"tip", &h1.0));
+    assert!(mentions(&problems, "meta tip is"), "{problems:?}");
+
+    let problems = problems_after(|w| delete(w, |t| t.height_hash, &1u32.to_be_bytes()));
+    assert!(
+        mentions(&problems, "skips from height 1 to 2"),
+        "{problems:?}"
+    );
+
+    let problems = problems_after(|w| w.raw_put(|t| t.height_hash, &1u32.to_be_bytes(), &h2.0));
+    assert!(mentions(&problems, "does not link"), "{problems:?}");
+
+    let problems = problems_after(|w| delete(w, |t| t.undo, &h2.0));
+    assert!(mentions(&problems, "no undo data"), "{problems:?}");
+
+    let problems = problems_after(|w| delete(w, |t| t.blocks, &h1.0));
+    assert!(mentions(&problems, "is not stored"), "{problems:?}");
+}
+
+#[test]
+fn undecodable_bytes_are_corruption_not_a_panic() {
+    let (_dir, store, blocks) = store_with_three_blocks();
+    let op = out(&blocks[2].txs[0], 0);
+    store
+        .write(|w| w.raw_put(|t| t.utxo, &op.to_key(), &[0xff; 3]))
+        .unwrap();
+    let err = store.read().unwrap().coin(&op).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt(m) if m.contains("utxo[")),
+        "{err}"
+    );
+    assert!(matches!(
+        store.check_consistency(),
+        Err(StoreError::Corrupt(_))
+    ));
+}

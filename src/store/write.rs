@@ -1,0 +1,326 @@
+//! Changing the chain: [`WriteView`], the inside of one write transaction.
+//!
+//! Each mutation (`put_block`, `connect_block`, `disconnect_tip`, `reindex_utxo`) runs in a
+//! nested transaction: if it fails, the write transaction is left exactly as before the call,
+//! so a caller that handles the error and carries on never commits half a block. Nothing is
+//! durable until the closure passed to [`Store::write`](super::Store::write) returns `Ok`.
+
+use gossipcoin_proto::encode::MAX_BLOCK_BYTES;
+use gossipcoin_proto::{Block, Coin, OutPoint};
+use heed::{Env, MdbError, PutFlags, RwTxn, WithoutTls};
+
+use super::error::{LmdbResultExt, StoreError, from_heed, is_map_full};
+use super::tables::{Db, META_GENESIS, META_TIP, Tables, addr_key, encode_value, height_key};
+use super::utxo::{CoinSet, apply_block, unapply_block};
+use super::view::{ChainRead, IndexEntry, sealed};
+
+/// One write transaction: every [`ChainRead`] method (seeing this transaction's own changes)
+/// plus the mutations. Obtained only inside [`Store::write`](super::Store::write).
+pub struct WriteView<'e> {
+    txn: RwTxn<'e>,
+    env: &'e Env<WithoutTls>,
+    tables: Tables,
+    /// An LMDB call failed with MDB_MAP_FULL: the transaction is dead and must be retried in a
+    /// bigger map, whatever the closure returns.
+    map_full: bool,
+}
+
+impl<'e> WriteView<'e> {
+    pub(crate) fn new(txn: RwTxn<'e>, env: &'e Env<WithoutTls>, tables: Tables) -> Self {
+        Self {
+            txn,
+            env,
+            tables,
+            map_full: false,
+        }
+    }
+
+    /// The transaction, and whether it hit a full map.
+    pub(crate) fn finish(self) -> (RwTxn<'e>, bool) {
+        (self.txn, self.map_full)
+    }
+
+    /// Converts a heed result, remembering a full map.
+    fn track<T>(&mut self, result: heed::Result<T>) -> Result<T, StoreError> {
+        if let Err(e) = &result
+            && is_map_full(e)
+        {
+            self.map_full = true;
+        }
+        result.lmdb()
+    }
+
+    fn put(&mut self, db: Db, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let r = db.put(&mut self.txn, key, value);
+        self.track(r)
+    }
+
+    /// Inserts a new key; `Ok(false)` if it already exists (LMDB's NO_OVERWRITE).
+    fn put_new(&mut self, db: Db, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        match db.put_with_flags(&mut self.txn, PutFlags::NO_OVERWRITE, key, value) {
+            Err(heed::Error::Mdb(MdbError::KeyExist)) => Ok(false),
+            r => self.track(r).map(|()| true),
+        }
+    }
+
+    fn delete(&mut self, db: Db, key: &[u8]) -> Result<bool, StoreError> {
+        let r = db.delete(&mut self.txn, key);
+        self.track(r)
+    }
+
+    /// Runs `f` in a nested transaction, merged into this one only if `f` succeeds.
+    fn atomically<R>(
+        &mut self,
+        f: impl FnOnce(&mut WriteView<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let txn = match self.env.nested_write_txn(&mut self.txn) {
+            Ok(txn) => txn,
+            Err(e) => {
+                self.map_full |= is_map_full(&e);
+                return Err(from_heed(e));
+            }
+        };
+        let mut child = WriteView::new(txn, self.env, self.tables);
+        let result = f(&mut child);
+        let (txn, full) = child.finish();
+        self.map_full |= full;
+        match result {
+            Ok(value) if !full => match txn.commit() {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    self.map_full |= is_map_full(&e);
+                    Err(from_heed(e))
+                }
+            },
+            Ok(_) => {
+                txn.abort();
+                Err(StoreError::Lmdb("the memory map is full".into()))
+            }
+            Err(e) => {
+                txn.abort();
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores a block and its index entry (on no chain yet: the main chain is untouched).
+    /// Storing the same block again is a no-op; a different entry for a known hash is refused.
+    pub fn put_block(&mut self, block: &Block, entry: IndexEntry) -> Result<(), StoreError> {
+        let hash = block.block_hash();
+        let rejected = |reason: String| StoreError::Rejected { hash, reason };
+        if entry.header != block.header {
+            return Err(rejected(
+                "the index entry's header is not the block's".into(),
+            ));
+        }
+        let bytes = encode_value(block);
+        if bytes.len() > MAX_BLOCK_BYTES {
+            return Err(rejected(format!(
+                "{} bytes exceed the limit of {MAX_BLOCK_BYTES}",
+                bytes.len()
+            )));
+        }
+        match self.index(&hash)? {
+            Some(known) if known != entry => {
+                return Err(rejected(format!(
+                    "already indexed with another height or chain work (height {})",
+                    known.height
+                )));
+            }
+            Some(_) if self.has_block(&hash)? => return Ok(()),
+            _ => {}
+        }
+        self.atomically(|w| {
+            w.put(w.tables.blocks, &hash.0, &bytes)?;
+            w.put(w.tables.block_index, &hash.0, &encode_value(&entry))
+        })
+    }
+
+    /// Makes `block` (already stored with [`Self::put_block`] at `height`) the new tip: spends
+    /// its inputs, adds its outputs, records undo data and the height. `spent` is what the
+    /// caller validated against (the coins of the non-coinbase inputs, in block order); it must
+    /// equal what the UTXO set holds.
+    pub fn connect_block(
+        &mut self,
+        block: &Block,
+        height: u32,
+        spent: &[Coin],
+    ) -> Result<(), StoreError> {
+        let hash = block.block_hash();
+        let rejected = |reason: String| StoreError::Rejected { hash, reason };
+        let entry = self.index(&hash)?.ok_or(StoreError::UnknownBlock(hash))?;
+        if entry.height != height {
+            return Err(rejected(format!(
+                "indexed at height {}, connected at {height}",
+                entry.height
+            )));
+        }
+        if !self.has_block(&hash)? {
+            return Err(rejected("its data is not stored".into()));
+        }
+        match self.tip()? {
+            None if height != 0 => {
+                return Err(rejected(format!(
+                    "the chain is empty but height is {height}"
+                )));
+            }
+            Some(tip)
+                if block.header.prev != tip.hash || Some(height) != tip.height.checked_add(1) =>
+            {
+                return Err(rejected(format!(
+                    "it does not extend the tip {} at height {}",
+                    tip.hash, tip.height
+                )));
+            }
+            _ => {}
+        }
+        self.atomically(|w| {
+            let undo = apply_block(w, block, height)?;
+            if undo != spent {
+                return Err(rejected(
+                    "the spent coins given differ from the UTXO set's".into(),
+                ));
+            }
+            w.put(w.tables.undo, &hash.0, &encode_value(&undo))?;
+            let key = height_key(height);
+            if !w.put_new(w.tables.height_hash, &key, &hash.0)? {
+                return Err(StoreError::Corrupt(format!(
+                    "height_hash already has an entry at height {height}, above the tip"
+                )));
+            }
+            w.put(w.tables.meta, META_TIP, &hash.0)?;
+            if height == 0 {
+                w.put(w.tables.meta, META_GENESIS, &hash.0)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Reverses the tip block with its undo data and returns it; its parent becomes the tip
+    /// (disconnecting genesis empties the chain). The block stays stored and indexed.
+    pub fn disconnect_tip(&mut self) -> Result<Block, StoreError> {
+        let tip = self.tip()?.ok_or(StoreError::EmptyChain)?;
+        let block = self.block(&tip.hash)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("the tip block {} is not stored", tip.hash))
+        })?;
+        let undo = self
+            .undo(&tip.hash)?
+            .ok_or(StoreError::MissingUndo(tip.hash))?;
+        self.atomically(|w| {
+            unapply_block(w, &block, &undo)?;
+            w.delete(w.tables.undo, &tip.hash.0)?;
+            if !w.delete(w.tables.height_hash, &height_key(tip.height))? {
+                return Err(StoreError::Corrupt(format!(
+                    "height_hash has no entry for the tip height {}",
+                    tip.height
+                )));
+            }
+            if tip.height == 0 {
+                w.delete(w.tables.meta, META_TIP)?;
+                w.delete(w.tables.meta, META_GENESIS)?;
+            } else {
+                w.put(w.tables.meta, META_TIP, &block.header.prev.0)?;
+            }
+            Ok(())
+        })?;
+        Ok(block)
+    }
+
+    /// Rebuilds `utxo`, `addr_utxo` and `undo` by replaying every main-chain block from
+    /// genesis. The result equals connecting the blocks one by one.
+    pub fn reindex_utxo(&mut self) -> Result<(), StoreError> {
+        let tip = self.tip()?;
+        self.atomically(|w| {
+            let t = w.tables;
+            w.clear(t.utxo)?;
+            w.clear(t.addr_utxo)?;
+            w.clear(t.undo)?;
+            let Some(tip) = tip else { return Ok(()) };
+            for height in 0..=tip.height {
+                let hash = w.hash_at(height)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("no main-chain block at height {height}"))
+                })?;
+                let block = w.block(&hash)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("main-chain block {hash} is not stored"))
+                })?;
+                let undo = apply_block(w, &block, height)?;
+                w.put(t.undo, &hash.0, &encode_value(&undo))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn clear(&mut self, db: Db) -> Result<(), StoreError> {
+        let r = db.clear(&mut self.txn);
+        self.track(r)
+    }
+
+    /// Test hook: deletes a raw entry, to break the store on purpose.
+    #[cfg(test)]
+    pub(crate) fn raw_delete(
+        &mut self,
+        table: fn(&Tables) -> Db,
+        key: &[u8],
+    ) -> Result<bool, StoreError> {
+        let db = table(&self.tables);
+        self.delete(db, key)
+    }
+
+    /// Test hook: writes a raw entry, to break the store on purpose.
+    #[cfg(test)]
+    pub(crate) fn raw_put(
+        &mut self,
+        table: fn(&Tables) -> Db,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        let db = table(&self.tables);
+        self.put(db, key, value)
+    }
+}
+
+impl CoinSet for WriteView<'_> {
+    fn add_coin(&mut self, outpoint: OutPoint, coin: Coin) -> Result<(), StoreError> {
+        let t = self.tables;
+        if !self.put_new(t.utxo, &outpoint.to_key(), &encode_value(&coin))? {
+            return Err(StoreError::DuplicateCoin(outpoint));
+        }
+        let amount = coin.output.value.units().to_be_bytes();
+        if !self.put_new(
+            t.addr_utxo,
+            &addr_key(&coin.output.owner, &outpoint),
+            &amount,
+        )? {
+            return Err(StoreError::Corrupt(format!(
+                "addr_utxo already lists the new coin {outpoint}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn remove_coin(&mut self, outpoint: &OutPoint) -> Result<Coin, StoreError> {
+        let t = self.tables;
+        let coin = self
+            .coin(outpoint)?
+            .ok_or(StoreError::MissingCoin(*outpoint))?;
+        self.delete(t.utxo, &outpoint.to_key())?;
+        if !self.delete(t.addr_utxo, &addr_key(&coin.output.owner, outpoint))? {
+            return Err(StoreError::Corrupt(format!(
+                "addr_utxo does not list the unspent coin {outpoint} of {}",
+                coin.output.owner
+            )));
+        }
+        Ok(coin)
+    }
+}
+
+impl sealed::Snapshot for WriteView<'_> {
+    fn snap(&self) -> sealed::Snap<'_> {
+        sealed::Snap {
+            txn: &self.txn,
+            t: self.tables,
+        }
+    }
+}
+
+impl ChainRead for WriteView<'_> {}
