@@ -9,7 +9,7 @@
 
 mod chain;
 mod check;
-mod crash;
+mod growth_readers;
 mod growth;
 mod open;
 

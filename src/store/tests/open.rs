@@ -126,58 +126,6 @@ fn views_are_send_and_snapshots_do_not_move() {
     assert_eq!(store.read().unwrap().tip().unwrap().unwrap().height, 1);
 }
 
-/// Run by `read_only_open_works_from_another_process` in a child process (this test binary
-/// again): opens the store read-only while the parent keeps it open for writing.
-#[test]
-#[ignore = "run as a child process by read_only_open_works_from_another_process"]
-fn read_only_child() {
-    let Some(path) = std::env::var_os("GOSSIPCOIN_STORE_TEST_DIR") else {
-        return;
-    };
-    let store = Store::open_read_only(&path).unwrap();
-    assert!(store.is_read_only());
-    let view = store.read().unwrap();
-    let tip = view.tip().unwrap().unwrap();
-    println!(
-        "CHILD tip={} balance={} utxos={}",
-        tip.height,
-        view.balance(&owner(1)).unwrap().units(),
-        view.utxo_count().unwrap()
-    );
-    assert!(matches!(
-        store.write(|_| Ok::<_, StoreError>(())),
-        Err(StoreError::ReadOnly)
-    ));
-}
-
-#[test]
-fn read_only_open_works_from_another_process() {
-    let (dir, store, _) = store_with_three_blocks();
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "store::tests::open::read_only_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("GOSSIPCOIN_STORE_TEST_DIR", dir.path().join("chain"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.contains("CHILD tip=2 balance=70 utxos=5"),
-        "{stdout}"
-    );
-    // the writer carries on afterwards
-    store.write(|w| w.disconnect_tip().map(drop)).unwrap();
-}
-
 #[test]
 fn bulk_mode_toggles_and_keeps_data() {
     let (dir, store) = new_store();
