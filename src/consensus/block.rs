@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use gossipcoin_proto::{Block, Txid, merkle_root};
+use gossipcoin_proto::{Block, Txid, merkle_root, sha256d};
 use rayon::prelude::*;
 
 use super::error::ValidationError;
@@ -39,7 +39,7 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), Validation
 
     let encoded: Vec<(Txid, usize)> = block.txs.par_iter().map(txid_and_size).collect();
     let txids: Vec<Txid> = encoded.iter().map(|&(txid, _)| txid).collect();
-    let computed = merkle_root(&txids);
+    let computed = parallel_merkle_root(&txids);
     if computed != header.merkle_root {
         return Err(ValidationError::BadMerkleRoot {
             header: header.merkle_root,
@@ -89,6 +89,27 @@ fn check_coinbase_position(block: &Block) -> Result<(), ValidationError> {
     }
 }
 
+/// [`merkle_root`], with the wide lower levels of the tree hashed in parallel: for a block of
+/// thousands of transactions the tree is thousands of hashes, too many to leave on one core.
+fn parallel_merkle_root(txids: &[Txid]) -> gossipcoin_proto::MerkleRoot {
+    const SEQUENTIAL_BELOW: usize = 256;
+    if txids.len() < SEQUENTIAL_BELOW {
+        return merkle_root(txids);
+    }
+    // One level up, pairing as `merkle_root` does (an odd last node with itself); the tree over
+    // this level has the same root.
+    let level: Vec<Txid> = txids
+        .par_chunks(2)
+        .map(|pair| {
+            let mut buf = [0u8; 64];
+            buf[..32].copy_from_slice(&pair[0].0);
+            buf[32..].copy_from_slice(&pair.get(1).unwrap_or(&pair[0]).0);
+            Txid(sha256d(&buf))
+        })
+        .collect();
+    parallel_merkle_root(&level)
+}
+
 /// The canonical encoded size of a block from its transactions' sizes: the 80-byte header, the
 /// transaction count as a postcard varint, then the transactions.
 fn encoded_block_size(tx_count: usize, txs_size: usize) -> usize {
@@ -134,6 +155,20 @@ mod tests {
             let mut expect = encode::to_bytes(&n).len();
             expect += gossipcoin_proto::BlockHeader::SIZE;
             assert_eq!(encoded_block_size(n, 0), expect, "{n}");
+        }
+    }
+
+    #[test]
+    fn parallel_merkle_root_equals_the_sequential_one() {
+        let txids: Vec<Txid> = (0..3000u32)
+            .map(|n| Txid(gossipcoin_proto::sha256d(&n.to_le_bytes())))
+            .collect();
+        for n in [0, 1, 2, 3, 255, 256, 257, 511, 512, 513, 1001, 2000, 3000] {
+            assert_eq!(
+                parallel_merkle_root(&txids[..n]),
+                merkle_root(&txids[..n]),
+                "{n}"
+            );
         }
     }
 
