@@ -3,9 +3,11 @@
 //! Blocks are mined for real against an easy target (`0x207fffff`, about two hashes per block),
 //! and transactions are signed for real, so tests exercise the same code paths as the node.
 
+use std::collections::HashMap;
+
 use gossipcoin_proto::{
-    Amount, Block, BlockHash, BlockHeader, OutPoint, Signature, Transaction, TxIn, TxOut, Txid,
-    merkle_root,
+    Amount, Block, BlockHash, BlockHeader, COIN, Coin, OutPoint, Signature, Transaction, TxIn,
+    TxOut, Txid, merkle_root,
 };
 
 use crate::keys::PrivateKey;
@@ -53,6 +55,29 @@ pub fn outpoint(n: u8, vout: u32) -> OutPoint {
         txid: Txid([n; 32]),
         vout,
     }
+}
+
+/// Output `vout` of `tx`.
+pub fn out_of(tx: &Transaction, vout: u32) -> OutPoint {
+    OutPoint {
+        txid: tx.compute_txid(),
+        vout,
+    }
+}
+
+/// A UTXO set with one non-coinbase coin per `(outpoint n, owner, coins)`, all from height 1.
+pub fn utxos(coins_: &[(u8, &PrivateKey, u64)]) -> HashMap<OutPoint, Coin> {
+    coins_
+        .iter()
+        .map(|&(n, k, c)| {
+            let coin = Coin {
+                output: pay(k, coins(c)),
+                height: 1,
+                is_coinbase: false,
+            };
+            (outpoint(n, 0), coin)
+        })
+        .collect()
 }
 
 /// A transaction spending each `(outpoint, spent output, owner key)` into `outputs`, signed.
@@ -118,4 +143,48 @@ pub fn block_at(height: u32, cb: Amount, txs: Vec<Transaction>, params: &ChainPa
     let mut all = vec![coinbase(height, cb)];
     all.extend(txs);
     mine(all, params)
+}
+
+/// The height of the blocks built on [`world`].
+pub const HEIGHT: u32 = 5;
+
+/// Key 1 owns 5 coins at 1:0, key 2 owns 3 coins at 2:0, key 3 owns a 10-coin coinbase
+/// output of height 1 at 3:0.
+pub fn world() -> HashMap<OutPoint, Coin> {
+    let mut set = utxos(&[(1, &key(1), 5), (2, &key(2), 3), (3, &key(3), 10)]);
+    set.get_mut(&outpoint(3, 0)).unwrap().is_coinbase = true;
+    set
+}
+
+/// A signed transaction spending coins of `set`, each with the given key.
+pub fn spend_from(
+    set: &HashMap<OutPoint, Coin>,
+    inputs: &[(OutPoint, &PrivateKey)],
+    outputs: Vec<TxOut>,
+) -> Transaction {
+    let inputs: Vec<_> = inputs
+        .iter()
+        .map(|&(op, k)| (op, set[&op].output, k))
+        .collect();
+    signed_tx(&inputs, outputs)
+}
+
+/// Three payments, the second spending the first's output: fees 0.5 + 0.1 + 0.
+pub fn payments() -> Vec<Transaction> {
+    let set = world();
+    let (k1, k2, k3) = (key(1), key(2), key(3));
+    let t1 = spend_from(
+        &set,
+        &[(outpoint(1, 0), &k1)],
+        vec![pay(&k2, coins(4)), pay(&k1, units(COIN / 2))],
+    );
+    let t2 = signed_tx(
+        &[
+            (out_of(&t1, 0), t1.outputs[0], &k2),
+            (outpoint(2, 0), set[&outpoint(2, 0)].output, &k2),
+        ],
+        vec![pay(&k3, units(69 * COIN / 10))],
+    );
+    let t3 = spend_from(&set, &[(outpoint(3, 0), &k3)], vec![pay(&k1, coins(10))]);
+    vec![t1, t2, t3]
 }
