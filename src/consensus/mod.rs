@@ -20,6 +20,18 @@
 //! `h + max(coinbase_maturity, 1)`: never in its own block, from the next block on the devnet
 //! (maturity 0), and 100 blocks later with Bitcoin's 100. Other outputs may be spent by a later
 //! transaction of the very block that created them.
+//!
+//! What to do with a [`ValidationError`]:
+//! - [`ValidationError::is_peer_misbehaviour`] false ([`ValidationError::TimeTooNew`],
+//!   [`ValidationError::ImmatureCoinbase`]): the data may become valid later; drop it without
+//!   penalising the sender (gossip: Ignore).
+//! - [`ValidationError::is_mutation`] true (bad merkle root, repeated txid): penalise the sender,
+//!   but do not mark the block hash invalid; the unaltered block may be valid.
+//! - anything else: provably invalid; reject, penalise, and remember the block as invalid.
+//!
+//! Cost: each check encodes a transaction at most once, hashes in parallel where there are
+//! thousands of hashes, and verifies signatures in parallel on all cores (rayon), so checking a
+//! block costs little more than verifying its signatures.
 
 mod block;
 mod error;

@@ -162,7 +162,7 @@ mod tests {
 
     use super::super::testutil::*;
     use super::*;
-    use crate::keys::{PrivateKey, SigError};
+    use crate::keys::SigError;
 
     fn check(block: &Block) -> Result<BlockSpends, ValidationError> {
         check_block_spends(block, HEIGHT, &world(), &params())
@@ -334,51 +334,36 @@ mod tests {
     }
 
     #[test]
-    fn a_transaction_paying_more_than_it_spends() {
-        let set = world();
-        let k1 = key(1);
+    fn per_transaction_rules_apply_in_blocks() {
+        let (set, k1) = (world(), key(1));
+        let in_block = |tx: Transaction| check(&block_at(HEIGHT, coins(10), vec![tx], &params()));
         let tx = spend_from(&set, &[(outpoint(1, 0), &k1)], vec![pay(&k1, coins(6))]);
-        let txid = tx.compute_txid();
-        let block = block_at(HEIGHT, coins(10), vec![tx], &params());
         assert_eq!(
-            check(&block),
+            in_block(tx.clone()),
             Err(ValidationError::OutputsExceedInputs {
-                txid,
+                txid: tx.compute_txid(),
                 inputs: coins(5),
                 outputs: coins(6)
             })
         );
-    }
-
-    #[test]
-    fn a_key_spending_someone_elses_coin() {
-        let set = world();
         // key 1 signs for key 2's coin
-        let tx = spend_from(
-            &set,
-            &[(outpoint(2, 0), &key(1))],
-            vec![pay(&key(1), coins(3))],
-        );
-        let txid = tx.compute_txid();
-        let block = block_at(HEIGHT, coins(10), vec![tx], &params());
+        let tx = spend_from(&set, &[(outpoint(2, 0), &k1)], vec![pay(&k1, coins(3))]);
         assert_eq!(
-            check(&block),
-            Err(ValidationError::PubkeyMismatch { txid, input: 0 })
+            in_block(tx.clone()),
+            Err(ValidationError::PubkeyMismatch {
+                txid: tx.compute_txid(),
+                input: 0
+            })
         );
     }
 
     #[test]
     fn the_first_bad_signature_in_block_order_is_reported() {
         // 40 one-input transactions, so the signature pass really runs in parallel
-        let keys: Vec<PrivateKey> = (1..=40).map(key).collect();
-        let entries: Vec<(u8, &PrivateKey, u64)> =
-            keys.iter().zip(1..).map(|(k, n)| (n, k, 1)).collect();
-        let set = utxos(&entries);
-        let mut txs: Vec<Transaction> = (1..=40u8)
-            .map(|n| {
-                let k = &keys[n as usize - 1];
-                spend_from(&set, &[(outpoint(n, 0), k)], vec![pay(k, coins(1))])
-            })
+        let k = key(1);
+        let set = utxos(&(1..=40).map(|n| (n, &k, 1)).collect::<Vec<_>>());
+        let mut txs: Vec<Transaction> = (1..=40)
+            .map(|n| spend_from(&set, &[(outpoint(n, 0), &k)], vec![pay(&k, coins(1))]))
             .collect();
         for t in [38, 12, 25] {
             txs[t].inputs[0].signature.0[7] ^= 1;
