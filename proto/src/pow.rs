@@ -74,11 +74,10 @@ impl U256 {
     }
 
     fn shl1(self) -> Self {
-        let mut r = [0u64; 4];
-        for (i, limb) in r.iter_mut().enumerate() {
-            *limb = self.0[i] << 1 | if i < 3 { self.0[i + 1] >> 63 } else { 0 };
-        }
-        Self(r)
+        let l = self.0;
+        Self(std::array::from_fn(|i| {
+            l[i] << 1 | if i < 3 { l[i + 1] >> 63 } else { 0 }
+        }))
     }
 
     /// Quotient of long division; `None` when dividing by zero.

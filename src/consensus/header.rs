@@ -1,0 +1,115 @@
+//! Header rules that need context beyond the block itself: its time against the previous blocks'
+//! median time and against the node's clock.
+//!
+//! The link to the parent (`prev`) and the height are the chain's business; this module only
+//! judges the time.
+
+use gossipcoin_proto::BlockHeader;
+
+use super::error::ValidationError;
+use crate::params::ChainParams;
+
+/// What a header's time is judged against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderContext {
+    /// [`median_time_past`] of the parent and its ancestors (up to `median_time_span` blocks).
+    pub median_time_past: u32,
+    /// The node's clock, seconds since the Unix epoch.
+    pub now: u32,
+}
+
+/// Checks that the block time is after the median time past and at most
+/// `params.max_future_block_time` seconds ahead of `ctx.now`.
+///
+/// A block too far in the future is refused for now ([`ValidationError::TimeTooNew`] is not
+/// misbehaviour): it becomes acceptable as the clock advances.
+pub fn check_header_context(
+    header: &BlockHeader,
+    ctx: &HeaderContext,
+    params: &ChainParams,
+) -> Result<(), ValidationError> {
+    if header.time <= ctx.median_time_past {
+        return Err(ValidationError::TimeTooOld {
+            time: header.time,
+            median: ctx.median_time_past,
+        });
+    }
+    let max = ctx.now.saturating_add(params.max_future_block_time);
+    if header.time > max {
+        return Err(ValidationError::TimeTooNew {
+            time: header.time,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// The median of the given block times: the caller passes the times of the last
+/// `params.median_time_span` blocks (fewer near genesis), in any order. With an even count the
+/// upper middle is taken, as Bitcoin does; with none, 0 (so genesis may carry any time).
+pub fn median_time_past(times: &[u32]) -> u32 {
+    if times.is_empty() {
+        return 0;
+    }
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    sorted[sorted.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+
+    fn header(time: u32) -> BlockHeader {
+        let mut h = mine(vec![coinbase(1, coins(10))], &params()).header;
+        h.time = time;
+        h
+    }
+
+    fn ctx() -> HeaderContext {
+        HeaderContext {
+            median_time_past: T0,
+            now: T0 + 100,
+        }
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median_time_past(&[]), 0);
+        assert_eq!(median_time_past(&[5]), 5);
+        assert_eq!(median_time_past(&[9, 1, 5]), 5);
+        assert_eq!(median_time_past(&[4, 1, 3, 2]), 3);
+        let eleven: Vec<u32> = (0..11).rev().map(|i| 100 + i * 10).collect();
+        assert_eq!(median_time_past(&eleven), 150);
+    }
+
+    #[test]
+    fn time_must_be_after_the_median() {
+        let p = params();
+        assert_eq!(
+            check_header_context(&header(T0), &ctx(), &p),
+            Err(ValidationError::TimeTooOld {
+                time: T0,
+                median: T0
+            })
+        );
+        assert_eq!(check_header_context(&header(T0 + 1), &ctx(), &p), Ok(()));
+    }
+
+    #[test]
+    fn time_may_not_be_too_far_ahead() {
+        let p = params();
+        let max = T0 + 100 + p.max_future_block_time;
+        assert_eq!(check_header_context(&header(max), &ctx(), &p), Ok(()));
+        let err = check_header_context(&header(max + 1), &ctx(), &p).unwrap_err();
+        assert_eq!(err, ValidationError::TimeTooNew { time: max + 1, max });
+        assert!(!err.is_peer_misbehaviour());
+        // a clock near the end of u32 time does not overflow
+        let late = HeaderContext {
+            median_time_past: 0,
+            now: u32::MAX - 1,
+        };
+        assert_eq!(check_header_context(&header(u32::MAX), &late, &p), Ok(()));
+    }
+}
