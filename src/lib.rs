@@ -10,6 +10,7 @@
 //! - `miner`: block assembly and the proof-of-work search
 //! - `cli`, `commands`: the command line
 
+pub mod chain;
 pub mod consensus;
 pub mod keys;
 pub mod params;

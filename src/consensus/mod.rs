@@ -38,7 +38,7 @@ mod error;
 mod header;
 mod spend;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 mod transaction;
 mod tx_spend;
 

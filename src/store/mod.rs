@@ -86,6 +86,11 @@ impl Store {
         Ok(Self::assemble(env, tables, false))
     }
 
+    /// Whether `dir` holds a store (without opening it).
+    pub fn exists(dir: impl AsRef<Path>) -> bool {
+        dir.as_ref().join(DATA_FILE).is_file()
+    }
+
     /// Opens an existing store for reading and writing; [`StoreError::NotFound`] if `dir`
     /// holds none.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {

@@ -3,6 +3,18 @@
 
 use super::*;
 
+/// The block at `height` of the readers test's deterministic chain: a coinbase, and from height
+/// 1 a transaction splitting the previous coinbase.
+fn chain_block(prev: BlockHash, height: u32) -> Block {
+    let mut txs = vec![coinbase(height, owner((height % 5) as u16), 50)];
+    if height > 0 {
+        let prev_cb = coinbase(height - 1, owner(((height - 1) % 5) as u16), 50);
+        let (a, b) = (owner((height % 3) as u16), owner(7));
+        txs.push(spend(&[out(&prev_cb, 0)], &[(a, 20), (b, 30)]));
+    }
+    block(prev, height, txs)
+}
+
 #[test]
 fn readers_in_other_threads_survive_map_growth() {
     let dir = tempfile::tempdir().unwrap();

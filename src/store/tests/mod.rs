@@ -9,8 +9,8 @@
 
 mod chain;
 mod check;
-mod growth_readers;
 mod growth;
+mod growth_readers;
 mod open;
 
 use std::collections::BTreeMap;

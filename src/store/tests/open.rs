@@ -1,7 +1,5 @@
 //! Creating and opening stores, and their errors; a read-only reader in another process.
 
-use std::process::Command;
-
 use super::*;
 use crate::store::ReadView;
 
