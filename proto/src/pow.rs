@@ -75,8 +75,8 @@ impl U256 {
 
     fn shl1(self) -> Self {
         let mut r = [0u64; 4];
-        for i in 0..4 {
-            r[i] = self.0[i] << 1 | if i < 3 { self.0[i + 1] >> 63 } else { 0 };
+        for (i, limb) in r.iter_mut().enumerate() {
+            *limb = self.0[i] << 1 | if i < 3 { self.0[i + 1] >> 63 } else { 0 };
         }
         Self(r)
     }
