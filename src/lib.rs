@@ -12,3 +12,4 @@
 
 pub mod keys;
 pub mod params;
+pub mod wallet;
