@@ -3,16 +3,19 @@
 //!
 //! - [`file`]: [`Wallet`], the ordered list of keys, its file format, atomic saves and the lock
 //!   that keeps two `createwallet` processes from losing a key
+//! - [`builder`]: [`build_payment`], coin selection and signing
 //!
 //! The wallet never prints or logs a private key: [`crate::keys::PrivateKey`]'s `Debug` shows
 //! only its address, and errors name files and amounts, never key bytes.
 
+pub mod builder;
 pub mod file;
 
 use std::path::PathBuf;
 
 use gossipcoin_proto::{Amount, OutPoint};
 
+pub use builder::build_payment;
 pub use file::Wallet;
 
 /// Everything that can go wrong reading, writing or spending from a wallet.
