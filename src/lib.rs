@@ -11,5 +11,6 @@
 //! - `cli`, `commands`: the command line
 
 pub mod keys;
+pub mod miner;
 pub mod params;
 pub mod wallet;
