@@ -11,7 +11,13 @@
 //! - `cli`, `commands`: the command line
 
 pub mod chain;
+pub mod cli;
+pub mod commands;
 pub mod consensus;
+pub mod demo;
 pub mod keys;
+pub mod logging;
+pub mod miner;
 pub mod params;
 pub mod store;
+pub mod wallet;
