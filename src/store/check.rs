@@ -43,6 +43,40 @@ pub struct ConsistencyReport {
     pub total_value: u128,
 }
 
+impl std::fmt::Display for ConsistencyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.tip {
+            Some(t) => writeln!(
+                f,
+                "Tip: height {} hash {} work {}",
+                t.height, t.hash, t.chain_work
+            )?,
+            None => writeln!(f, "Tip: none (empty chain)")?,
+        }
+        let coins = gossipcoin_proto::Amount::from_units(
+            u64::try_from(self.total_value).unwrap_or(u64::MAX),
+        );
+        writeln!(f, "Main-chain blocks replayed: {}", self.main_chain_blocks)?;
+        writeln!(
+            f,
+            "Index entries: {}, stored blocks: {}",
+            self.index_entries, self.stored_blocks
+        )?;
+        match coins {
+            Some(c) => writeln!(f, "Unspent outputs: {} holding {} coins", self.utxos, c)?,
+            None => writeln!(
+                f,
+                "Unspent outputs: {} holding {} base units",
+                self.utxos, self.total_value
+            )?,
+        }
+        write!(
+            f,
+            "OK: tip, height index, UTXO set and address index agree with the blocks"
+        )
+    }
+}
+
 /// Problems listed in full; beyond this they are only counted.
 const MAX_LISTED: usize = 100;
 

@@ -1,0 +1,78 @@
+//! Command-line types (clap). Only this file knows about clap; `commands` turns these into calls
+//! on the core with plain config values.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// gossipcoin: a small Bitcoin-style node. Commands keep the names of the blockchain_go tutorial.
+#[derive(Debug, Parser)]
+#[command(name = "gossipcoin", version, about, long_about = None)]
+pub struct Cli {
+    /// Data directory (wallet.dat, chain/). Default: ./node_<NODE_ID>.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Node id, as in the tutorial's `export NODE_ID=3000`: picks ./node_<id> as data directory.
+    #[arg(long, global = true, env = "NODE_ID", value_name = "ID")]
+    pub node_id: Option<u16>,
+
+    /// Chain parameters file (TOML). Default: the built-in config/devnet.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub params: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generates a new key pair in wallet.dat and prints its address.
+    Createwallet,
+    /// Lists the addresses in wallet.dat.
+    Listaddresses,
+    /// Creates a blockchain whose genesis block pays the subsidy to ADDRESS.
+    Createblockchain {
+        #[arg(long)]
+        address: String,
+    },
+    /// Prints the balance of ADDRESS (works while a node runs on the same data directory).
+    Getbalance {
+        #[arg(long)]
+        address: String,
+    },
+    /// Sends AMOUNT coins from an address of this wallet to another address.
+    Send {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Coins, e.g. 10 or 0.5.
+        #[arg(long, allow_hyphen_values = true)]
+        amount: String,
+        /// Fee in coins, paid to the miner (default 0 on the devnet).
+        #[arg(long, default_value = "0", allow_hyphen_values = true)]
+        fee: String,
+        /// Mine a block with this transaction at once, on this node.
+        #[arg(long)]
+        mine: bool,
+        /// With --mine: who gets subsidy + fees (default: the sender, as in the tutorial).
+        #[arg(long, requires = "mine")]
+        miner_address: Option<String>,
+        /// With --mine: mining threads.
+        #[arg(long, default_value_t = 1, requires = "mine")]
+        threads: usize,
+    },
+    /// Prints every block from the tip down to genesis, with its transactions.
+    Printchain,
+    /// Rebuilds the UTXO set and address index from the blocks.
+    Reindexutxo,
+    /// Checks that tip, height index, UTXO set and address index agree with the blocks.
+    Verifychain,
+    /// Runs the tutorial's single-node steps end to end in a temporary data directory.
+    Demo {
+        /// Keep the temporary data directory and print its path.
+        #[arg(long)]
+        keep: bool,
+    },
+}

@@ -1,0 +1,376 @@
+//! The offline commands: each turns parsed CLI arguments into calls on the wallet, chain and
+//! store, and prints the tutorial's outputs on stdout.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result, anyhow, bail};
+use gossipcoin_proto::{Address, Amount, Block, BlockHash, OutPoint, Target};
+
+use crate::chain::{Accepted, Chain};
+use crate::cli::{Cli, Command};
+use crate::params::ChainParams;
+use crate::store::{ChainRead, Store};
+use crate::wallet::{self, Wallet};
+use crate::{consensus, miner};
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<()> {
+    let params = match &cli.params {
+        Some(path) => ChainParams::load(path)?,
+        None => ChainParams::devnet(),
+    };
+    let dir = || data_dir(&cli);
+    match &cli.command {
+        Command::Createwallet => create_wallet(&dir()?),
+        Command::Listaddresses => list_addresses(&dir()?),
+        Command::Createblockchain { address } => create_blockchain(&dir()?, params, address),
+        Command::Getbalance { address } => get_balance(&dir()?, address),
+        Command::Send {
+            from,
+            to,
+            amount,
+            fee,
+            mine,
+            miner_address,
+            threads,
+        } => {
+            let req = SendRequest {
+                from: parse_address(from)?,
+                to: parse_address(to)?,
+                amount: parse_amount(amount, "amount")?,
+                fee: parse_fee(fee)?,
+                miner: miner_address.as_deref().map(parse_address).transpose()?,
+                threads: *threads,
+            };
+            if !mine {
+                bail!(
+                    "sending without --mine needs the peer-to-peer network (`startnode`), which \
+                     this build does not have yet; add --mine to mine the transaction into a \
+                     block on this node now. Nothing was sent."
+                );
+            }
+            send_and_mine(&dir()?, params, req)
+        }
+        Command::Printchain => print_chain(&dir()?),
+        Command::Reindexutxo => reindex_utxo(&dir()?),
+        Command::Verifychain => verify_chain(&dir()?),
+        Command::Demo { keep } => crate::demo::run(*keep),
+    }
+}
+
+/// `--data-dir`, else `./node_<NODE_ID>`. A path that exists but is not a directory is refused.
+fn data_dir(cli: &Cli) -> Result<PathBuf> {
+    let dir = match (&cli.data_dir, cli.node_id) {
+        (Some(d), _) => d.clone(),
+        (None, Some(id)) => PathBuf::from(format!("node_{id}")),
+        (None, None) => bail!("no data directory: pass --data-dir DIR or set NODE_ID (e.g. 3000)"),
+    };
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "data directory {} exists but is not a directory",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn chain_dir(dir: &Path) -> PathBuf {
+    dir.join("chain")
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
+fn parse_address(s: &str) -> Result<Address> {
+    Ok(s.parse::<Address>()?)
+}
+
+fn parse_amount(s: &str, what: &str) -> Result<Amount> {
+    let a = Amount::parse_coins(s).with_context(|| format!("invalid {what}"))?;
+    if a == Amount::ZERO {
+        bail!("invalid {what}: must be greater than zero");
+    }
+    Ok(a)
+}
+
+fn parse_fee(s: &str) -> Result<Amount> {
+    Amount::parse_coins(s).context("invalid fee")
+}
+
+fn unix_now() -> u32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+fn create_wallet(dir: &Path) -> Result<()> {
+    create_dir(dir)?;
+    let address = Wallet::create_address(dir)?;
+    println!("Your new address: {address}");
+    Ok(())
+}
+
+fn list_addresses(dir: &Path) -> Result<()> {
+    let wallet = Wallet::load(dir)?;
+    for address in wallet.addresses() {
+        println!("{address}");
+    }
+    Ok(())
+}
+
+fn create_blockchain(dir: &Path, params: ChainParams, address: &str) -> Result<()> {
+    let address = parse_address(address)?;
+    if Store::exists(chain_dir(dir)) {
+        bail!(
+            "a blockchain already exists in {}",
+            chain_dir(dir).display()
+        );
+    }
+    create_dir(dir)?;
+    let time = unix_now();
+    let mut genesis = miner::assemble_block(
+        BlockHash::ZERO,
+        0,
+        time,
+        &params,
+        address.pubkey_hash(),
+        vec![],
+        Amount::ZERO,
+    )?;
+    genesis.header = mine_header(&genesis, 1)?;
+    let chain = Chain::create(&chain_dir(dir), params, &genesis)?;
+    println!("Done! Genesis block {}", chain.tip()?.hash);
+    Ok(())
+}
+
+fn get_balance(dir: &Path, address: &str) -> Result<()> {
+    let address = parse_address(address)?;
+    let store = open_read_only(dir)?;
+    let balance = store.read()?.balance(&address.pubkey_hash())?;
+    println!("Balance of '{address}': {balance}");
+    Ok(())
+}
+
+fn open_read_only(dir: &Path) -> Result<Store> {
+    let path = chain_dir(dir);
+    if !Store::exists(&path) {
+        bail!(
+            "no blockchain in {}: run createblockchain first, or copy the data directory of a \
+             node that has one",
+            dir.display()
+        );
+    }
+    Ok(Store::open_read_only(&path)?)
+}
+
+struct SendRequest {
+    from: Address,
+    to: Address,
+    amount: Amount,
+    fee: Amount,
+    miner: Option<Address>,
+    threads: usize,
+}
+
+/// Builds and signs the payment, mines it into a block on top of the tip and connects it.
+fn send_and_mine(dir: &Path, params: ChainParams, req: SendRequest) -> Result<()> {
+    let wallet = Wallet::load(dir)?;
+    let key = wallet.key_for(&req.from.pubkey_hash()).ok_or_else(|| {
+        anyhow!(
+            "address {} is not in this wallet ({}); see listaddresses",
+            req.from,
+            dir.join(wallet::file::WALLET_FILE).display()
+        )
+    })?;
+    if !Store::exists(chain_dir(dir)) {
+        bail!(
+            "no blockchain in {}: run createblockchain first",
+            dir.display()
+        );
+    }
+    let chain = Chain::open(&chain_dir(dir), params)?;
+    let tip = chain.tip()?;
+    let height = tip.height + 1;
+
+    let spendable = spendable_coins(&chain, &req.from, height)?;
+    let tx = wallet::build_payment(key, &spendable, req.to.pubkey_hash(), req.amount, req.fee)?;
+    let txid = tx.compute_txid();
+    // The transaction is checked on its own before any work is spent mining it.
+    let coins: Vec<_> = tx
+        .inputs
+        .iter()
+        .map(|i| {
+            spendable
+                .iter()
+                .find(|(op, _)| *op == i.prevout)
+                .map(|(_, c)| *c)
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| anyhow!("built transaction spends a coin it did not select"))?;
+    consensus::check_transaction(&tx)?;
+    let fee = consensus::check_tx_spends(&tx, &coins, height, chain.params())?;
+
+    let reward_to = req.miner.unwrap_or(req.from).pubkey_hash();
+    let time = unix_now().max(chain.median_time_past(&tip.hash)? + 1);
+    let mut block = miner::assemble_block(
+        tip.hash,
+        height,
+        time,
+        chain.params(),
+        reward_to,
+        vec![tx],
+        fee,
+    )?;
+    block.header = mine_header(&block, req.threads)?;
+    match chain.accept_block(&block, unix_now())? {
+        Accepted::NewTip { tip, .. } => {
+            println!(
+                "Success! txid {txid} mined in block {} at height {}",
+                tip.hash, tip.height
+            );
+            Ok(())
+        }
+        Accepted::SideBranch { hash, .. } => {
+            bail!("block {hash} did not become the tip (another process extended the chain)")
+        }
+    }
+}
+
+/// The coins of `owner` that a transaction in a block at `height` may spend.
+fn spendable_coins(
+    chain: &Chain,
+    owner: &Address,
+    height: u32,
+) -> Result<Vec<(OutPoint, gossipcoin_proto::Coin)>> {
+    let maturity = chain.params().coinbase_maturity;
+    let view = chain.store().read()?;
+    let mut coins = Vec::new();
+    for (outpoint, _) in view.utxos_of(&owner.pubkey_hash())? {
+        let coin = view.coin(&outpoint)?.ok_or_else(|| {
+            anyhow!("address index names {outpoint}, which is not in the UTXO set")
+        })?;
+        if coin.is_coinbase && height.saturating_sub(coin.height) < maturity {
+            continue;
+        }
+        coins.push((outpoint, coin));
+    }
+    Ok(coins)
+}
+
+fn mine_header(block: &Block, threads: usize) -> Result<gossipcoin_proto::BlockHeader> {
+    let abort = AtomicBool::new(false);
+    miner::mine(block.header, threads.max(1), &abort)
+        .ok_or_else(|| anyhow!("mining stopped before a block was found"))
+}
+
+fn print_chain(dir: &Path) -> Result<()> {
+    let store = open_read_only(dir)?;
+    let view = store.read()?;
+    let tip = view.tip()?.ok_or_else(|| anyhow!("the store has no tip"))?;
+    for height in (0..=tip.height).rev() {
+        let hash = view
+            .hash_at(height)?
+            .ok_or_else(|| anyhow!("no block at height {height}"))?;
+        let block = view
+            .block(&hash)?
+            .ok_or_else(|| anyhow!("block {hash} is missing"))?;
+        print_block(height, &block);
+    }
+    Ok(())
+}
+
+fn print_block(height: u32, block: &Block) {
+    let h = &block.header;
+    let pow = Target::from_compact(h.bits).is_ok_and(|t| t.is_met_by(&block.block_hash()));
+    println!("============ Block {} ============", block.block_hash());
+    println!("Height: {height}");
+    println!("Prev. block: {}", h.prev);
+    println!("Merkle root: {}", h.merkle_root);
+    println!("Time: {} ({})", format_utc(h.time), h.time);
+    println!("Target (bits): {:#010x}", h.bits);
+    println!("Nonce: {}", h.nonce);
+    println!("PoW: {pow}");
+    for tx in &block.txs {
+        println!("--- Transaction {}:", tx.compute_txid());
+        for (i, input) in tx.inputs.iter().enumerate() {
+            println!("     Input {i}:");
+            if tx.is_coinbase() {
+                println!("       Coinbase (height {})", input.prevout.vout);
+            } else {
+                println!("       TXID:      {}", input.prevout.txid);
+                println!("       Out:       {}", input.prevout.vout);
+                println!("       Signature: {}", hex::encode(input.signature.0));
+                println!("       PubKey:    {}", hex::encode(input.pubkey.0));
+                println!(
+                    "       Address:   {}",
+                    Address(gossipcoin_proto::PubkeyHash::of_pubkey(&input.pubkey))
+                );
+            }
+        }
+        for (i, output) in tx.outputs.iter().enumerate() {
+            println!("     Output {i}:");
+            println!("       Value:   {}", output.value);
+            println!("       Address: {}", Address(output.owner));
+        }
+    }
+    println!();
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` from Unix seconds (proleptic Gregorian calendar).
+fn format_utc(secs: u32) -> String {
+    let (days, rem) = (i64::from(secs) / 86_400, i64::from(secs) % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn reindex_utxo(dir: &Path) -> Result<()> {
+    if !Store::exists(chain_dir(dir)) {
+        bail!(
+            "no blockchain in {}: run createblockchain first",
+            dir.display()
+        );
+    }
+    let store = Store::open(chain_dir(dir))?;
+    store.write(|w| w.reindex_utxo())?;
+    let count = store.read()?.utxo_count()?;
+    println!("Done! There are {count} unspent outputs in the UTXO set.");
+    Ok(())
+}
+
+fn verify_chain(dir: &Path) -> Result<()> {
+    let store = open_read_only(dir)?;
+    let report = store.check_consistency()?;
+    println!("{report}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+}
