@@ -2,10 +2,12 @@
 //! store, and prints the tutorial's outputs on stdout.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use gossipcoin_proto::{Address, Amount, Block, BlockHash, OutPoint, Target};
+use tracing::info;
 
 use crate::chain::{Accepted, Chain};
 use crate::cli::{Cli, Command};
@@ -111,6 +113,7 @@ fn unix_now() -> u32 {
 fn create_wallet(dir: &Path) -> Result<()> {
     create_dir(dir)?;
     let address = Wallet::create_address(dir)?;
+    info!(target: "wallet", %address, "created a new key");
     println!("Your new address: {address}");
     Ok(())
 }
@@ -200,6 +203,8 @@ fn send_and_mine(dir: &Path, params: ChainParams, req: SendRequest) -> Result<()
     let spendable = spendable_coins(&chain, &req.from, height)?;
     let tx = wallet::build_payment(key, &spendable, req.to.pubkey_hash(), req.amount, req.fee)?;
     let txid = tx.compute_txid();
+    info!(target: "wallet", %txid, from = %req.from, to = %req.to, amount = %req.amount,
+          fee = %req.fee, inputs = tx.inputs.len(), "signed transaction");
     // The transaction is checked on its own before any work is spent mining it.
     let coins: Vec<_> = tx
         .inputs
@@ -262,10 +267,20 @@ fn spendable_coins(
     Ok(coins)
 }
 
+/// Mines `block`'s header on `threads` threads and logs the search.
 fn mine_header(block: &Block, threads: usize) -> Result<gossipcoin_proto::BlockHeader> {
-    let abort = AtomicBool::new(false);
-    miner::mine(block.header, threads.max(1), &abort)
-        .ok_or_else(|| anyhow!("mining stopped before a block was found"))
+    let (abort, hashes) = (AtomicBool::new(false), AtomicU64::new(0));
+    let height = block.txs.first().map_or(0, |cb| cb.inputs[0].prevout.vout);
+    let started = Instant::now();
+    let header = miner::mine_counting(block.header, threads.max(1), &abort, &hashes)
+        .ok_or_else(|| anyhow!("mining stopped before a block was found"))?;
+    let (hashes, secs) = (
+        hashes.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    );
+    info!(target: "miner", height, hash = %header.block_hash(), nonce = header.nonce, hashes,
+          mhs = format!("{:.2}", hashes as f64 / secs.max(1e-9) / 1e6), "mined block");
+    Ok(header)
 }
 
 fn print_chain(dir: &Path) -> Result<()> {

@@ -26,9 +26,11 @@ fn scenario(exe: &Path, dir: &Path) -> Result<()> {
         dir.display()
     );
     let gc = |args: &[&str]| step(exe, dir, args);
+    println!("# Three wallets: CENTRAL_NODE, WALLET_1, WALLET_2");
     let central = address(&gc(&["createwallet"])?)?;
     let wallet_1 = address(&gc(&["createwallet"])?)?;
     let wallet_2 = address(&gc(&["createwallet"])?)?;
+    println!("\n# A chain whose genesis block pays CENTRAL_NODE the 10-coin subsidy");
     gc(&["createblockchain", "--address", &central])?;
     gc(&[
         "send", "--from", &central, "--to", &wallet_1, "--amount", "10", "--mine",
@@ -36,9 +38,11 @@ fn scenario(exe: &Path, dir: &Path) -> Result<()> {
     gc(&[
         "send", "--from", &central, "--to", &wallet_2, "--amount", "10", "--mine",
     ])?;
+    println!("\n# The tutorial's balances: 10, 10, 10");
     for a in [&central, &wallet_1, &wallet_2] {
         gc(&["getbalance", "--address", a])?;
     }
+    println!("\n# The store agrees with itself");
     gc(&["verifychain"])?;
     Ok(())
 }

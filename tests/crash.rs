@@ -87,23 +87,24 @@ fn sigkill_during_mining_and_sending_leaves_a_consistent_store() {
             .unwrap()
         };
         let delay = Duration::from_micros(rng.next() % (typical * 6 / 5 + 1));
-        let deadline = Instant::now() + delay;
-        // Wait for the delay unless the process ends first (a poll, not a fixed sleep).
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                break None;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        };
-        match status {
-            Some(_) => finished += 1,
-            None => {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                killed += 1;
+        // A waiter thread reaps the child and reports; if it has not ended by the random
+        // moment, it gets SIGKILL.
+        let pid = child.id().to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait().expect("wait for child")));
+        match rx.recv_timeout(delay) {
+            Ok(_) => finished += 1,
+            Err(_) => {
+                std::process::Command::new("kill")
+                    .args(["-KILL", &pid])
+                    .status()
+                    .unwrap();
+                let status = rx.recv().expect("child reaped");
+                if status.success() {
+                    finished += 1; // it ended just before the signal
+                } else {
+                    killed += 1;
+                }
             }
         }
     }

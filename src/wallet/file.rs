@@ -447,24 +447,6 @@ mod tests {
     }
 
     #[test]
-    fn unwritable_data_dir_is_an_error_and_keeps_the_old_wallet() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = wallet_of(&[1]);
-        w.save(dir.path()).unwrap();
-        let before = read(dir.path());
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o500)).unwrap();
-        // root ignores directory permissions: then there is nothing to check.
-        let root = File::create(dir.path().join("probe")).is_ok();
-        if !root {
-            let err = wallet_of(&[1, 2]).save(dir.path()).unwrap_err();
-            assert!(matches!(err, WalletError::Io { .. }), "{err}");
-            assert!(err.to_string().contains("temporary file"), "{err}");
-            assert_eq!(read(dir.path()), before);
-        }
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
-    }
-
-    #[test]
     fn concurrent_create_address_keeps_every_key() {
         let dir = tempfile::tempdir().unwrap();
         let (threads, per_thread) = (4, 5);
