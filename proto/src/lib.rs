@@ -7,6 +7,7 @@
 //! - [`pow`]: compact targets and cumulative work
 //! - [`address`]: Base58Check addresses
 //! - [`encode`]: the canonical encoding and its limits
+//! - [`message`]: gossip topics, the sync request/response messages and their limits
 //!
 //! Byte layouts are specified in `PROTOCOL.md` beside this crate. This crate does no I/O and
 //! knows nothing of storage, networking or async runtimes.
@@ -17,6 +18,7 @@ pub mod block;
 mod bytes;
 pub mod encode;
 pub mod hash;
+pub mod message;
 pub mod pow;
 pub mod tx;
 

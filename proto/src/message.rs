@@ -1,0 +1,165 @@
+//! Network messages: gossip topics and the `/gossipcoin/sync/1` request-response protocol.
+//!
+//! Every message is encoded with [`crate::encode`] and must fit its byte limit; counts are capped
+//! too, so no peer can make a node allocate or work without bound.
+
+use serde::{Deserialize, Serialize};
+
+use crate::block::Block;
+use crate::hash::{BlockHash, Txid};
+use crate::pow::U256;
+use crate::tx::Transaction;
+
+/// The request-response protocol name.
+pub const SYNC_PROTOCOL: &str = "/gossipcoin/sync/1";
+/// At most this many hashes in a block locator.
+pub const MAX_LOCATOR_HASHES: usize = 64;
+/// At most this many blocks in one `Blocks` response.
+pub const MAX_BLOCKS_PER_RESPONSE: usize = 500;
+/// A responder stops adding blocks to a batch once it holds this many bytes (one more block
+/// of at most `MAX_BLOCK_BYTES` may follow).
+pub const SOFT_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+/// The largest encoded request.
+pub const MAX_REQUEST_BYTES: usize = crate::encode::MAX_TX_BYTES + 4096;
+/// The largest encoded response.
+pub const MAX_RESPONSE_BYTES: usize = SOFT_RESPONSE_BYTES + crate::encode::MAX_BLOCK_BYTES + 4096;
+/// The largest gossip message (a block); gossipsub's `max_transmit_size` is set above it.
+pub const MAX_GOSSIP_BYTES: usize = crate::encode::MAX_BLOCK_BYTES;
+
+/// What a node runs as.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum Role {
+    /// The bootstrap peer; accepts transactions from wallets that run no node.
+    Central,
+    /// Mines blocks from its mempool.
+    Miner,
+    /// Relays and tracks the chain, no mining.
+    Wallet,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Central => "central",
+            Self::Miner => "miner",
+            Self::Wallet => "wallet",
+        })
+    }
+}
+
+/// A node's view of its chain, exchanged on connect.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Status {
+    pub genesis: BlockHash,
+    pub tip: BlockHash,
+    pub height: u32,
+    pub chain_work: U256,
+    pub role: Role,
+}
+
+/// A request over `/gossipcoin/sync/1`.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// "Here is my status; what is yours?"
+    Status(Status),
+    /// Main-chain blocks after the first locator hash the responder knows on its main chain,
+    /// in order, at most `max` (capped by [`MAX_BLOCKS_PER_RESPONSE`] and the byte limit).
+    GetBlocks { locator: Vec<BlockHash>, max: u32 },
+    /// One block by hash (main chain or not): to fetch an orphan's missing parent.
+    GetBlock { hash: BlockHash },
+    /// Submit a transaction for the responder's mempool (and relay).
+    SubmitTx(Transaction),
+}
+
+/// A response over `/gossipcoin/sync/1`.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Response {
+    Status(Status),
+    Blocks(Vec<Block>),
+    Block(Option<Block>),
+    /// The transaction was accepted into the mempool.
+    TxAccepted(Txid),
+    /// The transaction was refused, and why.
+    TxRejected(String),
+    /// The request was refused (rate limit, wrong network, bad request), and why.
+    Error(String),
+}
+
+/// The kind of gossip a topic carries.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TopicKind {
+    Tx,
+    Block,
+}
+
+/// The gossip topic of `kind` on the network of `genesis`: `/gossipcoin/<genesis8>/tx/1`,
+/// where `<genesis8>` is the first 8 hex characters of the genesis hash.
+pub fn topic(genesis: &BlockHash, kind: TopicKind) -> String {
+    let kind = match kind {
+        TopicKind::Tx => "tx",
+        TopicKind::Block => "block",
+    };
+    format!("/gossipcoin/{}/{kind}/1", &genesis.to_string()[..8])
+}
+
+impl Request {
+    /// Whether the counts are within their limits (the byte limit is checked when decoding).
+    pub fn is_within_limits(&self) -> bool {
+        match self {
+            Self::GetBlocks { locator, .. } => locator.len() <= MAX_LOCATOR_HASHES,
+            _ => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::{from_bytes, to_bytes};
+
+    #[test]
+    fn topics_carry_the_genesis_prefix() {
+        let g: BlockHash = "00000a7e3fbdbc91bb3603b00492507354f8ca474b8878ab8ffec34f934a217c"
+            .parse()
+            .unwrap();
+        assert_eq!(topic(&g, TopicKind::Tx), "/gossipcoin/00000a7e/tx/1");
+        assert_eq!(topic(&g, TopicKind::Block), "/gossipcoin/00000a7e/block/1");
+    }
+
+    #[test]
+    fn messages_round_trip_and_limits_hold() {
+        let status = Status {
+            genesis: BlockHash([1; 32]),
+            tip: BlockHash([2; 32]),
+            height: 7,
+            chain_work: U256::from_u64(99),
+            role: Role::Miner,
+        };
+        for req in [
+            Request::Status(status),
+            Request::GetBlocks {
+                locator: vec![BlockHash([3; 32]); 3],
+                max: 10,
+            },
+            Request::GetBlock {
+                hash: BlockHash([4; 32]),
+            },
+        ] {
+            assert_eq!(
+                from_bytes::<Request>(&to_bytes(&req), MAX_REQUEST_BYTES).unwrap(),
+                req
+            );
+        }
+        let too_long = Request::GetBlocks {
+            locator: vec![BlockHash::ZERO; MAX_LOCATOR_HASHES + 1],
+            max: 1,
+        };
+        assert!(!too_long.is_within_limits());
+        let resp = Response::TxRejected("double spend".into());
+        assert_eq!(
+            from_bytes::<Response>(&to_bytes(&resp), MAX_RESPONSE_BYTES).unwrap(),
+            resp
+        );
+        assert!(from_bytes::<Response>(&[0xff, 0xff], MAX_RESPONSE_BYTES).is_err());
+    }
+}
