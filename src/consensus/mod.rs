@@ -47,4 +47,5 @@ pub use error::ValidationError;
 pub use header::{HeaderContext, check_header_context, median_time_past};
 pub use spend::{BlockSpends, check_block_spends};
 pub use transaction::check_transaction;
+pub(crate) use transaction::{check_transaction_sized, txid_and_size};
 pub use tx_spend::check_tx_spends;
