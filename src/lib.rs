@@ -17,6 +17,7 @@ pub mod consensus;
 pub mod demo;
 pub mod keys;
 pub mod logging;
+pub mod mempool;
 pub mod miner;
 pub mod params;
 pub mod store;

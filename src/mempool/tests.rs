@@ -1,0 +1,396 @@
+//! Tests of admission, selection and eviction, with transactions signed for real; shared helpers
+//! for the block tests in `block_tests.rs`.
+
+use std::collections::{HashMap, HashSet};
+
+use gossipcoin_proto::{COIN, Coin, OutPoint, Transaction, Txid};
+
+use super::*;
+use crate::consensus::testutil::*;
+use crate::keys::SigError;
+
+/// A pool with no minimum fee and `max_bytes`.
+pub(super) fn pool(max_bytes: usize) -> Mempool {
+    Mempool::new(MempoolLimits {
+        max_bytes,
+        min_fee_rate: 0,
+    })
+}
+
+/// Inserts `tx` against `set` as for the block at [`HEIGHT`].
+pub(super) fn add(
+    pool: &mut Mempool,
+    set: &HashMap<OutPoint, Coin>,
+    tx: &Transaction,
+) -> Result<Txid, MempoolError> {
+    pool.insert(tx.clone(), &|op| set.get(op).copied(), HEIGHT, &params())
+}
+
+/// Key 1 owns one coin at each of `n:0` for n in 1..=count.
+pub(super) fn one_coin_each(count: u8) -> HashMap<OutPoint, Coin> {
+    let k = key(1);
+    utxos(&(1..=count).map(|n| (n, &k, 1)).collect::<Vec<_>>())
+}
+
+/// Key 1 spends the one coin at `n:0` of [`one_coin_each`], paying `fee` units.
+pub(super) fn pay_fee(set: &HashMap<OutPoint, Coin>, n: u8, fee: u64) -> Transaction {
+    spend_from(
+        set,
+        &[(outpoint(n, 0), &key(1))],
+        vec![pay(&key(2), units(COIN - fee))],
+    )
+}
+
+/// Key 2 spends output 0 of `parent` (which pays key 2), paying `fee` units more.
+pub(super) fn child_of(parent: &Transaction, fee: u64) -> Transaction {
+    let value = parent.outputs[0].value.units() - fee;
+    signed_tx(
+        &[(out_of(parent, 0), parent.outputs[0], &key(2))],
+        vec![pay(&key(3), units(value))],
+    )
+}
+
+/// Asserts a selection could form a block: no outpoint spent twice, and every transaction
+/// after any selected transaction it spends.
+pub(super) fn assert_block_order(txs: &[Transaction]) {
+    let mut seen_txids = HashSet::new();
+    let mut spent = HashSet::new();
+    let all: HashSet<Txid> = txs.iter().map(Transaction::compute_txid).collect();
+    for tx in txs {
+        for input in &tx.inputs {
+            assert!(spent.insert(input.prevout), "{} spent twice", input.prevout);
+            let parent = input.prevout.txid;
+            assert!(
+                !all.contains(&parent) || seen_txids.contains(&parent),
+                "a child before its parent {parent}"
+            );
+        }
+        seen_txids.insert(tx.compute_txid());
+    }
+}
+
+fn txids(txs: &[Transaction]) -> Vec<Txid> {
+    txs.iter().map(Transaction::compute_txid).collect()
+}
+
+#[test]
+fn accepts_a_valid_transaction() {
+    let set = one_coin_each(1);
+    let tx = pay_fee(&set, 1, 1000);
+    let mut pool = pool(1 << 20);
+    let txid = add(&mut pool, &set, &tx).unwrap();
+    assert_eq!(txid, tx.compute_txid());
+    assert!(pool.contains(&txid));
+    assert_eq!(pool.get(&txid), Some(&tx));
+    assert_eq!((pool.len(), pool.bytes()), (1, tx.encoded_len()));
+    assert_eq!(pool.spends(&outpoint(1, 0)), Some(txid));
+    assert_eq!(pool.txids().collect::<Vec<_>>(), vec![txid]);
+    let entry = pool.entry(&txid).unwrap();
+    assert_eq!(entry.fee(), units(1000));
+    assert_eq!(entry.fee_rate(), 1000 * 1000 / tx.encoded_len() as u64);
+}
+
+#[test]
+fn the_second_of_two_conflicting_transactions_is_refused() {
+    let set = one_coin_each(1);
+    let (first, second) = (pay_fee(&set, 1, 1000), pay_fee(&set, 1, 5000));
+    let mut pool = pool(1 << 20);
+    let with = add(&mut pool, &set, &first).unwrap();
+    let err = add(&mut pool, &set, &second).unwrap_err();
+    assert_eq!(
+        err,
+        MempoolError::Conflict {
+            txid: second.compute_txid(),
+            outpoint: outpoint(1, 0),
+            with
+        }
+    );
+    assert!(!err.is_peer_misbehaviour());
+    assert_eq!(pool.len(), 1);
+    assert!(pool.contains(&with));
+    assert_eq!(pool.spends(&outpoint(1, 0)), Some(with));
+}
+
+#[test]
+fn a_child_of_a_pool_transaction_is_accepted_and_selected_after_it() {
+    let set = one_coin_each(2);
+    let parent = pay_fee(&set, 1, 0);
+    let child = child_of(&parent, 50_000); // a far higher fee rate than its parent
+    let other = pay_fee(&set, 2, 10_000);
+    let mut pool = pool(1 << 20);
+    for tx in [&parent, &child, &other] {
+        add(&mut pool, &set, tx).unwrap();
+    }
+    assert_eq!(pool.spends(&out_of(&parent, 0)), Some(child.compute_txid()));
+    let by_rate: Vec<Txid> = pool.iter().map(MempoolEntry::txid).collect();
+    assert_eq!(
+        by_rate,
+        txids(&[child.clone(), other.clone(), parent.clone()])
+    );
+
+    let (txs, fees) = pool.select_for_block(1 << 20);
+    assert_block_order(&txs);
+    assert_eq!(txs, vec![other.clone(), parent.clone(), child.clone()]);
+    assert_eq!(fees, units(60_000));
+
+    // room for one: the child cannot go without its parent
+    assert_eq!(parent.encoded_len(), child.encoded_len());
+    let (txs, fees) = pool.select_for_block(child.encoded_len());
+    assert_eq!((txs, fees), (vec![other.clone()], units(10_000)));
+    // room for two: the parent, but no room left for its child
+    let (txs, fees) = pool.select_for_block(other.encoded_len() + parent.encoded_len());
+    assert_eq!((txs, fees), (vec![other, parent], units(10_000)));
+}
+
+#[test]
+fn a_bad_signature_is_misbehaviour() {
+    let set = one_coin_each(1);
+    let mut tx = pay_fee(&set, 1, 1000);
+    tx.inputs[0].signature.0[9] ^= 1;
+    let mut pool = pool(1 << 20);
+    let err = add(&mut pool, &set, &tx).unwrap_err();
+    assert_eq!(
+        err,
+        MempoolError::Invalid(ValidationError::BadSignature {
+            txid: tx.compute_txid(),
+            input: 0,
+            reason: SigError::Mismatch
+        })
+    );
+    assert!(err.is_peer_misbehaviour());
+    assert!(pool.is_empty());
+    assert_eq!((pool.bytes(), pool.spends(&outpoint(1, 0))), (0, None));
+}
+
+#[test]
+fn a_loose_coinbase_and_a_broken_transaction_are_misbehaviour() {
+    let mut pool = pool(1 << 20);
+    let cb = coinbase(HEIGHT, coins(10));
+    let err = add(&mut pool, &HashMap::new(), &cb).unwrap_err();
+    assert_eq!(
+        err,
+        ValidationError::UnexpectedCoinbase {
+            txid: cb.compute_txid()
+        }
+        .into()
+    );
+    assert!(err.is_peer_misbehaviour());
+
+    let set = one_coin_each(1);
+    let mut tx = pay_fee(&set, 1, 1000);
+    tx.inputs.push(tx.inputs[0]);
+    let err = add(&mut pool, &set, &tx).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MempoolError::Invalid(ValidationError::DuplicateInput { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.is_peer_misbehaviour());
+    assert!(pool.is_empty());
+}
+
+#[test]
+fn missing_inputs_are_not_misbehaviour() {
+    let set = one_coin_each(1);
+    let parent = pay_fee(&set, 1, 0);
+    let orphan = child_of(&parent, 1000);
+    let mut pool = pool(1 << 20);
+    let err = add(&mut pool, &set, &orphan).unwrap_err();
+    assert_eq!(
+        err,
+        MempoolError::MissingInputs {
+            txid: orphan.compute_txid(),
+            missing: vec![out_of(&parent, 0)]
+        }
+    );
+    assert!(!err.is_peer_misbehaviour());
+    assert!(pool.is_empty());
+    // once the parent arrives, the orphan is accepted
+    add(&mut pool, &set, &parent).unwrap();
+    add(&mut pool, &set, &orphan).unwrap();
+    assert_eq!(pool.len(), 2);
+}
+
+#[test]
+fn a_duplicate_is_already_known() {
+    let set = one_coin_each(1);
+    let tx = pay_fee(&set, 1, 1000);
+    let mut pool = pool(1 << 20);
+    let txid = add(&mut pool, &set, &tx).unwrap();
+    let err = add(&mut pool, &set, &tx).unwrap_err();
+    assert_eq!(err, MempoolError::AlreadyKnown { txid });
+    assert!(!err.is_peer_misbehaviour());
+    assert_eq!((pool.len(), pool.bytes()), (1, tx.encoded_len()));
+}
+
+#[test]
+fn an_immature_coinbase_spend_is_not_misbehaviour() {
+    let set = world(); // 3:0 is a coinbase output of height 1
+    let tx = spend_from(
+        &set,
+        &[(outpoint(3, 0), &key(3))],
+        vec![pay(&key(1), coins(10))],
+    );
+    let p = ChainParams {
+        coinbase_maturity: 100,
+        ..params()
+    };
+    let mut pool = pool(1 << 20);
+    let err = pool
+        .insert(tx.clone(), &|op| set.get(op).copied(), HEIGHT, &p)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MempoolError::Invalid(ValidationError::ImmatureCoinbase { .. })
+        ),
+        "{err}"
+    );
+    assert!(!err.is_peer_misbehaviour());
+    assert!(add(&mut pool, &set, &tx).is_ok()); // mature under the devnet's rule
+}
+
+#[test]
+fn a_fee_rate_below_the_minimum_is_refused() {
+    let set = one_coin_each(2);
+    let cheap = pay_fee(&set, 1, 100);
+    let rate = fee_rate(units(100), cheap.encoded_len());
+    let mut pool = Mempool::new(MempoolLimits {
+        max_bytes: 1 << 20,
+        min_fee_rate: rate + 1,
+    });
+    let err = add(&mut pool, &set, &cheap).unwrap_err();
+    assert_eq!(
+        err,
+        MempoolError::FeeTooLow {
+            txid: cheap.compute_txid(),
+            fee_rate: rate,
+            min_fee_rate: rate + 1
+        }
+    );
+    assert!(!err.is_peer_misbehaviour());
+    assert!(pool.is_empty());
+    assert!(add(&mut pool, &set, &pay_fee(&set, 2, 200)).is_ok());
+}
+
+#[test]
+fn selection_follows_fee_rate_within_the_byte_budget() {
+    let set = one_coin_each(4);
+    let txs: Vec<Transaction> = [(1, 1000), (2, 3000), (3, 2000), (4, 3000)]
+        .iter()
+        .map(|&(n, fee)| pay_fee(&set, n, fee))
+        .collect();
+    let mut pool = pool(1 << 20);
+    for tx in &txs {
+        add(&mut pool, &set, tx).unwrap();
+    }
+    // equal fee rates: the older first
+    let expect = vec![
+        txs[1].clone(),
+        txs[3].clone(),
+        txs[2].clone(),
+        txs[0].clone(),
+    ];
+    let (all, fees) = pool.select_for_block(1 << 20);
+    assert_block_order(&all);
+    assert_eq!((&all, fees), (&expect, units(9000)));
+    assert_eq!(
+        pool.iter().map(|e| e.tx().clone()).collect::<Vec<_>>(),
+        expect
+    );
+
+    let two = expect[0].encoded_len() + expect[1].encoded_len();
+    let (some, fees) = pool.select_for_block(two);
+    assert_eq!((some, fees), (expect[..2].to_vec(), units(6000)));
+    assert_eq!(pool.select_for_block(0), (vec![], units(0)));
+}
+
+#[test]
+fn a_full_pool_evicts_the_lowest_fee_rate_with_its_descendants() {
+    let set = one_coin_each(6);
+    let parent = pay_fee(&set, 1, 100); // the lowest fee rate
+    let child = child_of(&parent, 90_000);
+    let a = pay_fee(&set, 2, 3000);
+    let b = pay_fee(&set, 3, 4000);
+    let size = |txs: &[&Transaction]| txs.iter().map(|t| t.encoded_len()).sum::<usize>();
+    // room for three transactions of this shape, not four
+    let max = size(&[&parent, &child, &a]) + a.encoded_len() / 2;
+    let mut pool = pool(max);
+    for tx in [&parent, &child, &a] {
+        add(&mut pool, &set, tx).unwrap();
+    }
+    add(&mut pool, &set, &b).unwrap();
+    let mut left: Vec<Txid> = pool.txids().collect();
+    left.sort();
+    let mut expect = txids(&[a.clone(), b.clone()]);
+    expect.sort();
+    assert_eq!(left, expect);
+    assert_eq!(pool.bytes(), size(&[&a, &b]));
+    assert_eq!(pool.spends(&outpoint(1, 0)), None);
+    assert_eq!(pool.spends(&out_of(&parent, 0)), None);
+
+    // full again; a lower fee rate than everything in the pool is refused, and nothing moves
+    let e = pay_fee(&set, 4, 5000);
+    add(&mut pool, &set, &e).unwrap();
+    let before = (pool.len(), pool.bytes());
+    let low = pay_fee(&set, 5, 1000);
+    let err = add(&mut pool, &set, &low).unwrap_err();
+    let rate = fee_rate(units(1000), low.encoded_len());
+    assert_eq!(
+        err,
+        MempoolError::PoolFull {
+            txid: low.compute_txid(),
+            fee_rate: rate
+        }
+    );
+    assert!(!err.is_peer_misbehaviour());
+    assert_eq!((pool.len(), pool.bytes()), before);
+    assert_eq!(pool.spends(&outpoint(5, 0)), None);
+
+    // a child with a high fee is refused too when its parent is the first to go
+    let rich_child = child_of(&a, 80_000);
+    let err = add(&mut pool, &set, &rich_child).unwrap_err();
+    assert!(matches!(err, MempoolError::PoolFull { .. }), "{err}");
+    assert_eq!((pool.len(), pool.bytes()), before);
+    assert!(pool.contains(&a.compute_txid()));
+    assert_eq!(pool.spends(&out_of(&a, 0)), None);
+
+    // larger than the whole pool
+    let big = pay_fee(&set, 6, 90_000);
+    let mut tiny = Mempool::new(MempoolLimits {
+        max_bytes: big.encoded_len() - 1,
+        min_fee_rate: 0,
+    });
+    let err = add(&mut tiny, &set, &big).unwrap_err();
+    assert!(matches!(err, MempoolError::PoolFull { .. }), "{err}");
+    assert!(tiny.is_empty());
+}
+
+#[test]
+fn only_invalid_transactions_are_misbehaviour() {
+    let (txid, outpoint) = (Txid([1; 32]), outpoint(1, 0));
+    for e in [
+        MempoolError::AlreadyKnown { txid },
+        MempoolError::Conflict {
+            txid,
+            outpoint,
+            with: txid,
+        },
+        MempoolError::MissingInputs {
+            txid,
+            missing: vec![outpoint],
+        },
+        MempoolError::FeeTooLow {
+            txid,
+            fee_rate: 0,
+            min_fee_rate: 1,
+        },
+        MempoolError::PoolFull { txid, fee_rate: 0 },
+    ] {
+        assert!(!e.is_peer_misbehaviour(), "{e}");
+    }
+    let e = MempoolError::Invalid(ValidationError::EmptyInputs { txid });
+    assert!(e.is_peer_misbehaviour());
+}
