@@ -18,6 +18,7 @@ pub mod demo;
 pub mod keys;
 pub mod logging;
 pub mod miner;
+pub mod net;
 pub mod params;
 pub mod store;
 pub mod wallet;
