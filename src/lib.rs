@@ -19,6 +19,7 @@ pub mod keys;
 pub mod logging;
 pub mod mempool;
 pub mod miner;
+pub mod net;
 pub mod params;
 pub mod store;
 pub mod wallet;

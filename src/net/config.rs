@@ -1,0 +1,128 @@
+//! `NetConfig`: what the node tells the network layer at start, with defaults for a devnet.
+//!
+//! Addresses are multiaddr strings (`/ip4/127.0.0.1/tcp/3000`, optionally ending in
+//! `/p2p/<peer id>`), parsed and checked once by [`super::spawn`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gossipcoin_proto::BlockHash;
+use libp2p::Multiaddr;
+
+use super::NetError;
+
+/// How the network layer runs.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Addresses to listen on; port 0 picks a free port.
+    pub listen: Vec<String>,
+    /// Peers to connect to at start (the central node). With `/p2p/<peer id>` the peer is also
+    /// put straight into the DHT; without it, it joins the DHT once connected.
+    pub bootstrap: Vec<String>,
+    /// The node's ed25519 key (`<data-dir>/node.key`), created on first start.
+    pub key_file: PathBuf,
+    /// The network to join before dialing, when the node already knows its genesis.
+    /// A fresh node leaves it `None`, learns the genesis from a peer, then calls `join`.
+    pub genesis: Option<BlockHash>,
+    /// At most this many connected peers in each direction; discovery dials up to it.
+    pub max_peers: u32,
+    /// How long an outbound request may take, and how long the node may take to answer one.
+    pub request_timeout: Duration,
+    /// Sustained inbound request rate allowed per peer (with a burst of as many).
+    pub requests_per_second_per_peer: u32,
+    /// Find peers through the DHT (kad) and dial them. Off, the node only talks to the peers it
+    /// dials or that dial it (tests use that to build exact topologies).
+    pub discovery: bool,
+    /// How often discovery looks for peers (kad bootstrap) and redials the bootstrap peers
+    /// when the node is alone.
+    pub discovery_interval: Duration,
+    /// The gossipsub heartbeat: mesh maintenance and gossip emission.
+    pub heartbeat: Duration,
+}
+
+impl NetConfig {
+    /// Defaults for a node whose key lives at `key_file`: listen on a free loopback port,
+    /// no bootstrap peers, discovery on.
+    pub fn new(key_file: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".to_owned()],
+            bootstrap: Vec::new(),
+            key_file: key_file.into(),
+            genesis: None,
+            max_peers: 50,
+            request_timeout: Duration::from_secs(30),
+            requests_per_second_per_peer: 20,
+            discovery: true,
+            discovery_interval: Duration::from_secs(30),
+            heartbeat: Duration::from_millis(500),
+        }
+    }
+
+    /// Checks the numbers; the addresses are checked by [`parse_addrs`].
+    pub(super) fn validate(&self) -> Result<(), NetError> {
+        let fail = |what: &str| Err(NetError::Config(what.to_owned()));
+        if self.max_peers == 0 {
+            return fail("max_peers must be at least 1");
+        }
+        if self.requests_per_second_per_peer == 0 {
+            return fail("requests_per_second_per_peer must be at least 1");
+        }
+        if self.request_timeout.is_zero() {
+            return fail("request_timeout must be positive");
+        }
+        if self.discovery_interval < Duration::from_millis(100) {
+            return fail("discovery_interval must be at least 100 ms");
+        }
+        if self.heartbeat < Duration::from_millis(50) || self.heartbeat > Duration::from_secs(10) {
+            return fail("heartbeat must be between 50 ms and 10 s");
+        }
+        Ok(())
+    }
+}
+
+/// Parses multiaddr strings, naming the bad one.
+pub(super) fn parse_addrs(addrs: &[String]) -> Result<Vec<Multiaddr>, NetError> {
+    addrs.iter().map(|a| parse_addr(a)).collect()
+}
+
+/// Parses one multiaddr string.
+pub(super) fn parse_addr(addr: &str) -> Result<Multiaddr, NetError> {
+    addr.parse().map_err(|e| NetError::InvalidAddress {
+        addr: addr.to_owned(),
+        reason: format!("{e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_nonsense_is_refused() {
+        let config = NetConfig::new("/tmp/node.key");
+        config.validate().unwrap();
+        let zero = NetConfig {
+            max_peers: 0,
+            ..config.clone()
+        };
+        assert!(
+            zero.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_peers")
+        );
+        let slow = NetConfig {
+            heartbeat: Duration::from_secs(60),
+            ..config
+        };
+        assert!(slow.validate().is_err());
+    }
+
+    #[test]
+    fn addresses_parse_or_name_the_culprit() {
+        let ok = parse_addrs(&["/ip4/127.0.0.1/tcp/3000".to_owned()]).unwrap();
+        assert_eq!(ok[0].to_string(), "/ip4/127.0.0.1/tcp/3000");
+        let err = parse_addr("127.0.0.1:3000").unwrap_err();
+        assert!(err.to_string().contains("127.0.0.1:3000"), "{err}");
+    }
+}

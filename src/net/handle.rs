@@ -1,0 +1,210 @@
+//! `NetHandle`: the cloneable way for the rest of the node to use the network.
+//!
+//! Each method sends one [`Command`] to the service task that owns the swarm; methods with an
+//! answer carry a `oneshot` for it. The command channel is unbounded on purpose: its senders are
+//! our own components, the service never blocks while draining it, and a bounded channel would
+//! force the synchronous [`NetHandle::report`] to drop verdicts when full.
+
+use std::time::Duration;
+
+use gossipcoin_proto::encode::to_bytes;
+use gossipcoin_proto::message::{Request, Response, Status, TopicKind};
+use gossipcoin_proto::{Block, BlockHash, Transaction};
+use libp2p::{Multiaddr, gossipsub};
+use tokio::sync::{mpsc, oneshot};
+
+use super::config::parse_addr;
+use super::{MessageId, NetError, PeerId, PeerInfo, Verdict};
+
+/// A request from a handle to the service.
+pub(super) enum Command {
+    Join {
+        genesis: BlockHash,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    Publish {
+        kind: TopicKind,
+        data: Vec<u8>,
+        /// The block hash or txid, for the logs.
+        name: String,
+    },
+    Report {
+        id: gossipsub::MessageId,
+        peer: libp2p::PeerId,
+        verdict: Verdict,
+    },
+    Request {
+        peer: libp2p::PeerId,
+        request: Request,
+        reply: oneshot::Sender<Result<Response, NetError>>,
+    },
+    Ban {
+        peer: libp2p::PeerId,
+        reason: String,
+        reply: oneshot::Sender<()>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    SetStatus {
+        peer: libp2p::PeerId,
+        status: Status,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<String>>,
+    },
+}
+
+/// Talks to the network service; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct NetHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    local_peer_id: PeerId,
+    request_timeout: Duration,
+}
+
+impl NetHandle {
+    pub(super) fn new(
+        commands: mpsc::UnboundedSender<Command>,
+        local_peer_id: PeerId,
+        request_timeout: Duration,
+    ) -> Self {
+        Self {
+            commands,
+            local_peer_id,
+            request_timeout,
+        }
+    }
+
+    fn send(&self, command: Command) -> Result<(), NetError> {
+        self.commands.send(command).map_err(|_| NetError::Stopped)
+    }
+
+    /// Sends a command carrying a oneshot, and waits for the answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx))?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Subscribes to the block and transaction topics of the network of `genesis`.
+    ///
+    /// # Errors
+    /// [`NetError::AlreadyJoined`] if the node already joined another network.
+    pub async fn join(&self, genesis: BlockHash) -> Result<(), NetError> {
+        self.ask(|reply| Command::Join { genesis, reply }).await?
+    }
+
+    /// Gossips a block. Before any peer subscribes (or before `join`) it is queued and sent
+    /// once one does; publishing the same block twice is harmless.
+    pub async fn publish_block(&self, block: &Block) {
+        let name = block.block_hash().to_string();
+        self.publish(TopicKind::Block, to_bytes(block), name);
+    }
+
+    /// Gossips a transaction, queued like [`Self::publish_block`].
+    pub async fn publish_tx(&self, tx: &Transaction) {
+        let name = tx.compute_txid().to_string();
+        self.publish(TopicKind::Tx, to_bytes(tx), name);
+    }
+
+    fn publish(&self, kind: TopicKind, data: Vec<u8>, name: String) {
+        // After shutdown there is no one to publish to.
+        let _ = self.send(Command::Publish { kind, data, name });
+    }
+
+    /// Reports the verdict on a gossip message: Accept forwards it, Reject penalises `peer`
+    /// (three rejects get it banned), Ignore drops it. Report within
+    /// [`super::REPORT_WINDOW`] of receiving it.
+    pub fn report(&self, id: MessageId, peer: PeerId, verdict: Verdict) {
+        let _ = self.send(Command::Report {
+            id: id.0,
+            peer: peer.0,
+            verdict,
+        });
+    }
+
+    /// Sends a sync request to `peer` (dialing it if a route is known) and waits for the answer.
+    ///
+    /// # Errors
+    /// [`NetError::Timeout`] after the configured request timeout, [`NetError::BadResponse`]
+    /// for an answer that does not decode, [`NetError::RequestFailed`] when the peer cannot be
+    /// reached or the connection drops.
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
+        let asked = self.ask(|reply| Command::Request {
+            peer: peer.0,
+            request,
+            reply,
+        });
+        // The swarm times the request out itself; this is a backstop in case it never answers.
+        match tokio::time::timeout(self.request_timeout + Duration::from_secs(5), asked).await {
+            Ok(answer) => answer?,
+            Err(_) => Err(NetError::Timeout { peer }),
+        }
+    }
+
+    /// Bans `peer`: it is put on the block list, disconnected, and never reconnected to.
+    pub async fn ban(&self, peer: PeerId, reason: &str) {
+        let reason = reason.to_owned();
+        let _ = self
+            .ask(|reply| Command::Ban {
+                peer: peer.0,
+                reason,
+                reply,
+            })
+            .await;
+    }
+
+    /// Connects to the multiaddr `addr`, returning once connected.
+    ///
+    /// # Errors
+    /// [`NetError::InvalidAddress`], or [`NetError::Dial`] if the connection fails.
+    pub async fn dial(&self, addr: &str) -> Result<(), NetError> {
+        let parsed = parse_addr(addr)?;
+        let asked = self.ask(|reply| Command::Dial {
+            addr: parsed,
+            reply,
+        });
+        match tokio::time::timeout(self.request_timeout, asked).await {
+            Ok(answer) => answer?,
+            Err(_) => Err(NetError::Dial {
+                addr: addr.to_owned(),
+                reason: "timed out".to_owned(),
+            }),
+        }
+    }
+
+    /// The connected peers (empty once the service has stopped).
+    pub async fn peers(&self) -> Vec<PeerInfo> {
+        self.ask(|reply| Command::Peers { reply })
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Records the Status the sync layer received from `peer` (shown by [`Self::peers`]).
+    pub fn set_peer_status(&self, peer: PeerId, status: Status) {
+        let _ = self.send(Command::SetStatus {
+            peer: peer.0,
+            status,
+        });
+    }
+
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// The addresses the node listens on (empty once the service has stopped).
+    pub async fn listen_addrs(&self) -> Vec<String> {
+        self.ask(|reply| Command::ListenAddrs { reply })
+            .await
+            .unwrap_or_default()
+    }
+}

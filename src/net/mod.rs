@@ -1,0 +1,107 @@
+//! The network layer: libp2p over TCP + Noise + Yamux, and the only place libp2p appears.
+//!
+//! [`spawn`] starts one task that owns the swarm and returns a [`NetHandle`] (commands) and a
+//! receiver of [`NetworkEvent`]s (what peers said). Everything crossing that boundary is a
+//! gossipcoin type: blocks and transactions arrive decoded, requests come with a [`Reply`].
+//!
+//! | file | owns |
+//! |---|---|
+//! | `behaviour.rs` | the protocols (limits, block list, gossipsub, sync, identify, kad, ping) |
+//! | `gossip.rs` | gossipsub settings, peer-score parameters, the two topics of a network |
+//! | `codec.rs` | framing and size limits of `/gossipcoin/sync/1` |
+//! | `service.rs` | the task owning the swarm: its `select!` loop and commands |
+//! | `events.rs` | what the service does with each swarm event |
+//! | `publish.rs` | joining a network's topics, publishing and the publish queue |
+//! | `dial.rs` | bootstrap, discovery and explicit dials |
+//! | `handle.rs` | [`NetHandle`] and the commands it sends |
+//! | `peers.rs` | per-peer score, rate limiter and Status |
+//! | `identity.rs` | the persistent ed25519 key in `node.key` |
+//! | `config.rs`, `error.rs`, `types.rs` | [`NetConfig`], [`NetError`], the public types |
+//!
+//! Gossip flow: a message arrives, is decoded (undecodable → Reject here), goes to the node as
+//! [`NetworkEvent::GossipBlock`] / [`NetworkEvent::GossipTx`], and is forwarded only once the
+//! node reports [`Verdict::Accept`]. Rejects cost the sending peer score; at [`BAN_SCORE`] it is
+//! banned. Sync requests are rate-limited per peer before the node sees them.
+
+mod behaviour;
+mod codec;
+mod config;
+mod dial;
+mod error;
+mod events;
+mod gossip;
+mod handle;
+mod identity;
+mod peers;
+mod publish;
+mod service;
+mod types;
+
+use libp2p::{SwarmBuilder, noise, tcp, yamux};
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+pub use config::NetConfig;
+pub use error::NetError;
+pub use gossip::REPORT_WINDOW;
+pub use handle::NetHandle;
+pub use peers::BAN_SCORE;
+pub use types::{MessageId, NetworkEvent, PeerId, PeerInfo, Reply, Verdict};
+
+use behaviour::Behaviour;
+use service::Service;
+
+/// Capacity of the event channel to the node (more wait in the service's outbox).
+const EVENT_CHANNEL: usize = 256;
+/// Connections stay open this long without traffic (libp2p's default of 10 s would drop a
+/// wallet that only makes the odd request).
+const IDLE_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Starts the network: loads or creates the node key, listens, joins `config.genesis` if
+/// given, dials the bootstrap peers, and runs until `shutdown` turns true (or its sender, or
+/// every handle, is dropped). The listen addresses are known when it returns.
+///
+/// # Errors
+/// A bad address or setting, an unusable key file, or a listener that cannot bind.
+pub async fn spawn(
+    config: NetConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(NetHandle, mpsc::Receiver<NetworkEvent>), NetError> {
+    config.validate()?;
+    let listen = config::parse_addrs(&config.listen)?;
+    let bootstrap = config::parse_addrs(&config.bootstrap)?;
+    let key_file = config.key_file.clone();
+    let key = tokio::task::spawn_blocking(move || identity::load_or_create(&key_file))
+        .await
+        .map_err(|e| NetError::Config(format!("loading the node key panicked: {e}")))??;
+    let local_peer_id = PeerId(key.public().to_peer_id());
+
+    let behaviour = Behaviour::new(&key, &config)?;
+    let swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NetError::Config(format!("noise: {e}")))?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| NetError::Config(format!("behaviour: {e}")))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build();
+
+    let (command_tx, command_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::channel(EVENT_CHANNEL);
+    let handle = NetHandle::new(command_tx, local_peer_id, config.request_timeout);
+    let genesis = config.genesis;
+    let mut service = Service::new(swarm, config, bootstrap, command_rx, event_tx);
+    service.listen(&listen).await?;
+    if let Some(genesis) = genesis {
+        // subscribe before dialing, so the first hello already carries our subscriptions
+        service.join(genesis)?;
+    }
+    service.dial_bootstrap();
+    info!(target: "net", peer = %local_peer_id, "network service started");
+    tokio::spawn(service.run(shutdown));
+    Ok((handle, event_rx))
+}

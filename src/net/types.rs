@@ -1,0 +1,138 @@
+//! The domain types the rest of the node sees: peer and message ids, verdicts, events, replies.
+//!
+//! They wrap libp2p types privately, so no libp2p type leaves `net/` and the chain, mempool and
+//! API code never depend on libp2p's version.
+
+use std::fmt;
+use std::str::FromStr;
+
+use gossipcoin_proto::message::{Request, Response, Status};
+use gossipcoin_proto::{Block, Transaction};
+use libp2p::gossipsub;
+use tokio::sync::oneshot;
+
+use super::NetError;
+
+/// A peer's identity: the hash of its public key, shown in base58 (`12D3KooW...`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub(super) libp2p::PeerId);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for PeerId {
+    type Err = NetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self).map_err(|e| NetError::InvalidPeerId {
+            input: s.to_owned(),
+            reason: format!("{e}"),
+        })
+    }
+}
+
+/// Names one received gossip message, to report its [`Verdict`] with.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct MessageId(pub(super) gossipsub::MessageId);
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({})", self.0)
+    }
+}
+
+/// What the node decided about a gossip message, before it is forwarded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Verdict {
+    /// Valid: forward it to the mesh.
+    Accept,
+    /// Provably invalid: drop it and penalise the peer that sent it.
+    Reject,
+    /// Not forwarded, no penalty: orphan, duplicate, conflict, or not checkable now.
+    Ignore,
+}
+
+/// What a peer is known to be, as [`super::NetHandle::peers`] reports it.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    pub peer: PeerId,
+    /// The address of the connection (the dialled address, or the peer's address as we saw it).
+    pub addr: String,
+    /// The peer's last [`Status`], once the sync layer has set it.
+    pub status: Option<Status>,
+    /// Our score of the peer: 0 is neutral, penalties lower it, at
+    /// [`super::BAN_SCORE`] the peer is banned. It slowly recovers towards 0.
+    pub score: f64,
+    /// Gossipsub's own score of the peer, when gossipsub knows it.
+    pub gossip_score: Option<f64>,
+    /// Whether the peer is subscribed to our network's block topic (so gossip reaches it).
+    pub subscribed: bool,
+}
+
+/// The way to answer one inbound request. Dropping it answers `Response::Error`.
+pub struct Reply(pub(super) oneshot::Sender<Response>);
+
+impl Reply {
+    /// Sends the response; a reply the peer no longer waits for (timeout, disconnect) is lost.
+    pub fn send(self, response: Response) {
+        let _ = self.0.send(response);
+    }
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Reply")
+    }
+}
+
+/// What the network tells the rest of the node.
+#[derive(Debug)]
+pub enum NetworkEvent {
+    /// A listener is up on `addr`.
+    Listening { addr: String },
+    /// The first connection to `peer` opened (the sync layer sends its Status now).
+    PeerConnected { peer: PeerId, addr: String },
+    /// The last connection to `peer` closed.
+    PeerDisconnected { peer: PeerId },
+    /// A block from gossip, decoded. Report a [`Verdict`] for `id` soon (within the gossip
+    /// message-cache window, [`super::REPORT_WINDOW`]) or it is never forwarded.
+    GossipBlock {
+        id: MessageId,
+        peer: PeerId,
+        block: Block,
+    },
+    /// A transaction from gossip, decoded; report a [`Verdict`] as for blocks.
+    GossipTx {
+        id: MessageId,
+        peer: PeerId,
+        tx: Transaction,
+    },
+    /// A sync request from `peer`, within its byte, count and rate limits.
+    InboundRequest {
+        peer: PeerId,
+        request: Request,
+        reply: Reply,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_ids_round_trip_through_text_and_bad_ones_are_clear_errors() {
+        let id = PeerId(libp2p::PeerId::random());
+        assert_eq!(id.to_string().parse::<PeerId>().unwrap(), id);
+        let err = "not-a-peer".parse::<PeerId>().unwrap_err();
+        assert!(err.to_string().contains("not-a-peer"), "{err}");
+    }
+}
