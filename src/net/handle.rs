@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use gossipcoin_proto::encode::to_bytes;
 use gossipcoin_proto::message::{Request, Response, Status, TopicKind};
-use gossipcoin_proto::{Block, BlockHash, Transaction};
+use gossipcoin_proto::{Block, BlockHash, Transaction, Txid, sha256d};
 use libp2p::{Multiaddr, gossipsub};
 use tokio::sync::{mpsc, oneshot};
 
@@ -111,8 +111,10 @@ impl NetHandle {
 
     /// Gossips a transaction, queued like [`Self::publish_block`].
     pub async fn publish_tx(&self, tx: &Transaction) {
-        let name = tx.compute_txid().to_string();
-        self.publish(TopicKind::Tx, to_bytes(tx), name);
+        let data = to_bytes(tx);
+        // the txid is SHA-256d of exactly these bytes: no need to encode twice
+        let name = Txid(sha256d(&data)).to_string();
+        self.publish(TopicKind::Tx, data, name);
     }
 
     fn publish(&self, kind: TopicKind, data: Vec<u8>, name: String) {

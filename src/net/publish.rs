@@ -60,6 +60,13 @@ impl Service {
         };
         let topic = topics.hash_of(item.kind);
         let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        // Retries come every second: do not sign and copy a message only to hear "no peers".
+        if !gossipsub
+            .all_peers()
+            .any(|(_, topics)| topics.contains(&&topic))
+        {
+            return self.queue(item);
+        }
         match gossipsub.publish(topic, item.data.clone()) {
             Ok(_) => log_gossip(item.kind, &item.name, "published"),
             Err(PublishError::Duplicate) => log_gossip(item.kind, &item.name, "already published"),
