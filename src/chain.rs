@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use gossipcoin_proto::message::{MAX_BLOCKS_PER_RESPONSE, MAX_LOCATOR_HASHES, SOFT_RESPONSE_BYTES};
 use gossipcoin_proto::{Block, BlockHash, OutPoint};
 use tracing::{debug, info, warn};
 
@@ -121,6 +122,14 @@ impl Chain {
             .ok_or_else(|| StoreError::Corrupt("store has no tip".into()).into())
     }
 
+    /// The hash of this chain's genesis block.
+    pub fn genesis_hash(&self) -> Result<BlockHash, ChainError> {
+        self.store
+            .read()?
+            .genesis_hash()?
+            .ok_or_else(|| StoreError::Corrupt("store has no genesis".into()).into())
+    }
+
     /// The median time past that a block building on `prev` must exceed.
     pub fn median_time_past(&self, prev: &BlockHash) -> Result<u32, ChainError> {
         let times = self
@@ -128,6 +137,77 @@ impl Chain {
             .read()?
             .recent_times(prev, self.params.median_time_span)?;
         Ok(consensus::median_time_past(&times))
+    }
+
+    /// A block locator of the main chain: the tip, the 9 blocks below it, then steps doubling
+    /// in size, and always genesis; at most `MAX_LOCATOR_HASHES` hashes.
+    pub fn locator(&self) -> Result<Vec<BlockHash>, ChainError> {
+        let r = self.store.read()?;
+        let Some(tip) = r.tip()? else {
+            return Ok(vec![]);
+        };
+        let mut hashes = Vec::new();
+        let (mut height, mut step) = (i64::from(tip.height), 1i64);
+        while height > 0 && hashes.len() < MAX_LOCATOR_HASHES - 1 {
+            hashes.extend(r.hash_at(height as u32)?);
+            if hashes.len() >= 10 {
+                step *= 2;
+            }
+            height -= step;
+        }
+        hashes.extend(r.hash_at(0)?);
+        Ok(hashes)
+    }
+
+    /// Main-chain blocks after the first `locator` hash found on the main chain (from genesis
+    /// when none is), at most `max` and about `SOFT_RESPONSE_BYTES` in all.
+    pub fn blocks_after(
+        &self,
+        locator: &[BlockHash],
+        max: usize,
+    ) -> Result<Vec<Block>, ChainError> {
+        let r = self.store.read()?;
+        let Some(tip) = r.tip()? else {
+            return Ok(vec![]);
+        };
+        let mut start = 0;
+        for hash in locator {
+            if let Some(entry) = r.index(hash)?
+                && r.hash_at(entry.height)? == Some(*hash)
+            {
+                start = entry.height + 1;
+                break;
+            }
+        }
+        let (mut blocks, mut bytes) = (Vec::new(), 0usize);
+        for height in start..=tip.height {
+            if blocks.len() >= max.min(MAX_BLOCKS_PER_RESPONSE) || bytes >= SOFT_RESPONSE_BYTES {
+                break;
+            }
+            let hash = r
+                .hash_at(height)?
+                .ok_or_else(|| missing(&BlockHash::ZERO))?;
+            let block = r.block(&hash)?.ok_or_else(|| missing(&hash))?;
+            bytes += gossipcoin_proto::encode::to_bytes(&block).len();
+            blocks.push(block);
+        }
+        Ok(blocks)
+    }
+
+    /// The main-chain blocks from height `from` up to the tip (oldest first).
+    pub fn main_chain_from(&self, from: u32) -> Result<Vec<Block>, ChainError> {
+        let r = self.store.read()?;
+        let Some(tip) = r.tip()? else {
+            return Ok(vec![]);
+        };
+        let mut blocks = Vec::new();
+        for height in from..=tip.height {
+            let hash = r
+                .hash_at(height)?
+                .ok_or_else(|| missing(&BlockHash::ZERO))?;
+            blocks.push(r.block(&hash)?.ok_or_else(|| missing(&hash))?);
+        }
+        Ok(blocks)
     }
 
     /// Validates `block` and adds it to the store, moving the tip if it makes the chain with the
@@ -183,7 +263,7 @@ impl Chain {
             chain_work,
         };
         if disconnected.is_empty() {
-            info!(target: "chain", height, %hash, txs = block.txs.len(),
+            debug!(target: "chain", height, %hash, txs = block.txs.len(),
                   ms = started.elapsed().as_millis() as u64, "connected block");
         } else {
             warn!(target: "chain", height, %hash, depth = disconnected.len(), old_tip = %tip.hash,
@@ -427,6 +507,36 @@ mod tests {
         assert_eq!(balance(&chain, &key(2)), coins(4));
         assert_eq!(balance(&chain, &key(3)), coins(40));
         chain.store().check_consistency().unwrap();
+    }
+
+    #[test]
+    fn locator_and_blocks_after() {
+        let (_d, chain, g) = new_chain();
+        let mut blocks = vec![g];
+        for h in 1..=30 {
+            let b = child(blocks.last().unwrap(), h, &key(3), vec![], 0);
+            chain.accept_block(&b, NOW).unwrap();
+            blocks.push(b);
+        }
+        let loc = chain.locator().unwrap();
+        let hash = |h: usize| blocks[h].block_hash();
+        assert_eq!(
+            &loc[..10],
+            &(21..=30).rev().map(hash).collect::<Vec<_>>()[..]
+        );
+        assert_eq!(loc.last(), Some(&hash(0)));
+        assert!(loc.len() < 20);
+        // A peer that knows up to height 12 (and a hash we don't know) gets 13.. in order.
+        let after = chain
+            .blocks_after(&[BlockHash([9; 32]), hash(12), hash(5)], 5)
+            .unwrap();
+        assert_eq!(
+            after.iter().map(Block::block_hash).collect::<Vec<_>>(),
+            (13..18).map(hash).collect::<Vec<_>>()
+        );
+        // An unknown locator starts from genesis.
+        assert_eq!(chain.blocks_after(&[], 2).unwrap()[0].block_hash(), hash(0));
+        assert!(chain.blocks_after(&[hash(30)], 10).unwrap().is_empty());
     }
 
     #[test]

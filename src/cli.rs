@@ -21,8 +21,34 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub params: Option<PathBuf>,
 
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = crate::logging::LogFormat::Pretty)]
+    pub log_format: crate::logging::LogFormat,
+
+    /// Append logs to this file instead of stderr.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--role` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    Central,
+    Miner,
+    Wallet,
+}
+
+impl From<RoleArg> for gossipcoin_proto::message::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Central => Self::Central,
+            RoleArg::Miner => Self::Miner,
+            RoleArg::Wallet => Self::Wallet,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +88,42 @@ pub enum Command {
         /// With --mine: mining threads.
         #[arg(long, default_value_t = 1, requires = "mine")]
         threads: usize,
+        /// Without --mine: the node to submit to (default: the daemon running on this data
+        /// directory, else the central node /ip4/127.0.0.1/tcp/3000).
+        #[arg(long, value_name = "MULTIADDR", conflicts_with = "mine")]
+        node: Option<String>,
+    },
+    /// Runs a peer-to-peer node until Ctrl-C / SIGTERM.
+    Startnode {
+        /// What the node does (default: central).
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+        /// Role file (default: the built-in config/<role>.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Listen multiaddr (repeatable). Default: /ip4/127.0.0.1/tcp/<NODE_ID or 3000>.
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<String>,
+        /// Peer to bootstrap from (repeatable). Default: the central node /ip4/127.0.0.1/tcp/3000.
+        #[arg(long, value_name = "MULTIADDR")]
+        bootstrap: Vec<String>,
+        /// The address a miner's blocks pay (required for --role miner).
+        #[arg(long, alias = "miner")]
+        miner_address: Option<String>,
+        /// Only join the network whose genesis block has this hash.
+        #[arg(long, value_name = "HASH")]
+        genesis: Option<String>,
+        /// Mining threads (miner role).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Mines BLOCKS blocks on top of the tip, each paying the subsidy to ADDRESS (like Bitcoin
+    /// Core's `generatetoaddress`): quick chains for experiments and tests.
+    Generate {
+        #[arg(long)]
+        blocks: u32,
+        #[arg(long)]
+        address: String,
     },
     /// Prints every block from the tip down to genesis, with its transactions.
     Printchain,

@@ -11,6 +11,7 @@ use tracing::info;
 
 use crate::chain::{Accepted, Chain};
 use crate::cli::{Cli, Command};
+use crate::node::unix_now;
 use crate::params::ChainParams;
 use crate::store::{ChainRead, Store};
 use crate::wallet::{self, Wallet};
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<()> {
             mine,
             miner_address,
             threads,
+            node,
         } => {
             let req = SendRequest {
                 from: parse_address(from)?,
@@ -45,15 +47,34 @@ pub fn run(cli: Cli) -> Result<()> {
                 miner: miner_address.as_deref().map(parse_address).transpose()?,
                 threads: *threads,
             };
-            if !mine {
-                bail!(
-                    "sending without --mine needs the peer-to-peer network (`startnode`), which \
-                     this build does not have yet; add --mine to mine the transaction into a \
-                     block on this node now. Nothing was sent."
-                );
+            if *mine {
+                send_and_mine(&dir()?, params, req)
+            } else {
+                send_to_network(&dir()?, params, req, node.as_deref())
             }
-            send_and_mine(&dir()?, params, req)
         }
+        Command::Startnode {
+            role,
+            config,
+            listen,
+            bootstrap,
+            miner_address,
+            genesis,
+            threads,
+        } => {
+            let overrides = crate::config::Overrides {
+                role: role.map(Into::into),
+                config_file: config.clone(),
+                listen: listen.clone(),
+                bootstrap: bootstrap.clone(),
+                miner_address: miner_address.clone(),
+                genesis: genesis.clone(),
+                threads: *threads,
+                node_id: cli.node_id,
+            };
+            start_node(&dir()?, params, overrides)
+        }
+        Command::Generate { blocks, address } => generate(&dir()?, params, *blocks, address),
         Command::Printchain => print_chain(&dir()?),
         Command::Reindexutxo => reindex_utxo(&dir()?),
         Command::Verifychain => verify_chain(&dir()?),
@@ -100,14 +121,6 @@ fn parse_amount(s: &str, what: &str) -> Result<Amount> {
 
 fn parse_fee(s: &str) -> Result<Amount> {
     Amount::parse_coins(s).context("invalid fee")
-}
-
-fn unix_now() -> u32 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
 fn create_wallet(dir: &Path) -> Result<()> {
@@ -180,9 +193,22 @@ struct SendRequest {
     threads: usize,
 }
 
-/// Builds and signs the payment, mines it into a block on top of the tip and connects it.
-fn send_and_mine(dir: &Path, params: ChainParams, req: SendRequest) -> Result<()> {
-    let wallet = Wallet::load(dir)?;
+/// A signed payment, checked on its own, with the fee it pays.
+struct Payment {
+    tx: gossipcoin_proto::Transaction,
+    txid: gossipcoin_proto::Txid,
+    fee: Amount,
+}
+
+/// Builds and signs `req` from `spendable`, and checks the transaction before anyone sees it.
+fn build_checked(
+    wallet: &Wallet,
+    dir: &Path,
+    req: &SendRequest,
+    spendable: &[(OutPoint, gossipcoin_proto::Coin)],
+    height: u32,
+    params: &ChainParams,
+) -> Result<Payment> {
     let key = wallet.key_for(&req.from.pubkey_hash()).ok_or_else(|| {
         anyhow!(
             "address {} is not in this wallet ({}); see listaddresses",
@@ -190,22 +216,10 @@ fn send_and_mine(dir: &Path, params: ChainParams, req: SendRequest) -> Result<()
             dir.join(wallet::file::WALLET_FILE).display()
         )
     })?;
-    if !Store::exists(chain_dir(dir)) {
-        bail!(
-            "no blockchain in {}: run createblockchain first",
-            dir.display()
-        );
-    }
-    let chain = Chain::open(&chain_dir(dir), params)?;
-    let tip = chain.tip()?;
-    let height = tip.height + 1;
-
-    let spendable = spendable_coins(&chain, &req.from, height)?;
-    let tx = wallet::build_payment(key, &spendable, req.to.pubkey_hash(), req.amount, req.fee)?;
+    let tx = wallet::build_payment(key, spendable, req.to.pubkey_hash(), req.amount, req.fee)?;
     let txid = tx.compute_txid();
     info!(target: "wallet", %txid, from = %req.from, to = %req.to, amount = %req.amount,
           fee = %req.fee, inputs = tx.inputs.len(), "signed transaction");
-    // The transaction is checked on its own before any work is spent mining it.
     let coins: Vec<_> = tx
         .inputs
         .iter()
@@ -218,7 +232,37 @@ fn send_and_mine(dir: &Path, params: ChainParams, req: SendRequest) -> Result<()
         .collect::<Option<_>>()
         .ok_or_else(|| anyhow!("built transaction spends a coin it did not select"))?;
     consensus::check_transaction(&tx)?;
-    let fee = consensus::check_tx_spends(&tx, &coins, height, chain.params())?;
+    let fee = consensus::check_tx_spends(&tx, &coins, height, params)?;
+    Ok(Payment { tx, txid, fee })
+}
+
+/// Builds and signs the payment, mines it into a block on top of the tip and connects it.
+fn send_and_mine(dir: &Path, params: ChainParams, req: SendRequest) -> Result<()> {
+    let wallet = Wallet::load(dir)?;
+    if wallet.key_for(&req.from.pubkey_hash()).is_none() {
+        // Checked before opening the chain so the error names the real problem.
+        build_checked(&wallet, dir, &req, &[], 1, &params)?;
+    }
+    if !Store::exists(chain_dir(dir)) {
+        bail!(
+            "no blockchain in {}: run createblockchain first",
+            dir.display()
+        );
+    }
+    let chain = Chain::open(&chain_dir(dir), params)?;
+    let tip = chain.tip()?;
+    let height = tip.height + 1;
+    let pending = wallet::Pending::load(dir)?;
+    let confirmed = spendable_coins(chain.store(), chain.params(), &req.from, height)?;
+    // Coins that unconfirmed sends already spend are off limits; their change is not yet
+    // mineable here (its parent is not in this block).
+    let spendable: Vec<_> = pending
+        .spendable(&req.from.pubkey_hash(), confirmed, height)
+        .into_iter()
+        .filter(|(_, c)| c.height < height)
+        .collect();
+    let Payment { tx, txid, fee } =
+        build_checked(&wallet, dir, &req, &spendable, height, chain.params())?;
 
     let reward_to = req.miner.unwrap_or(req.from).pubkey_hash();
     let time = unix_now().max(chain.median_time_past(&tip.hash)? + 1);
@@ -246,14 +290,86 @@ fn send_and_mine(dir: &Path, params: ChainParams, req: SendRequest) -> Result<()
     }
 }
 
+/// Builds and signs the payment from the local wallet and store (readable while a daemon runs),
+/// submits it to a node and reports whether it was accepted.
+fn send_to_network(
+    dir: &Path,
+    params: ChainParams,
+    req: SendRequest,
+    node: Option<&str>,
+) -> Result<()> {
+    let wallet = Wallet::load(dir)?;
+    if wallet.key_for(&req.from.pubkey_hash()).is_none() {
+        build_checked(&wallet, dir, &req, &[], 1, &params)?;
+    }
+    let store = open_read_only(dir)?;
+    let height = store.read()?.tip()?.map_or(0, |t| t.height) + 1;
+    let mut pending = wallet::Pending::load(dir)?;
+    {
+        let view = store.read()?;
+        pending.prune(|op| view.coin(op).ok().flatten().is_some());
+    }
+    let confirmed = spendable_coins(&store, &params, &req.from, height)?;
+    let spendable = pending.spendable(&req.from.pubkey_hash(), confirmed, height);
+    let Payment { tx, txid, .. } = build_checked(&wallet, dir, &req, &spendable, height, &params)?;
+    drop(store);
+    let addr = crate::client::target(node, dir);
+    match crate::client::submit(&addr, &tx)? {
+        crate::client::Submitted::Accepted(accepted) if accepted == txid => {
+            pending.push(tx);
+            pending.save(dir)?;
+            println!("Success! txid {txid} accepted by {addr}");
+            Ok(())
+        }
+        crate::client::Submitted::Accepted(other) => {
+            bail!("the node answered with txid {other}, not {txid}")
+        }
+        crate::client::Submitted::Rejected(reason) => {
+            bail!("the node at {addr} refused the transaction: {reason}")
+        }
+    }
+}
+
+fn start_node(dir: &Path, params: ChainParams, overrides: crate::config::Overrides) -> Result<()> {
+    let config = crate::config::NodeConfig::load(dir, overrides)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!(target: "net", "signal received: shutting down");
+            let _ = stop_tx.send(true);
+        });
+        crate::node::run(config, params, stop_rx).await
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// The coins of `owner` that a transaction in a block at `height` may spend.
 fn spendable_coins(
-    chain: &Chain,
+    store: &Store,
+    params: &ChainParams,
     owner: &Address,
     height: u32,
 ) -> Result<Vec<(OutPoint, gossipcoin_proto::Coin)>> {
-    let maturity = chain.params().coinbase_maturity;
-    let view = chain.store().read()?;
+    let maturity = params.coinbase_maturity.max(1);
+    let view = store.read()?;
     let mut coins = Vec::new();
     for (outpoint, _) in view.utxos_of(&owner.pubkey_hash())? {
         let coin = view.coin(&outpoint)?.ok_or_else(|| {
@@ -281,6 +397,35 @@ fn mine_header(block: &Block, threads: usize) -> Result<gossipcoin_proto::BlockH
     info!(target: "miner", height, hash = %header.block_hash(), nonce = header.nonce, hashes,
           mhs = format!("{:.2}", hashes as f64 / secs.max(1e-9) / 1e6), "mined block");
     Ok(header)
+}
+
+fn generate(dir: &Path, params: ChainParams, blocks: u32, address: &str) -> Result<()> {
+    let address = parse_address(address)?;
+    if !Store::exists(chain_dir(dir)) {
+        bail!(
+            "no blockchain in {}: run createblockchain first",
+            dir.display()
+        );
+    }
+    let chain = Chain::open(&chain_dir(dir), params)?;
+    for _ in 0..blocks {
+        let tip = chain.tip()?;
+        let time = unix_now().max(chain.median_time_past(&tip.hash)? + 1);
+        let mut block = miner::assemble_block(
+            tip.hash,
+            tip.height + 1,
+            time,
+            chain.params(),
+            address.pubkey_hash(),
+            vec![],
+            Amount::ZERO,
+        )?;
+        block.header = mine_header(&block, 1)?;
+        chain.accept_block(&block, unix_now())?;
+    }
+    let tip = chain.tip()?;
+    println!("Done! Tip {} at height {}", tip.hash, tip.height);
+    Ok(())
 }
 
 fn print_chain(dir: &Path) -> Result<()> {

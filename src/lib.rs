@@ -6,13 +6,20 @@
 //! - `consensus`: every validity rule, as pure functions (no I/O)
 //! - `store`: the LMDB chain store (blocks, index, UTXO set, address index, undo)
 //! - `chain`: the only writer: accepts blocks, picks the most-work tip, reorganises
-//! - `wallet`: keys in `wallet.dat`, coin selection and signing
+//! - `wallet`: keys in `wallet.dat`, unconfirmed spends, coin selection and signing
 //! - `miner`: block assembly and the proof-of-work search
-//! - `cli`, `commands`: the command line
+//! - `mempool`: unconfirmed transactions, conflict-free, ordered by fee rate, bounded
+//! - `net`: the libp2p swarm (the only code that knows libp2p), behind `NetHandle`
+//! - `node`: the daemon's wiring: router, chain task, sync, miner role
+//! - `config`: role files layered under command-line flags
+//! - `client`: submits a transaction to a running node
+//! - `cli`, `commands`, `demo`, `logging`: the command line
 
 pub mod chain;
 pub mod cli;
+pub mod client;
 pub mod commands;
+pub mod config;
 pub mod consensus;
 pub mod demo;
 pub mod keys;
@@ -20,6 +27,7 @@ pub mod logging;
 pub mod mempool;
 pub mod miner;
 pub mod net;
+pub mod node;
 pub mod params;
 pub mod store;
 pub mod wallet;

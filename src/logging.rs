@@ -1,15 +1,48 @@
-//! Log setup: `tracing` events to stderr, filtered by `RUST_LOG` (default `info`).
+//! Log setup: `tracing` events filtered by `RUST_LOG` (default `info`), as human-readable lines
+//! (`pretty`) or one JSON object per line (`json`), to stderr or to a file.
 //!
-//! Targets name the subsystem (`chain`, `store`, `wallet`, `miner`, ...); block and transaction
-//! events carry `height`, `hash` and `txid` fields. Command output proper goes to stdout.
+//! Targets name the subsystem (`net`, `sync`, `chain`, `mempool`, `miner`, `store`, `wallet`);
+//! block and transaction events carry `height`, `hash`, `txid` and `peer` fields, so the logs of
+//! several nodes can be merged and searched. Command output proper goes to stdout.
+
+use std::path::Path;
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber once; later calls do nothing.
-pub fn init() {
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (colours on a terminal).
+    #[default]
+    Pretty,
+    /// One JSON object per line, for scripts and log merging.
+    Json,
+}
+
+/// Installs the global subscriber; a second call does nothing. `file` appends to that file
+/// instead of writing to stderr.
+pub fn init(format: LogFormat, file: Option<&Path>) -> std::io::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let writer = match file {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(f))
+        }
+        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(writer);
+    let _ = match format {
+        LogFormat::Pretty => builder.with_ansi(file.is_none()).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+    Ok(())
 }

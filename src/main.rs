@@ -4,7 +4,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = gossipcoin::cli::Cli::parse();
-    gossipcoin::logging::init();
+    if let Err(e) = gossipcoin::logging::init(cli.log_format, cli.log_file.as_deref()) {
+        eprintln!("error: cannot open log file: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     match gossipcoin::commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -136,12 +136,17 @@ fn insufficient_funds_and_foreign_sender() {
 }
 
 #[test]
-fn send_without_mine_says_it_needs_the_network() {
+fn send_to_a_node_that_is_not_running() {
     let (node, central, other) = funded();
+    let nobody = common::addr(common::free_port());
+    let pay = [
+        "send", "--from", &central, "--to", &other, "--amount", "1", "--node",
+    ];
+    refused(&node, &[&pay[..], &[&nobody]].concat(), "is it running?");
     refused(
         &node,
-        &["send", "--from", &central, "--to", &other, "--amount", "1"],
-        "--mine",
+        &[&pay[..], &["not-an-address"]].concat(),
+        "not-an-address",
     );
 }
 

@@ -42,6 +42,9 @@ pub enum MempoolError {
          first to be evicted"
     )]
     PoolFull { txid: Txid, fee_rate: u64 },
+    /// The node could not read its UTXO set to check the transaction (not the sender's fault).
+    #[error("the node cannot check transactions right now: {0}")]
+    Unavailable(String),
     /// The transaction breaks a consensus rule (or spends an immature coinbase).
     #[error("invalid transaction: {0}")]
     Invalid(#[from] ValidationError),
@@ -59,7 +62,8 @@ impl MempoolError {
             | Self::Conflict { .. }
             | Self::MissingInputs { .. }
             | Self::FeeTooLow { .. }
-            | Self::PoolFull { .. } => false,
+            | Self::PoolFull { .. }
+            | Self::Unavailable(_) => false,
         }
     }
 }

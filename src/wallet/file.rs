@@ -91,7 +91,7 @@ impl Wallet {
     /// use [`Wallet::create_address`].
     pub fn save(&self, data_dir: &Path) -> Result<(), WalletError> {
         ensure_data_dir(data_dir)?;
-        write_atomically(data_dir, &self.encode())
+        write_atomically(&data_dir.join(WALLET_FILE), &self.encode())
     }
 
     /// Adds a fresh random key to the wallet on disk and returns its address: load, add and save
@@ -233,14 +233,18 @@ fn lock(dir: &Path) -> Result<File, WalletError> {
     Ok(file)
 }
 
-/// Replaces `<dir>/wallet.dat` with `bytes`: temp file, write, mode 0600, fsync, rename, fsync
+/// Replaces the file at `path` with `bytes`: temp file, write, mode 0600, fsync, rename, fsync
 /// of the directory. On failure the old file is untouched and the temp file removed.
-fn write_atomically(dir: &Path, bytes: &[u8]) -> Result<(), WalletError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WalletError> {
     // Unique per process and call, so concurrent unlocked saves never share a temp file.
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    let path = dir.join(WALLET_FILE);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(WALLET_FILE);
     let tmp = dir.join(format!(
-        ".{WALLET_FILE}.{}.{}.tmp",
+        ".{name}.{}.{}.tmp",
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
@@ -256,7 +260,7 @@ fn write_atomically(dir: &Path, bytes: &[u8]) -> Result<(), WalletError> {
         file.set_permissions(fs::Permissions::from_mode(0o600))
             .map_err(WalletError::io("set the mode of", &tmp))?;
         file.sync_all().map_err(WalletError::io("sync", &tmp))?;
-        fs::rename(&tmp, &path).map_err(WalletError::io("replace", &path))
+        fs::rename(&tmp, path).map_err(WalletError::io("replace", path))
     };
     if let Err(e) = write() {
         let _ = fs::remove_file(&tmp);

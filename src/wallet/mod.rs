@@ -10,6 +10,7 @@
 
 pub mod builder;
 pub mod file;
+pub mod pending;
 
 use std::path::PathBuf;
 
@@ -17,6 +18,7 @@ use gossipcoin_proto::{Amount, OutPoint};
 
 pub use builder::build_payment;
 pub use file::Wallet;
+pub use pending::Pending;
 
 /// Everything that can go wrong reading, writing or spending from a wallet.
 #[derive(Debug, thiserror::Error)]

@@ -127,3 +127,126 @@ impl Node {
         out
     }
 }
+
+/// A free TCP port on 127.0.0.1 (bound once, then released for the node to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The multiaddr of a loopback port.
+pub fn addr(port: u16) -> String {
+    format!("/ip4/127.0.0.1/tcp/{port}")
+}
+
+/// Polls `cond` until it holds or `secs` pass; panics with `what` on timeout.
+pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A running `startnode` process; stopped with SIGTERM (then SIGKILL) when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process with SIGKILL.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- last lines of {} ---", self.log.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.terminate();
+        }
+    }
+}
+
+impl Node {
+    /// Starts `startnode` with `args` on this data directory, JSON logs into `<dir>/../<name>.log`.
+    pub fn start(&self, args: &[&str]) -> Daemon {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let log = self.dir.with_extension("log");
+        let child = self
+            .cmd(&["startnode"])
+            .args(args)
+            .args(["--log-format", "json", "--log-file"])
+            .arg(&log)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn startnode");
+        Daemon { child, log }
+    }
+
+    /// The main-chain height, from `verifychain` (None when there is no chain yet).
+    pub fn height(&self) -> Option<u32> {
+        let r = self.run(&["verifychain"]);
+        if !r.ok {
+            return None;
+        }
+        r.stdout.lines().find_map(|l| {
+            l.strip_prefix("Tip: height ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+    }
+
+    /// Copies another node's chain directory into this one (the tutorial's `cp` of the db).
+    pub fn copy_chain_from(&self, other: &Node) {
+        std::fs::create_dir_all(self.dir.join("chain")).unwrap();
+        let file = |n: &Node| n.dir.join("chain").join("data.mdb");
+        std::fs::copy(file(other), file(self)).unwrap();
+    }
+}

@@ -184,6 +184,6 @@ pub fn serve_status(mut events: mpsc::Receiver<NetworkEvent>, height: u32) {
 
 fn init_logs() {
     if std::env::var_os("RUST_LOG").is_some() {
-        gossipcoin::logging::init();
+        let _ = gossipcoin::logging::init(Default::default(), None);
     }
 }

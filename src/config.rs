@@ -1,0 +1,362 @@
+//! Node configuration: built-in defaults < role file (`config/<role>.toml`, or `--config FILE`)
+//! < command-line flags. Parsed and validated once; the core takes these structs, never CLI types.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gossipcoin_proto::{Address, BlockHash, message::Role};
+use serde::Deserialize;
+
+/// The built-in role files.
+const CENTRAL_TOML: &str = include_str!("../config/central.toml");
+const MINER_TOML: &str = include_str!("../config/miner.toml");
+const WALLET_TOML: &str = include_str!("../config/wallet.toml");
+
+/// The default port of the central node, and of `--listen auto` without `NODE_ID`.
+pub const CENTRAL_PORT: u16 = 3000;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// A role file as written (every field optional: missing ones keep their defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleFile {
+    role: Option<String>,
+    listen: Option<Vec<String>>,
+    bootstrap: Option<Vec<String>>,
+    #[serde(default)]
+    mempool: MempoolConfig,
+    #[serde(default)]
+    net: NetSettings,
+    #[serde(default)]
+    mining: MiningConfig,
+}
+
+/// Mempool bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolConfig {
+    pub max_bytes: usize,
+    pub min_fee_rate: u64,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 50_000_000,
+            min_fee_rate: 0,
+        }
+    }
+}
+
+/// Peer-to-peer settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetSettings {
+    pub max_peers: u32,
+    pub request_timeout_secs: u64,
+    pub requests_per_second: u32,
+}
+
+impl Default for NetSettings {
+    fn default() -> Self {
+        Self {
+            max_peers: 50,
+            request_timeout_secs: 10,
+            requests_per_second: 50,
+        }
+    }
+}
+
+/// When and how a miner mines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MiningConfig {
+    pub min_txs: usize,
+    pub max_wait_secs: u64,
+    pub threads: usize,
+}
+
+impl Default for MiningConfig {
+    fn default() -> Self {
+        Self {
+            min_txs: 2,
+            max_wait_secs: 10,
+            threads: 1,
+        }
+    }
+}
+
+impl MiningConfig {
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_secs(self.max_wait_secs)
+    }
+}
+
+/// What the command line may override.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub role: Option<Role>,
+    pub config_file: Option<PathBuf>,
+    pub listen: Vec<String>,
+    pub bootstrap: Vec<String>,
+    pub miner_address: Option<String>,
+    pub genesis: Option<String>,
+    pub threads: Option<usize>,
+    pub node_id: Option<u16>,
+}
+
+/// The validated configuration of one node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub role: Role,
+    pub data_dir: PathBuf,
+    pub listen: Vec<String>,
+    pub bootstrap: Vec<String>,
+    pub miner_address: Option<Address>,
+    pub genesis: Option<BlockHash>,
+    pub mempool: MempoolConfig,
+    pub net: NetSettings,
+    pub mining: MiningConfig,
+}
+
+fn parse_role(s: &str) -> Result<Role, ConfigError> {
+    match s {
+        "central" => Ok(Role::Central),
+        "miner" => Ok(Role::Miner),
+        "wallet" => Ok(Role::Wallet),
+        other => Err(ConfigError::Invalid(format!(
+            "unknown role {other:?}: expected central, miner or wallet"
+        ))),
+    }
+}
+
+fn builtin(role: Role) -> &'static str {
+    match role {
+        Role::Central => CENTRAL_TOML,
+        Role::Miner => MINER_TOML,
+        Role::Wallet => WALLET_TOML,
+    }
+}
+
+fn parse_file(text: &str, path: &str) -> Result<RoleFile, ConfigError> {
+    toml::from_str(text).map_err(|source| ConfigError::Parse {
+        path: path.into(),
+        source,
+    })
+}
+
+impl NodeConfig {
+    /// Layers defaults < role file < overrides and validates the result.
+    pub fn load(data_dir: &Path, o: Overrides) -> Result<Self, ConfigError> {
+        let file = match &o.config_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                parse_file(&text, &path.display().to_string())?
+            }
+            None => {
+                let role = o.role.unwrap_or(Role::Central);
+                parse_file(builtin(role), &format!("config/{role}.toml"))?
+            }
+        };
+        let file_role = file.role.as_deref().map(parse_role).transpose()?;
+        let role = o.role.or(file_role).unwrap_or(Role::Central);
+
+        let default_port = o.node_id.unwrap_or(CENTRAL_PORT);
+        let listen = if o.listen.is_empty() {
+            file.listen.unwrap_or_default()
+        } else {
+            o.listen
+        };
+        let listen: Vec<String> = listen
+            .into_iter()
+            .map(|l| {
+                if l == "auto" {
+                    format!("/ip4/127.0.0.1/tcp/{default_port}")
+                } else {
+                    l
+                }
+            })
+            .collect();
+        let listen = if listen.is_empty() {
+            vec![format!("/ip4/127.0.0.1/tcp/{default_port}")]
+        } else {
+            listen
+        };
+        let bootstrap = if o.bootstrap.is_empty() {
+            file.bootstrap.unwrap_or_else(|| {
+                if role == Role::Central {
+                    vec![]
+                } else {
+                    vec![central_addr()]
+                }
+            })
+        } else {
+            o.bootstrap
+        };
+        let miner_address = o
+            .miner_address
+            .as_deref()
+            .map(str::parse::<Address>)
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(format!("--miner-address: {e}")))?;
+        let genesis = o
+            .genesis
+            .as_deref()
+            .map(str::parse::<BlockHash>)
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(format!("--genesis: {e}")))?;
+        let mut mining = file.mining;
+        if let Some(t) = o.threads {
+            mining.threads = t;
+        }
+        let config = Self {
+            role,
+            data_dir: data_dir.to_path_buf(),
+            listen,
+            bootstrap,
+            miner_address,
+            genesis,
+            mempool: file.mempool,
+            net: file.net,
+            mining,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.role == Role::Miner && self.miner_address.is_none() {
+            return bad("a miner needs --miner-address ADDRESS to be paid to");
+        }
+        for addr in self.listen.iter().chain(&self.bootstrap) {
+            if !addr.starts_with('/') {
+                return Err(ConfigError::Invalid(format!(
+                    "{addr:?} is not a multiaddr (e.g. /ip4/127.0.0.1/tcp/3000)"
+                )));
+            }
+        }
+        if self.mining.threads == 0 || self.mining.min_txs == 0 {
+            return bad("mining.threads and mining.min_txs must be at least 1");
+        }
+        if self.net.max_peers == 0 || self.net.requests_per_second == 0 {
+            return bad("net.max_peers and net.requests_per_second must be at least 1");
+        }
+        if self.mempool.max_bytes < gossipcoin_proto::MAX_TX_BYTES {
+            return bad("mempool.max_bytes must hold at least one maximal transaction");
+        }
+        Ok(())
+    }
+}
+
+/// The central node's well-known address.
+pub fn central_addr() -> String {
+    format!("/ip4/127.0.0.1/tcp/{CENTRAL_PORT}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(o: Overrides) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::load(Path::new("node_x"), o)
+    }
+
+    #[test]
+    fn built_in_role_files_parse() {
+        for role in [Role::Central, Role::Wallet] {
+            let c = load(Overrides {
+                role: Some(role),
+                ..Default::default()
+            })
+            .unwrap();
+            assert_eq!(c.role, role);
+        }
+        let addr = "1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH".to_string();
+        let miner = load(Overrides {
+            role: Some(Role::Miner),
+            miner_address: Some(addr),
+            node_id: Some(3002),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(miner.listen, ["/ip4/127.0.0.1/tcp/3002"]);
+        assert_eq!(miner.bootstrap, [central_addr()]);
+        assert_eq!(miner.mining.min_txs, 2);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let c = load(Overrides {
+            role: Some(Role::Wallet),
+            listen: vec!["/ip4/127.0.0.1/tcp/4000".into()],
+            bootstrap: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.listen, ["/ip4/127.0.0.1/tcp/4000"]);
+        assert_eq!(c.bootstrap, ["/ip4/127.0.0.1/tcp/4001"]);
+    }
+
+    #[test]
+    fn bad_configurations_are_refused() {
+        let miner_without_address = load(Overrides {
+            role: Some(Role::Miner),
+            ..Default::default()
+        });
+        assert!(
+            miner_without_address
+                .unwrap_err()
+                .to_string()
+                .contains("--miner-address")
+        );
+        let bad_listen = load(Overrides {
+            listen: vec!["localhost:3000".into()],
+            ..Default::default()
+        });
+        assert!(bad_listen.unwrap_err().to_string().contains("multiaddr"));
+        let bad_genesis = load(Overrides {
+            genesis: Some("xyz".into()),
+            ..Default::default()
+        });
+        assert!(bad_genesis.unwrap_err().to_string().contains("--genesis"));
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("c.toml");
+        std::fs::write(&f, "role = \"miner\"\nsurprise = 1\n").unwrap();
+        let unknown_key = load(Overrides {
+            config_file: Some(f.clone()),
+            ..Default::default()
+        });
+        assert!(matches!(unknown_key, Err(ConfigError::Parse { .. })));
+        std::fs::write(&f, "role = \"boss\"\n").unwrap();
+        let unknown_role = load(Overrides {
+            config_file: Some(f),
+            ..Default::default()
+        });
+        assert!(
+            unknown_role
+                .unwrap_err()
+                .to_string()
+                .contains("unknown role")
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! The network beyond the tutorial, across real processes: late joiners catch up, a fresh node
+//! adopts the bootstrap's genesis, another network is refused, and the network survives the
+//! central node's death. Blocks use an easy PoW target (`--params`) so chains build quickly.
+
+mod common;
+use common::{Daemon, Node, addr, free_port, wait_until};
+
+/// Devnet parameters with the easiest target, written next to `node`.
+fn easy_params(node: &Node) -> String {
+    let text =
+        gossipcoin::params::DEVNET_TOML.replace("pow_bits = 0x1e0fffff", "pow_bits = 0x207fffff");
+    let path = node.dir.with_extension("params.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn start(node: &Node, params: &str, role: &str, port: u16, extra: &[&str]) -> Daemon {
+    let mut args = vec!["--params", params, "--role", role, "--listen"];
+    let listen = addr(port);
+    args.push(&listen);
+    args.extend_from_slice(extra);
+    node.start(&args)
+}
+
+#[test]
+fn late_joiners_catch_up_and_a_fresh_node_adopts_genesis() {
+    let (central, copied, fresh) = (Node::new(), Node::new(), Node::new());
+    let params = easy_params(&central);
+    let a = central.new_address();
+    central.ok(&["--params", &params, "createblockchain", "--address", &a]);
+    copied.copy_chain_from(&central);
+    central.ok(&[
+        "--params",
+        &params,
+        "generate",
+        "--blocks",
+        "200",
+        "--address",
+        &a,
+    ]);
+    let p = free_port();
+    let _central = start(&central, &params, "central", p, &[]);
+
+    let boot = addr(p);
+    let _copied = start(
+        &copied,
+        &params,
+        "wallet",
+        free_port(),
+        &["--bootstrap", &boot],
+    );
+    let fresh_node = start(
+        &fresh,
+        &params,
+        "wallet",
+        free_port(),
+        &["--bootstrap", &boot],
+    );
+    wait_until(120, "the copied node to reach height 200", || {
+        copied.height() == Some(200)
+    });
+    wait_until(120, "the fresh node to reach height 200", || {
+        fresh.height() == Some(200)
+    });
+    assert!(fresh_node.log_text().contains("adopted genesis block"));
+    for node in [&copied, &fresh] {
+        node.ok(&["verifychain"]);
+        assert_eq!(node.balance(&a), "2010");
+    }
+}
+
+#[test]
+fn a_node_of_another_network_is_refused_and_nothing_of_it_is_stored() {
+    let (ours, theirs, pinned) = (Node::new(), Node::new(), Node::new());
+    let params = easy_params(&ours);
+    let a = ours.new_address();
+    ours.ok(&["--params", &params, "createblockchain", "--address", &a]);
+    let b = theirs.new_address();
+    theirs.ok(&["--params", &params, "createblockchain", "--address", &b]);
+    theirs.ok(&[
+        "--params",
+        &params,
+        "generate",
+        "--blocks",
+        "3",
+        "--address",
+        &b,
+    ]);
+    let our_genesis = ours
+        .ok(&["printchain"])
+        .lines()
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(2)
+        .unwrap()
+        .to_string();
+
+    let p = free_port();
+    let our_node = start(&ours, &params, "central", p, &[]);
+    let boot = addr(p);
+    let their_node = start(
+        &theirs,
+        &params,
+        "wallet",
+        free_port(),
+        &["--bootstrap", &boot],
+    );
+    wait_until(60, "the other network's node to be refused", || {
+        our_node.log_text().contains("another network")
+            || their_node.log_text().contains("another network")
+    });
+    assert_eq!(ours.height(), Some(0));
+    assert_eq!(theirs.height(), Some(3));
+    let report = ours.ok(&["verifychain"]);
+    assert!(report.contains("Index entries: 1,"), "{report}");
+
+    // A fresh node pinned to another genesis refuses this one and stays empty.
+    let other = "11".repeat(32);
+    let pinned_node = start(
+        &pinned,
+        &params,
+        "wallet",
+        free_port(),
+        &["--bootstrap", &boot, "--genesis", &other],
+    );
+    wait_until(60, "the pinned node to refuse the peer's genesis", || {
+        pinned_node.log_text().contains("not the pinned one")
+    });
+    assert_eq!(pinned.height(), None);
+    assert_ne!(our_genesis, other);
+}
+
+#[test]
+fn miner_and_wallet_keep_going_when_the_central_node_dies() {
+    let (central, miner, wallet) = (Node::new(), Node::new(), Node::new());
+    let params = easy_params(&central);
+    let w1 = wallet.new_address();
+    let w2 = wallet.new_address();
+    let m = miner.new_address();
+    central.ok(&["--params", &params, "createblockchain", "--address", &w1]);
+    central.ok(&[
+        "--params",
+        &params,
+        "generate",
+        "--blocks",
+        "2",
+        "--address",
+        &w1,
+    ]);
+    miner.copy_chain_from(&central);
+    wallet.copy_chain_from(&central);
+
+    let p = free_port();
+    let central_node = start(&central, &params, "central", p, &[]);
+    let boot = addr(p);
+    let miner_node = start(
+        &miner,
+        &params,
+        "miner",
+        free_port(),
+        &["--bootstrap", &boot, "--miner-address", &m],
+    );
+    let wp = free_port();
+    let wallet_node = start(&wallet, &params, "wallet", wp, &["--bootstrap", &boot]);
+    // The miner and the wallet node find each other through the central node (kad).
+    let connections = |d: &Daemon| d.log_text().matches("peer connected").count();
+    wait_until(90, "miner and wallet to connect to each other", || {
+        connections(&miner_node) >= 2 && connections(&wallet_node) >= 2
+    });
+    central_node.kill();
+
+    // Two payments through the wallet's own daemon; the miner mines them; the wallet node
+    // receives the block.
+    for amount in ["1", "2"] {
+        let out = wallet.ok(&[
+            "--params",
+            &params,
+            "send",
+            "--from",
+            &w1,
+            "--to",
+            &w2,
+            "--amount",
+            amount,
+            "--node",
+            &addr(wp),
+        ]);
+        assert!(out.starts_with("Success!"), "{out}");
+    }
+    wait_until(90, "the wallet node to receive the miner's block", || {
+        wallet.height() == Some(3)
+    });
+    assert_eq!(wallet.balance(&w2), "3");
+    assert_eq!(wallet.balance(&w1), "27");
+    assert_eq!(miner.height(), Some(3));
+}

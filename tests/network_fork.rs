@@ -1,0 +1,194 @@
+//! Two miners mining at once on a five-node network (central, two miners, two wallets): blocks
+//! race, branches compete, and every node must end on the same most-work tip, with every coin
+//! accounted for (total = subsidies of the main chain) and every payment confirmed.
+
+mod common;
+use common::{Daemon, Node, addr, free_port, wait_until};
+
+/// A target that takes tens of thousands of hashes: fast, yet slow enough that the two miners
+/// sometimes find competing blocks before hearing of each other's.
+fn params(node: &Node) -> String {
+    let text =
+        gossipcoin::params::DEVNET_TOML.replace("pow_bits = 0x1e0fffff", "pow_bits = 0x1f00ffff");
+    let path = node.dir.with_extension("params.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A miner role file that mines every transaction at once.
+fn eager_miner(node: &Node) -> String {
+    let text = "role = \"miner\"\n[mining]\nmin_txs = 1\nmax_wait_secs = 1\nthreads = 1\n";
+    let path = node.dir.with_extension("miner.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn tip(node: &Node) -> Option<String> {
+    let r = node.run(&["verifychain"]);
+    r.ok.then(|| r.stdout.lines().next().unwrap_or_default().to_string())
+}
+
+#[test]
+fn two_miners_race_and_every_node_converges_on_the_most_work_tip() {
+    let central = Node::new();
+    let (m1, m2, w1, w2) = (Node::new(), Node::new(), Node::new(), Node::new());
+    let params = params(&central);
+    let payer = w1.new_address();
+    let payee = w2.new_address();
+    central.ok(&["--params", &params, "createblockchain", "--address", &payer]);
+    central.ok(&[
+        "--params",
+        &params,
+        "generate",
+        "--blocks",
+        "2",
+        "--address",
+        &payer,
+    ]);
+    for n in [&m1, &m2, &w1, &w2] {
+        n.copy_chain_from(&central);
+    }
+    let p = free_port();
+    let boot = addr(p);
+    let mut daemons: Vec<Daemon> =
+        vec![central.start(&["--params", &params, "--role", "central", "--listen", &boot])];
+    for m in [&m1, &m2] {
+        let a = m.new_address();
+        let config = eager_miner(m);
+        daemons.push(m.start(&[
+            "--params",
+            &params,
+            "--role",
+            "miner",
+            "--config",
+            &config,
+            "--miner-address",
+            &a,
+            "--listen",
+            &addr(free_port()),
+            "--bootstrap",
+            &boot,
+        ]));
+    }
+    let wallet_port = free_port();
+    daemons.push(w1.start(&[
+        "--params",
+        &params,
+        "--role",
+        "wallet",
+        "--listen",
+        &addr(wallet_port),
+        "--bootstrap",
+        &boot,
+    ]));
+    daemons.push(w2.start(&[
+        "--params",
+        &params,
+        "--role",
+        "wallet",
+        "--listen",
+        &addr(free_port()),
+        "--bootstrap",
+        &boot,
+    ]));
+    let nodes = [&central, &m1, &m2, &w1, &w2];
+    wait_until(60, "every node to connect", || {
+        daemons
+            .iter()
+            .all(|d| d.log_text().contains("peer connected"))
+    });
+
+    // Payments, one at a time, each mined by whichever miner is faster (often both).
+    let mut paid = 0;
+    for round in 0..6 {
+        let before = w1.height().unwrap();
+        let out = w1.ok(&[
+            "--params",
+            &params,
+            "send",
+            "--from",
+            &payer,
+            "--to",
+            &payee,
+            "--amount",
+            "1",
+            "--node",
+            &addr(wallet_port),
+        ]);
+        assert!(out.starts_with("Success!"), "round {round}: {out}");
+        paid += 1;
+        wait_until(60, "a block with the payment", || {
+            w1.height().is_some_and(|h| h > before)
+        });
+    }
+    // Until all agree: a tie at the top is broken by the next block.
+    let mut extra = 0;
+    while !nodes.iter().all(|n| tip(n) == tip(&central)) {
+        let settled = {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                if nodes.iter().all(|n| tip(n) == tip(&central)) {
+                    break true;
+                }
+                if std::time::Instant::now() > deadline {
+                    break false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        };
+        if settled {
+            break;
+        }
+        assert!(extra < 10, "the nodes never agreed on a tip");
+        w1.ok(&[
+            "--params",
+            &params,
+            "send",
+            "--from",
+            &payer,
+            "--to",
+            &payee,
+            "--amount",
+            "1",
+            "--node",
+            &addr(wallet_port),
+        ]);
+        paid += 1;
+        extra += 1;
+    }
+    // No payment was lost: every one is confirmed on the common chain (those in orphaned blocks
+    // went back to a mempool and were mined again).
+    wait_until(90, "every payment to be confirmed", || {
+        w2.balance(&payee) == paid.to_string()
+    });
+    wait_until(30, "every node on the same tip", || {
+        nodes.iter().all(|n| tip(n) == tip(&central))
+    });
+    let reorgs: usize = daemons
+        .iter()
+        .map(|d| d.log_text().matches("reorganised").count())
+        .sum();
+    eprintln!(
+        "height {:?}, {paid} payments, {reorgs} reorgs seen across the nodes",
+        central.height()
+    );
+    // Every coin is accounted for: the UTXO set holds exactly the main chain's subsidies.
+    for n in nodes {
+        let report = n.ok(&["verifychain"]);
+        let height: u32 = report
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Tip: height ")?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap();
+        let total = report
+            .lines()
+            .find_map(|l| l.split(" holding ").nth(1))
+            .unwrap();
+        assert_eq!(total, format!("{} coins", (height + 1) * 10), "{report}");
+    }
+}
