@@ -117,6 +117,18 @@ impl NetHandle {
         self.publish(TopicKind::Tx, data, name);
     }
 
+    /// Gossips arbitrary bytes on the block (`block = true`) or tx topic. Only for tests that
+    /// play a misbehaving peer; node code uses [`Self::publish_block`] and [`Self::publish_tx`].
+    #[doc(hidden)]
+    pub fn publish_raw(&self, block: bool, data: Vec<u8>) {
+        let kind = if block {
+            TopicKind::Block
+        } else {
+            TopicKind::Tx
+        };
+        self.publish(kind, data, "raw bytes".to_string());
+    }
+
     fn publish(&self, kind: TopicKind, data: Vec<u8>, name: String) {
         // After shutdown there is no one to publish to.
         let _ = self.send(Command::Publish { kind, data, name });
