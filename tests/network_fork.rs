@@ -124,18 +124,7 @@ fn two_miners_race_and_every_node_converges_on_the_most_work_tip() {
     // Until all agree: a tie at the top is broken by the next block.
     let mut extra = 0;
     while !nodes.iter().all(|n| tip(n) == tip(&central)) {
-        let settled = {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            loop {
-                if nodes.iter().all(|n| tip(n) == tip(&central)) {
-                    break true;
-                }
-                if std::time::Instant::now() > deadline {
-                    break false;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-        };
+        let settled = common::poll_until(5, || nodes.iter().all(|n| tip(n) == tip(&central)));
         if settled {
             break;
         }

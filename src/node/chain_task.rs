@@ -71,6 +71,10 @@ pub enum ChainCommand {
         reward_to: PubkeyHash,
         reply: oneshot::Sender<Option<Block>>,
     },
+    /// Stop: close the store, then answer.
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// The cloneable way to talk to the chain task.
@@ -148,6 +152,11 @@ impl ChainHandle {
             .await
     }
 
+    /// Stops the chain task and waits until the store is closed. Later requests fail.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(|reply| ChainCommand::Shutdown { reply }).await;
+    }
+
     /// The latest published state; `changed()` on a clone wakes on every update.
     pub fn state(&self) -> watch::Receiver<ChainState> {
         self.state.clone()
@@ -198,6 +207,7 @@ struct ChainTask {
 
 impl ChainTask {
     fn run(mut self, mut rx: mpsc::Receiver<ChainCommand>) {
+        let mut closed = None;
         while let Some(cmd) = rx.blocking_recv() {
             // A dropped reply means the asker gave up; nothing to do about it.
             match cmd {
@@ -241,9 +251,17 @@ impl ChainTask {
                 ChainCommand::Template { reward_to, reply } => {
                     let _ = reply.send(self.template(reward_to));
                 }
+                ChainCommand::Shutdown { reply } => {
+                    closed = Some(reply);
+                    break;
+                }
             }
         }
+        drop(self); // closes the LMDB environment (the last clone of it)
         info!(target: "chain", "chain task stopped; store closed");
+        if let Some(reply) = closed {
+            let _ = reply.send(());
+        }
     }
 
     fn status(&self) -> Result<Status, ChainError> {

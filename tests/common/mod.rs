@@ -142,16 +142,26 @@ pub fn addr(port: u16) -> String {
     format!("/ip4/127.0.0.1/tcp/{port}")
 }
 
-/// Polls `cond` until it holds or `secs` pass; panics with `what` on timeout.
-pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+/// Polls `cond` every 100 ms until it holds (true) or `secs` pass (false).
+pub fn poll_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after {secs}s waiting for {what}"
-        );
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// Polls `cond` until it holds or `secs` pass; panics with `what` on timeout.
+pub fn wait_until(secs: u64, what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        poll_until(secs, cond),
+        "timed out after {secs}s waiting for {what}"
+    );
 }
 
 /// A running `startnode` process; stopped with SIGTERM (then SIGKILL) when dropped.
