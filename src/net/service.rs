@@ -36,6 +36,9 @@ use super::{NetConfig, NetError, NetworkEvent, PeerId, PeerInfo, Verdict};
 pub(super) const MAX_OUTBOX: usize = 4096;
 /// The timer period.
 const TICK: Duration = Duration::from_secs(1);
+/// First redial of the bootstrap peers after the node finds itself alone (e.g. it started
+/// before the central node listened); it doubles up to the discovery interval.
+const ALONE_RETRY_MIN: Duration = Duration::from_secs(1);
 
 /// The answer the node produced for an inbound request, ready to send.
 pub(super) struct PendingReply {
@@ -63,6 +66,10 @@ pub(super) struct Service {
     pub(super) bootstrapped: bool,
     last_tick: Instant,
     last_discovery: Instant,
+    /// While the node has no peer: when it last redialed the bootstrap peers, and how long it
+    /// waits before the next try (1 s, doubling up to the discovery interval).
+    last_alone_dial: Instant,
+    alone_retry: Duration,
 }
 
 impl Service {
@@ -91,6 +98,8 @@ impl Service {
             bootstrapped: false,
             last_tick: now,
             last_discovery: now,
+            last_alone_dial: now,
+            alone_retry: ALONE_RETRY_MIN,
         }
     }
 
@@ -293,6 +302,14 @@ impl Service {
             .recover(now.saturating_duration_since(self.last_tick));
         self.last_tick = now;
         self.retry_unpublished();
+        if self.peers.connected_count() > 0 || self.bootstrap.is_empty() {
+            self.alone_retry = ALONE_RETRY_MIN;
+        } else if now.saturating_duration_since(self.last_alone_dial) >= self.alone_retry {
+            debug!(target: "net", retry_in = ?self.alone_retry, "no peers; redialing the bootstrap peers");
+            self.last_alone_dial = now;
+            self.alone_retry = (self.alone_retry * 2).min(self.config.discovery_interval);
+            self.dial_bootstrap();
+        }
         if now.saturating_duration_since(self.last_discovery) >= self.config.discovery_interval {
             self.last_discovery = now;
             self.discover();
