@@ -200,6 +200,20 @@ struct Payment {
     fee: Amount,
 }
 
+/// The wallet's key for `from`, or a clear error naming the wallet file.
+fn signing_key<'w>(
+    wallet: &'w Wallet,
+    dir: &Path,
+    from: &Address,
+) -> Result<&'w crate::keys::PrivateKey> {
+    wallet.key_for(&from.pubkey_hash()).ok_or_else(|| {
+        anyhow!(
+            "address {from} is not in this wallet ({}); see listaddresses",
+            dir.join(wallet::file::WALLET_FILE).display()
+        )
+    })
+}
+
 /// Builds and signs `req` from `spendable`, and checks the transaction before anyone sees it.
 fn build_checked(
     wallet: &Wallet,
@@ -209,13 +223,7 @@ fn build_checked(
     height: u32,
     params: &ChainParams,
 ) -> Result<Payment> {
-    let key = wallet.key_for(&req.from.pubkey_hash()).ok_or_else(|| {
-        anyhow!(
-            "address {} is not in this wallet ({}); see listaddresses",
-            req.from,
-            dir.join(wallet::file::WALLET_FILE).display()
-        )
-    })?;
+    let key = signing_key(wallet, dir, &req.from)?;
     let tx = wallet::build_payment(key, spendable, req.to.pubkey_hash(), req.amount, req.fee)?;
     let txid = tx.compute_txid();
     info!(target: "wallet", %txid, from = %req.from, to = %req.to, amount = %req.amount,
@@ -239,10 +247,7 @@ fn build_checked(
 /// Builds and signs the payment, mines it into a block on top of the tip and connects it.
 fn send_and_mine(dir: &Path, params: ChainParams, req: SendRequest) -> Result<()> {
     let wallet = Wallet::load(dir)?;
-    if wallet.key_for(&req.from.pubkey_hash()).is_none() {
-        // Checked before opening the chain so the error names the real problem.
-        build_checked(&wallet, dir, &req, &[], 1, &params)?;
-    }
+    signing_key(&wallet, dir, &req.from)?; // before opening the chain: the real problem first
     if !Store::exists(chain_dir(dir)) {
         bail!(
             "no blockchain in {}: run createblockchain first",
@@ -299,9 +304,7 @@ fn send_to_network(
     node: Option<&str>,
 ) -> Result<()> {
     let wallet = Wallet::load(dir)?;
-    if wallet.key_for(&req.from.pubkey_hash()).is_none() {
-        build_checked(&wallet, dir, &req, &[], 1, &params)?;
-    }
+    signing_key(&wallet, dir, &req.from)?;
     let store = open_read_only(dir)?;
     let height = store.read()?.tip()?.map_or(0, |t| t.height) + 1;
     let mut pending = wallet::Pending::load(dir)?;
