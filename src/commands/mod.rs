@@ -1,0 +1,286 @@
+//! The commands: each turns parsed CLI arguments into calls on the wallet, chain, store or
+//! node, and prints the tutorial's outputs on stdout. `send` lives in `send.rs`, `printchain`
+//! in `print.rs`.
+
+mod print;
+mod send;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use gossipcoin_proto::{Address, Amount, Block, BlockHash};
+use tracing::info;
+
+use crate::chain::Chain;
+use crate::cli::{Cli, Command};
+use crate::miner;
+use crate::node::unix_now;
+use crate::params::ChainParams;
+use crate::store::{ChainRead, Store};
+use crate::wallet::Wallet;
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<()> {
+    let params = match &cli.params {
+        Some(path) => ChainParams::load(path)?,
+        None => ChainParams::devnet(),
+    };
+    let dir = || data_dir(&cli);
+    match &cli.command {
+        Command::Createwallet => create_wallet(&dir()?),
+        Command::Listaddresses => list_addresses(&dir()?),
+        Command::Createblockchain { address } => create_blockchain(&dir()?, params, address),
+        Command::Getbalance { address } => get_balance(&dir()?, address),
+        Command::Send {
+            from,
+            to,
+            amount,
+            fee,
+            mine,
+            miner_address,
+            threads,
+            node,
+        } => {
+            let req = send::SendRequest {
+                from: parse_address(from)?,
+                to: parse_address(to)?,
+                amount: parse_amount(amount, "amount")?,
+                fee: parse_fee(fee)?,
+                miner: miner_address.as_deref().map(parse_address).transpose()?,
+                threads: *threads,
+            };
+            if *mine {
+                send::send_and_mine(&dir()?, params, req)
+            } else {
+                send::send_to_network(&dir()?, params, req, node.as_deref())
+            }
+        }
+        Command::Startnode {
+            role,
+            config,
+            listen,
+            bootstrap,
+            miner_address,
+            genesis,
+            threads,
+        } => {
+            let overrides = crate::config::Overrides {
+                role: role.map(Into::into),
+                config_file: config.clone(),
+                listen: listen.clone(),
+                bootstrap: bootstrap.clone(),
+                miner_address: miner_address.clone(),
+                genesis: genesis.clone(),
+                threads: *threads,
+                node_id: cli.node_id,
+            };
+            start_node(&dir()?, params, overrides)
+        }
+        Command::Generate { blocks, address } => generate(&dir()?, params, *blocks, address),
+        Command::Printchain => print::print_chain(&dir()?),
+        Command::Reindexutxo => reindex_utxo(&dir()?),
+        Command::Verifychain => verify_chain(&dir()?),
+        Command::Demo { keep } => crate::demo::run(*keep),
+    }
+}
+
+/// `--data-dir`, else `./node_<NODE_ID>`. A path that exists but is not a directory is refused.
+fn data_dir(cli: &Cli) -> Result<PathBuf> {
+    let dir = match (&cli.data_dir, cli.node_id) {
+        (Some(d), _) => d.clone(),
+        (None, Some(id)) => PathBuf::from(format!("node_{id}")),
+        (None, None) => bail!("no data directory: pass --data-dir DIR or set NODE_ID (e.g. 3000)"),
+    };
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "data directory {} exists but is not a directory",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn chain_dir(dir: &Path) -> PathBuf {
+    dir.join("chain")
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
+fn parse_address(s: &str) -> Result<Address> {
+    Ok(s.parse::<Address>()?)
+}
+
+fn parse_amount(s: &str, what: &str) -> Result<Amount> {
+    let a = Amount::parse_coins(s).with_context(|| format!("invalid {what}"))?;
+    if a == Amount::ZERO {
+        bail!("invalid {what}: must be greater than zero");
+    }
+    Ok(a)
+}
+
+fn parse_fee(s: &str) -> Result<Amount> {
+    Amount::parse_coins(s).context("invalid fee")
+}
+
+fn create_wallet(dir: &Path) -> Result<()> {
+    create_dir(dir)?;
+    let address = Wallet::create_address(dir)?;
+    info!(target: "wallet", %address, "created a new key");
+    println!("Your new address: {address}");
+    Ok(())
+}
+
+fn list_addresses(dir: &Path) -> Result<()> {
+    let wallet = Wallet::load(dir)?;
+    for address in wallet.addresses() {
+        println!("{address}");
+    }
+    Ok(())
+}
+
+fn create_blockchain(dir: &Path, params: ChainParams, address: &str) -> Result<()> {
+    let address = parse_address(address)?;
+    if Store::exists(chain_dir(dir)) {
+        bail!(
+            "a blockchain already exists in {}",
+            chain_dir(dir).display()
+        );
+    }
+    create_dir(dir)?;
+    let time = unix_now();
+    let mut genesis = miner::assemble_block(
+        BlockHash::ZERO,
+        0,
+        time,
+        &params,
+        address.pubkey_hash(),
+        vec![],
+        Amount::ZERO,
+    )?;
+    genesis.header = mine_header(&genesis, 1)?;
+    let chain = Chain::create(&chain_dir(dir), params, &genesis)?;
+    println!("Done! Genesis block {}", chain.tip()?.hash);
+    Ok(())
+}
+
+fn get_balance(dir: &Path, address: &str) -> Result<()> {
+    let address = parse_address(address)?;
+    let store = open_read_only(dir)?;
+    let balance = store.read()?.balance(&address.pubkey_hash())?;
+    println!("Balance of '{address}': {balance}");
+    Ok(())
+}
+
+fn open_read_only(dir: &Path) -> Result<Store> {
+    let path = chain_dir(dir);
+    if !Store::exists(&path) {
+        bail!(
+            "no blockchain in {}: run createblockchain first, or copy the data directory of a \
+             node that has one",
+            dir.display()
+        );
+    }
+    Ok(Store::open_read_only(&path)?)
+}
+
+fn start_node(dir: &Path, params: ChainParams, overrides: crate::config::Overrides) -> Result<()> {
+    let config = crate::config::NodeConfig::load(dir, overrides)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!(target: "net", "signal received: shutting down");
+            let _ = stop_tx.send(true);
+        });
+        crate::node::run(config, params, stop_rx).await
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Mines `block`'s header on `threads` threads and logs the search.
+fn mine_header(block: &Block, threads: usize) -> Result<gossipcoin_proto::BlockHeader> {
+    let (abort, hashes) = (AtomicBool::new(false), AtomicU64::new(0));
+    let height = block.txs.first().map_or(0, |cb| cb.inputs[0].prevout.vout);
+    let started = Instant::now();
+    let header = miner::mine_counting(block.header, threads.max(1), &abort, &hashes)
+        .ok_or_else(|| anyhow!("mining stopped before a block was found"))?;
+    let (hashes, secs) = (
+        hashes.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    );
+    info!(target: "miner", height, hash = %header.block_hash(), nonce = header.nonce, hashes,
+          mhs = format!("{:.2}", hashes as f64 / secs.max(1e-9) / 1e6), "mined block");
+    Ok(header)
+}
+
+fn generate(dir: &Path, params: ChainParams, blocks: u32, address: &str) -> Result<()> {
+    let address = parse_address(address)?;
+    if !Store::exists(chain_dir(dir)) {
+        bail!(
+            "no blockchain in {}: run createblockchain first",
+            dir.display()
+        );
+    }
+    let chain = Chain::open(&chain_dir(dir), params)?;
+    for _ in 0..blocks {
+        let tip = chain.tip()?;
+        let time = unix_now().max(chain.median_time_past(&tip.hash)? + 1);
+        let mut block = miner::assemble_block(
+            tip.hash,
+            tip.height + 1,
+            time,
+            chain.params(),
+            address.pubkey_hash(),
+            vec![],
+            Amount::ZERO,
+        )?;
+        block.header = mine_header(&block, 1)?;
+        chain.accept_block(&block, unix_now())?;
+    }
+    let tip = chain.tip()?;
+    println!("Done! Tip {} at height {}", tip.hash, tip.height);
+    Ok(())
+}
+
+fn reindex_utxo(dir: &Path) -> Result<()> {
+    if !Store::exists(chain_dir(dir)) {
+        bail!(
+            "no blockchain in {}: run createblockchain first",
+            dir.display()
+        );
+    }
+    let store = Store::open(chain_dir(dir))?;
+    store.write(|w| w.reindex_utxo())?;
+    let count = store.read()?.utxo_count()?;
+    println!("Done! There are {count} unspent outputs in the UTXO set.");
+    Ok(())
+}
+
+fn verify_chain(dir: &Path) -> Result<()> {
+    let store = open_read_only(dir)?;
+    let report = store.check_consistency()?;
+    println!("{report}");
+    Ok(())
+}
