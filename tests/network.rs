@@ -5,13 +5,9 @@
 mod common;
 use common::{Daemon, Node, addr, free_port, wait_until};
 
-/// Devnet parameters with the easiest target, written next to `node`.
+/// Devnet parameters with the easiest target (about two hashes a block).
 fn easy_params(node: &Node) -> String {
-    let text =
-        gossipcoin::params::DEVNET_TOML.replace("pow_bits = 0x1e0fffff", "pow_bits = 0x207fffff");
-    let path = node.dir.with_extension("params.toml");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
+    common::params_file(node, "0x207fffff")
 }
 
 fn start(node: &Node, params: &str, role: &str, port: u16, extra: &[&str]) -> Daemon {

@@ -8,11 +8,7 @@ use common::{Daemon, Node, addr, free_port, wait_until};
 /// A target that takes tens of thousands of hashes: fast, yet slow enough that the two miners
 /// sometimes find competing blocks before hearing of each other's.
 fn params(node: &Node) -> String {
-    let text =
-        gossipcoin::params::DEVNET_TOML.replace("pow_bits = 0x1e0fffff", "pow_bits = 0x1f00ffff");
-    let path = node.dir.with_extension("params.toml");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
+    common::params_file(node, "0x1f00ffff")
 }
 
 /// A miner role file that mines every transaction at once.
@@ -98,23 +94,19 @@ fn two_miners_race_and_every_node_converges_on_the_most_work_tip() {
             .all(|d| d.log_text().contains("peer connected"))
     });
 
-    // Payments, one at a time, each mined by whichever miner is faster (often both).
+    // Payments of 1 coin through the wallet's own daemon, one at a time, each mined by whichever
+    // miner is faster (often both).
+    let wallet_addr = addr(wallet_port);
+    let pay = || {
+        let args = [
+            "--params", &params, "send", "--from", &payer, "--to", &payee, "--amount", "1",
+        ];
+        w1.ok(&[&args[..], &["--node", &wallet_addr]].concat())
+    };
     let mut paid = 0;
     for round in 0..6 {
         let before = w1.height().unwrap();
-        let out = w1.ok(&[
-            "--params",
-            &params,
-            "send",
-            "--from",
-            &payer,
-            "--to",
-            &payee,
-            "--amount",
-            "1",
-            "--node",
-            &addr(wallet_port),
-        ]);
+        let out = pay();
         assert!(out.starts_with("Success!"), "round {round}: {out}");
         paid += 1;
         wait_until(60, "a block with the payment", || {
@@ -129,19 +121,7 @@ fn two_miners_race_and_every_node_converges_on_the_most_work_tip() {
             break;
         }
         assert!(extra < 10, "the nodes never agreed on a tip");
-        w1.ok(&[
-            "--params",
-            &params,
-            "send",
-            "--from",
-            &payer,
-            "--to",
-            &payee,
-            "--amount",
-            "1",
-            "--node",
-            &addr(wallet_port),
-        ]);
+        pay();
         paid += 1;
         extra += 1;
     }

@@ -82,6 +82,13 @@ impl Block {
         self.header.block_hash()
     }
 
+    /// The height its coinbase claims (the vout of the coinbase input), if the first
+    /// transaction is shaped as a coinbase.
+    pub fn coinbase_height(&self) -> Option<u32> {
+        let cb = self.txs.first().filter(|tx| tx.is_coinbase())?;
+        Some(cb.inputs[0].prevout.vout)
+    }
+
     /// The merkle root over this block's transactions as they are now.
     pub fn compute_merkle_root(&self) -> MerkleRoot {
         let txids: Vec<Txid> = self.txs.iter().map(Transaction::compute_txid).collect();

@@ -222,7 +222,7 @@ async fn wait_for_signal() {
 /// Mines `block`'s header on `threads` threads and logs the search.
 fn mine_header(block: &Block, threads: usize) -> Result<gossipcoin_proto::BlockHeader> {
     let (abort, hashes) = (AtomicBool::new(false), AtomicU64::new(0));
-    let height = block.txs.first().map_or(0, |cb| cb.inputs[0].prevout.vout);
+    let height = block.coinbase_height().unwrap_or(0);
     let started = Instant::now();
     let header = miner::mine_counting(block.header, threads.max(1), &abort, &hashes)
         .ok_or_else(|| anyhow!("mining stopped before a block was found"))?;

@@ -105,7 +105,7 @@ pub async fn run(
 }
 
 fn height_of(block: &Block) -> u32 {
-    block.txs.first().map_or(0, |cb| cb.inputs[0].prevout.vout)
+    block.coinbase_height().unwrap_or(0)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -128,6 +128,16 @@ impl Node {
     }
 }
 
+/// The devnet parameters with another `pow_bits`, written next to `node`; returns the path for
+/// `--params`.
+pub fn params_file(node: &Node, pow_bits: &str) -> String {
+    let text = gossipcoin::params::DEVNET_TOML
+        .replace("pow_bits = 0x1e0fffff", &format!("pow_bits = {pow_bits}"));
+    let path = node.dir.with_extension("params.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
 /// A free TCP port on 127.0.0.1 (bound once, then released for the node to take).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
