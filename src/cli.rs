@@ -25,6 +25,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = crate::logging::LogFormat::Pretty)]
     pub log_format: crate::logging::LogFormat,
 
+    /// The node API to talk to (status, peers, mempool, mine). Default: the API of the node
+    /// running on the data directory (its api.addr).
+    #[arg(long, global = true, value_name = "URL")]
+    pub api: Option<String>,
+
     /// Append logs to this file instead of stderr.
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
@@ -49,6 +54,13 @@ impl From<RoleArg> for gossipcoin_proto::message::Role {
             RoleArg::Wallet => Self::Wallet,
         }
     }
+}
+
+/// `--api-auth` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApiAuth {
+    Cookie,
+    None,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +128,13 @@ pub enum Command {
         /// Mining threads (miner role).
         #[arg(long)]
         threads: Option<usize>,
+        /// HTTP API socket. Default: 127.0.0.1 at the p2p port + 1000 (3000 → 4000).
+        #[arg(long, value_name = "HOST:PORT")]
+        api_listen: Option<String>,
+        /// `cookie`: state-changing endpoints need <data-dir>/api.cookie; `none`: no auth
+        /// (demos only).
+        #[arg(long, value_enum, default_value_t = ApiAuth::Cookie)]
+        api_auth: ApiAuth,
     },
     /// Mines BLOCKS blocks on top of the tip, each paying the subsidy to ADDRESS (like Bitcoin
     /// Core's `generatetoaddress`): quick chains for experiments and tests.
@@ -131,6 +150,18 @@ pub enum Command {
     Reindexutxo,
     /// Checks that tip, height index, UTXO set and address index agree with the blocks.
     Verifychain,
+    /// Shows the running node's status (through its HTTP API).
+    Status,
+    /// Lists the running node's peers (through its HTTP API).
+    Peers,
+    /// Shows the running node's mempool (through its HTTP API).
+    Mempool,
+    /// Makes the running node mine one block of its mempool now (through its HTTP API).
+    Mine {
+        /// Who gets subsidy + fees (default: the node's --miner-address, else its wallet).
+        #[arg(long)]
+        address: Option<String>,
+    },
     /// Runs the tutorial's single-node steps end to end in a temporary data directory.
     Demo {
         /// Keep the temporary data directory and print its path.

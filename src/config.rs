@@ -119,6 +119,41 @@ pub struct Overrides {
     pub genesis: Option<String>,
     pub threads: Option<usize>,
     pub node_id: Option<u16>,
+    /// `--api-listen HOST:PORT`.
+    pub api_listen: Option<String>,
+    /// `--api-auth none`: no cookie needed (demos only).
+    pub api_auth_none: bool,
+}
+
+/// The HTTP API's socket and whether state-changing endpoints need the cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiSettings {
+    pub listen: std::net::SocketAddr,
+    pub require_cookie: bool,
+}
+
+/// The API port that goes with a p2p port: +1000 (3000 → 4000), or 0 (any free port) when the
+/// p2p port is 0.
+pub fn api_port_for(p2p_port: u16) -> Option<u16> {
+    if p2p_port == 0 {
+        Some(0)
+    } else {
+        p2p_port.checked_add(API_PORT_OFFSET)
+    }
+}
+
+/// How far the API port is from the p2p port by default.
+pub const API_PORT_OFFSET: u16 = 1000;
+
+/// The TCP port of a `/ip4/../tcp/PORT` multiaddr.
+fn tcp_port(multiaddr: &str) -> Option<u16> {
+    let mut parts = multiaddr.split('/');
+    while let Some(part) = parts.next() {
+        if part == "tcp" {
+            return parts.next()?.parse().ok();
+        }
+    }
+    None
 }
 
 /// The validated configuration of one node.
@@ -133,6 +168,7 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     pub net: NetSettings,
     pub mining: MiningConfig,
+    pub api: ApiSettings,
 }
 
 fn parse_role(s: &str) -> Result<Role, ConfigError> {
@@ -224,6 +260,25 @@ impl NodeConfig {
             .map(str::parse::<BlockHash>)
             .transpose()
             .map_err(|e| ConfigError::Invalid(format!("--genesis: {e}")))?;
+        let api_listen = match &o.api_listen {
+            Some(text) => text.parse().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "--api-listen {text:?} is not HOST:PORT (e.g. 127.0.0.1:4000)"
+                ))
+            })?,
+            None => {
+                let p2p = listen
+                    .first()
+                    .and_then(|l| tcp_port(l))
+                    .unwrap_or(CENTRAL_PORT);
+                let port = api_port_for(p2p).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "no default API port for p2p port {p2p}: pass --api-listen HOST:PORT"
+                    ))
+                })?;
+                std::net::SocketAddr::from(([127, 0, 0, 1], port))
+            }
+        };
         let mut mining = file.mining;
         if let Some(t) = o.threads {
             mining.threads = t;
@@ -238,6 +293,10 @@ impl NodeConfig {
             mempool: file.mempool,
             net: file.net,
             mining,
+            api: ApiSettings {
+                listen: api_listen,
+                require_cookie: !o.api_auth_none,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -279,6 +338,43 @@ mod tests {
 
     fn load(o: Overrides) -> Result<NodeConfig, ConfigError> {
         NodeConfig::load(Path::new("node_x"), o)
+    }
+
+    #[test]
+    fn the_api_listens_on_loopback_at_the_p2p_port_plus_1000_unless_told() {
+        let c = load(Overrides {
+            listen: vec!["/ip4/127.0.0.1/tcp/3005".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:4005");
+        assert!(c.api.require_cookie);
+        let any = load(Overrides {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(any.api.listen.port(), 0);
+        let explicit = load(Overrides {
+            api_listen: Some("127.0.0.1:9999".into()),
+            api_auth_none: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(explicit.api.listen.to_string(), "127.0.0.1:9999");
+        assert!(!explicit.api.require_cookie);
+        let err = load(Overrides {
+            api_listen: Some("localhost".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("--api-listen"), "{err}");
+        let err = load(Overrides {
+            listen: vec!["/ip4/127.0.0.1/tcp/65000".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("--api-listen"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - `client`: submits a transaction to a running node
 //! - `cli`, `commands`, `demo`, `logging`: the command line
 
+pub mod api;
 pub mod chain;
 pub mod cli;
 pub mod client;
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod keys;
 pub mod logging;
 pub mod mempool;
+pub mod metrics;
 pub mod miner;
 pub mod net;
 pub mod node;

@@ -2,6 +2,7 @@
 //! node, and prints the tutorial's outputs on stdout. `send` lives in `send.rs`, `printchain`
 //! in `print.rs`.
 
+mod daemon;
 mod print;
 mod send;
 
@@ -28,8 +29,15 @@ pub fn run(cli: Cli) -> Result<()> {
         None => ChainParams::devnet(),
     };
     let dir = || data_dir(&cli);
+    let api_client = || daemon::client(cli.api.as_deref(), dir().ok().as_deref());
     match &cli.command {
-        Command::Createwallet => create_wallet(&dir()?),
+        Command::Createwallet => {
+            let dir = dir()?;
+            match crate::api::client::ApiClient::of_running_node(&dir)? {
+                Some(api) => daemon::create_wallet(&api),
+                None => create_wallet(&dir),
+            }
+        }
         Command::Listaddresses => list_addresses(&dir()?),
         Command::Createblockchain { address } => create_blockchain(&dir()?, params, address),
         Command::Getbalance { address } => get_balance(&dir()?, address),
@@ -52,9 +60,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 threads: *threads,
             };
             if *mine {
-                send::send_and_mine(&dir()?, params, req)
-            } else {
-                send::send_to_network(&dir()?, params, req, node.as_deref())
+                return send::send_and_mine(&dir()?, params, req);
+            }
+            let dir = dir()?;
+            match (node, crate::api::client::ApiClient::of_running_node(&dir)?) {
+                (None, Some(api)) => daemon::send(&api, from, to, amount, fee),
+                _ => send::send_to_network(&dir, params, req, node.as_deref()),
             }
         }
         Command::Startnode {
@@ -65,6 +76,8 @@ pub fn run(cli: Cli) -> Result<()> {
             miner_address,
             genesis,
             threads,
+            api_listen,
+            api_auth,
         } => {
             let overrides = crate::config::Overrides {
                 role: role.map(Into::into),
@@ -75,6 +88,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 genesis: genesis.clone(),
                 threads: *threads,
                 node_id: cli.node_id,
+                api_listen: api_listen.clone(),
+                api_auth_none: *api_auth == crate::cli::ApiAuth::None,
             };
             start_node(&dir()?, params, overrides)
         }
@@ -82,6 +97,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Printchain => print::print_chain(&dir()?),
         Command::Reindexutxo => reindex_utxo(&dir()?),
         Command::Verifychain => verify_chain(&dir()?),
+        Command::Status => daemon::status(&api_client()?),
+        Command::Peers => daemon::peers(&api_client()?),
+        Command::Mempool => daemon::mempool(&api_client()?),
+        Command::Mine { address } => daemon::mine(&api_client()?, address.as_deref()),
         Command::Demo { keep } => crate::demo::run(*keep),
     }
 }

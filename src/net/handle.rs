@@ -106,6 +106,7 @@ impl NetHandle {
     /// once one does; publishing the same block twice is harmless.
     pub async fn publish_block(&self, block: &Block) {
         let name = block.block_hash().to_string();
+        crate::metrics::metrics().gossip("out", "blocks");
         self.publish(TopicKind::Block, to_bytes(block), name);
     }
 
@@ -114,6 +115,7 @@ impl NetHandle {
         let data = to_bytes(tx);
         // the txid is SHA-256d of exactly these bytes: no need to encode twice
         let name = Txid(sha256d(&data)).to_string();
+        crate::metrics::metrics().gossip("out", "txs");
         self.publish(TopicKind::Tx, data, name);
     }
 

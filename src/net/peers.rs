@@ -80,6 +80,8 @@ pub(super) struct PeerState {
     pub(super) addr: Option<Multiaddr>,
     pub(super) status: Option<Status>,
     pub(super) score: f64,
+    /// Round-trip time of the last ping.
+    pub(super) ping: Option<Duration>,
     bucket: TokenBucket,
 }
 
@@ -105,6 +107,7 @@ impl Peers {
             addr: None,
             status: None,
             score: 0.0,
+            ping: None,
             bucket: TokenBucket::new(rate, now),
         })
     }
@@ -157,6 +160,13 @@ impl Peers {
     }
 
     /// Records the Status the sync layer got from a connected peer.
+    /// Records a ping round trip of a connected peer.
+    pub(super) fn set_ping(&mut self, peer: &PeerId, rtt: Duration) {
+        if let Some(state) = self.map.get_mut(peer) {
+            state.ping = Some(rtt);
+        }
+    }
+
     pub(super) fn set_status(&mut self, peer: &PeerId, status: Status) {
         if let Some(state) = self.map.get_mut(peer)
             && state.connections > 0

@@ -247,6 +247,7 @@ impl Service {
                 score: state.score,
                 gossip_score: gossipsub.peer_score(peer),
                 subscribed: subscribed.contains(peer),
+                ping_ms: state.ping.map(|d| d.as_secs_f64() * 1000.0),
             })
             .collect()
     }

@@ -76,6 +76,8 @@ pub struct PeerInfo {
     pub gossip_score: Option<f64>,
     /// Whether the peer is subscribed to our network's block topic (so gossip reaches it).
     pub subscribed: bool,
+    /// Round-trip time of the last ping, in milliseconds.
+    pub ping_ms: Option<f64>,
 }
 
 /// The way to answer one inbound request. Dropping it answers `Response::Error`.

@@ -5,13 +5,14 @@
 use std::time::Instant;
 
 use gossipcoin_proto::message::{Role, Status};
-use gossipcoin_proto::{Amount, Block, BlockHash, OutPoint, PubkeyHash, Transaction, Txid};
+use gossipcoin_proto::{Amount, Block, BlockHash, Coin, OutPoint, PubkeyHash, Transaction, Txid};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::chain::{Accepted, Chain, ChainError};
 use crate::config::MempoolConfig;
-use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+use crate::mempool::{Mempool, MempoolEntry, MempoolError, MempoolLimits};
+use crate::metrics::{metrics, reason_code};
 use crate::miner;
 use crate::store::ChainRead;
 
@@ -70,6 +71,21 @@ pub enum ChainCommand {
     Template {
         reward_to: PubkeyHash,
         reply: oneshot::Sender<Option<Block>>,
+    },
+    /// Every mempool entry, best fee rate first.
+    Mempool {
+        reply: oneshot::Sender<Vec<MempoolEntry>>,
+    },
+    /// One mempool entry.
+    MempoolTx {
+        txid: Txid,
+        reply: oneshot::Sender<Option<MempoolEntry>>,
+    },
+    /// The coins `owner` can spend in the next block, as a wallet on this node sees them:
+    /// mature confirmed coins no mempool tx spends, plus unspent mempool outputs to `owner`.
+    Spendable {
+        owner: PubkeyHash,
+        reply: oneshot::Sender<Result<Vec<(OutPoint, Coin)>, String>>,
     },
     /// Stop: close the store, then answer.
     Shutdown {
@@ -149,6 +165,24 @@ impl ChainHandle {
 
     pub async fn template(&self, reward_to: PubkeyHash) -> Result<Option<Block>, ChainGone> {
         self.ask(|reply| ChainCommand::Template { reward_to, reply })
+            .await
+    }
+
+    pub async fn mempool(&self) -> Result<Vec<MempoolEntry>, ChainGone> {
+        self.ask(|reply| ChainCommand::Mempool { reply }).await
+    }
+
+    pub async fn mempool_tx(&self, txid: Txid) -> Result<Option<MempoolEntry>, ChainGone> {
+        self.ask(|reply| ChainCommand::MempoolTx { txid, reply })
+            .await
+    }
+
+    /// See [`ChainCommand::Spendable`].
+    pub async fn spendable(
+        &self,
+        owner: PubkeyHash,
+    ) -> Result<Result<Vec<(OutPoint, Coin)>, String>, ChainGone> {
+        self.ask(|reply| ChainCommand::Spendable { owner, reply })
             .await
     }
 
@@ -251,6 +285,15 @@ impl ChainTask {
                 ChainCommand::Template { reward_to, reply } => {
                     let _ = reply.send(self.template(reward_to));
                 }
+                ChainCommand::Mempool { reply } => {
+                    let _ = reply.send(self.mempool.iter().rev().cloned().collect());
+                }
+                ChainCommand::MempoolTx { txid, reply } => {
+                    let _ = reply.send(self.mempool.entry(&txid).cloned());
+                }
+                ChainCommand::Spendable { owner, reply } => {
+                    let _ = reply.send(self.spendable(&owner).map_err(|e| e.to_string()));
+                }
                 ChainCommand::Shutdown { reply } => {
                     closed = Some(reply);
                     break;
@@ -295,6 +338,10 @@ impl ChainTask {
             Ok(Accepted::NewTip { tip, disconnected }) => {
                 info!(target: "chain", height = tip.height, %hash, txs = block.txs.len(), from = source,
                       ms = started.elapsed().as_millis() as u64, "accepted block");
+                metrics().block_accepted(started.elapsed());
+                if !disconnected.is_empty() {
+                    metrics().reorg(disconnected.len());
+                }
                 self.update_mempool(old_height, tip.height, &disconnected);
                 BlockOutcome::NewTip {
                     height: tip.height,
@@ -303,11 +350,22 @@ impl ChainTask {
             }
             Ok(Accepted::SideBranch { height, .. }) => {
                 info!(target: "chain", height, %hash, from = source, "stored side-branch block");
+                metrics().block_accepted(started.elapsed());
                 BlockOutcome::SideBranch { height }
             }
-            Err(ChainError::Duplicate { .. }) => BlockOutcome::Duplicate,
-            Err(ChainError::Orphan { prev, .. }) => BlockOutcome::Orphan { prev },
+            Err(ChainError::Duplicate { .. }) => {
+                metrics().block_rejected("duplicate");
+                BlockOutcome::Duplicate
+            }
+            Err(ChainError::Orphan { prev, .. }) => {
+                metrics().block_rejected("orphan");
+                BlockOutcome::Orphan { prev }
+            }
             Err(e) => {
+                metrics().block_rejected(&match &e {
+                    ChainError::Invalid { source, .. } => reason_code(&format!("{source:?}")),
+                    other => reason_code(&format!("{other:?}")),
+                });
                 let misbehaviour = e.is_peer_misbehaviour();
                 warn!(target: "chain", %hash, from = source, misbehaviour, "refused block: {e}");
                 BlockOutcome::Invalid {
@@ -358,12 +416,52 @@ impl ChainTask {
         };
         match &result {
             Ok(txid) => {
+                metrics().tx_accepted();
                 info!(target: "mempool", %txid, from = source, mempool_txs = self.mempool.len(), "accepted transaction")
             }
-            Err(e) => info!(target: "mempool", from = source, "refused transaction: {e}"),
+            Err(e) => {
+                metrics().tx_rejected(&reason_code(&format!("{e:?}")));
+                info!(target: "mempool", from = source, "refused transaction: {e}")
+            }
         }
         self.publish_state();
         result
+    }
+
+    fn spendable(&self, owner: &PubkeyHash) -> Result<Vec<(OutPoint, Coin)>, ChainError> {
+        let next = self.chain.tip()?.height + 1;
+        let maturity = self.chain.params().coinbase_maturity.max(1);
+        let view = self.chain.store().read()?;
+        let mut coins = Vec::new();
+        for (outpoint, _) in view.utxos_of(owner)? {
+            if self.mempool.spends(&outpoint).is_some() {
+                continue;
+            }
+            let Some(coin) = view.coin(&outpoint)? else {
+                continue;
+            };
+            if coin.is_coinbase && next.saturating_sub(coin.height) < maturity {
+                continue;
+            }
+            coins.push((outpoint, coin));
+        }
+        for entry in self.mempool.iter() {
+            for (vout, output) in entry.tx().outputs.iter().enumerate() {
+                let outpoint = OutPoint {
+                    txid: entry.txid(),
+                    vout: vout as u32,
+                };
+                if output.owner == *owner && self.mempool.spends(&outpoint).is_none() {
+                    let coin = Coin {
+                        output: *output,
+                        height: next,
+                        is_coinbase: false,
+                    };
+                    coins.push((outpoint, coin));
+                }
+            }
+        }
+        Ok(coins)
     }
 
     fn template(&self, reward_to: PubkeyHash) -> Option<Block> {

@@ -13,6 +13,7 @@ use tracing::{debug, info};
 
 use super::chain_task::{BlockOutcome, ChainHandle};
 use crate::config::MiningConfig;
+use crate::metrics::{Source, metrics};
 use crate::miner;
 
 /// Runs until `shutdown` turns true; every block it mines and the chain accepts is sent on
@@ -92,6 +93,8 @@ pub async fn run(
         let count = hashes.load(Ordering::Relaxed);
         info!(target: "miner", height = height_of(&block), hash = %block.block_hash(), hashes = count,
               mhs = format!("{:.2}", count as f64 / secs / 1e6), "mined block");
+        metrics().mined(count, count as f64 / secs);
+        metrics().block_received(Source::Local);
         match chain.submit_block(block.clone(), "miner".into()).await {
             Ok(BlockOutcome::NewTip { .. }) => {
                 if mined.send(block).await.is_err() {

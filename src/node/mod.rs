@@ -10,6 +10,7 @@
 //! store is empty, and on shutdown stops the tasks and lets the chain thread close the store last.
 
 mod chain_task;
+mod control;
 mod mining;
 mod router;
 mod sync;
@@ -24,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 pub use chain_task::{BlockOutcome, ChainHandle, ChainState, unix_now};
+pub use control::{Control, ControlError, NodeStatus, PaymentRequest, SyncState};
 
 use crate::chain::Chain;
 use crate::config::NodeConfig;
@@ -90,7 +92,18 @@ pub async fn run(
     let tip = chain.tip()?;
     info!(target: "chain", role = %config.role, height = tip.height, hash = %tip.hash,
           peer = %net.local_peer_id(), "node started");
+    let store = chain.store().clone();
     let chain = chain_task::spawn(chain, &config.mempool, config.role)?;
+    let sync = sync::Sync::new(net.clone(), chain.clone());
+    let control = Control::new(
+        chain.clone(),
+        net.clone(),
+        sync.clone(),
+        store,
+        params.clone(),
+        config.clone(),
+    );
+    let _api = crate::api::serve(control, config.api, dir, shutdown.clone()).await?;
 
     let (mined_tx, mined_rx) = mpsc::channel(16);
     if config.role == Role::Miner {
@@ -105,7 +118,7 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    router::run(net, events, chain, mined_rx, shutdown).await;
+    router::run(net, events, chain, sync, mined_rx, shutdown).await;
     info!(target: "net", "node stopping");
     let _ = std::fs::remove_file(dir.join(ADDR_FILE));
     Ok(())
@@ -164,6 +177,17 @@ async fn adopt_genesis(
             }
         }
     }
+}
+
+/// Whether a node is running on `dir` (it holds `node.lock`).
+pub fn is_running(dir: &Path) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+    else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
 }
 
 fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {

@@ -11,6 +11,7 @@ use tracing::{debug, info};
 
 use super::chain_task::{BlockOutcome, ChainHandle};
 use super::sync::Sync;
+use crate::metrics::{Source, metrics};
 use crate::net::{MessageId, NetHandle, NetworkEvent, PeerId, Reply, Verdict};
 
 /// Routes until the network stops or `shutdown` turns true.
@@ -18,10 +19,10 @@ pub async fn run(
     net: NetHandle,
     mut events: mpsc::Receiver<NetworkEvent>,
     chain: ChainHandle,
+    sync: Arc<Sync>,
     mut mined: mpsc::Receiver<Block>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let sync = Sync::new(net.clone(), chain.clone());
     let router = Router { net, chain, sync };
     // Peers connected before the router started (e.g. the one a fresh node took its genesis
     // from) are greeted now; later ones on `PeerConnected`.
@@ -56,9 +57,11 @@ impl Router {
                 tokio::spawn(this.sync.greet(peer));
             }
             NetworkEvent::GossipBlock { id, peer, block } => {
+                metrics().gossip("in", "blocks");
                 tokio::spawn(async move { this.on_gossip_block(id, peer, block).await });
             }
             NetworkEvent::GossipTx { id, peer, tx } => {
+                metrics().gossip("in", "txs");
                 tokio::spawn(async move { this.on_gossip_tx(id, peer, tx).await });
             }
             NetworkEvent::InboundRequest {
@@ -78,6 +81,7 @@ impl Router {
 
     async fn on_gossip_block(self, id: MessageId, peer: PeerId, block: Block) {
         let hash = block.block_hash();
+        metrics().block_received(Source::Gossip);
         let Ok(outcome) = self
             .chain
             .submit_block(block.clone(), peer.to_string())
@@ -110,6 +114,7 @@ impl Router {
     }
 
     async fn on_gossip_tx(self, id: MessageId, peer: PeerId, tx: Transaction) {
+        metrics().tx_received(Source::Gossip);
         let Ok(result) = self.chain.submit_tx(tx, peer.to_string()).await else {
             return;
         };
@@ -122,6 +127,12 @@ impl Router {
     }
 
     async fn on_request(self, peer: PeerId, request: Request, reply: Reply) {
+        metrics().sync_served(match &request {
+            Request::Status(_) => "status",
+            Request::GetBlocks { .. } => "get_blocks",
+            Request::GetBlock { .. } => "get_block",
+            Request::SubmitTx(_) => "submit_tx",
+        });
         let response = match request {
             Request::Status(theirs) => {
                 let ours = self.chain.status().await;
@@ -145,6 +156,7 @@ impl Router {
                 Err(e) => Response::Error(e.to_string()),
             },
             Request::SubmitTx(tx) => {
+                metrics().tx_received(Source::Sync);
                 let relay = tx.clone();
                 match self
                     .chain

@@ -122,6 +122,12 @@ impl Sync {
         });
     }
 
+    /// Downloads from `peer` now and returns when done (the API's `/nodes/resolve`), whether or
+    /// not a background catch-up is running: blocks both fetch are simply duplicates.
+    pub async fn download_now(&self, peer: PeerId) -> Result<(), String> {
+        self.download_from(peer).await
+    }
+
     /// Fetches batches of blocks after our locator from `peer` until it has no more.
     async fn download_from(&self, peer: PeerId) -> Result<(), String> {
         let started = std::time::Instant::now();
@@ -181,6 +187,7 @@ impl Sync {
         let mut stored = false;
         while let Some(block) = queue.pop() {
             let hash = block.block_hash();
+            crate::metrics::metrics().block_received(crate::metrics::Source::Sync);
             match self
                 .chain
                 .submit_block(block, peer.to_string())

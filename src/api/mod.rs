@@ -1,0 +1,182 @@
+//! The node's HTTP API: JSON on 127.0.0.1 (axum), a thin layer over [`Control`].
+//!
+//! | file        | what it owns                                                        |
+//! |-------------|---------------------------------------------------------------------|
+//! | `mod.rs`    | the routes, the server, `api.addr`                                  |
+//! | `auth.rs`   | the cookie (`api.cookie`) and the middleware that checks it         |
+//! | `error.rs`  | `{"error": ...}` answers with the right status                      |
+//! | `flask.rs`  | the seed Flask node's endpoints                                     |
+//! | `query.rs`  | Bitcoin-style queries, `POST /tx`, `/metrics`                       |
+//! | `views.rs`  | the JSON shapes                                                     |
+//! | `client.rs` | the CLI's side: find a running node's API and call it               |
+//!
+//! Endpoints that spend or change state need the cookie; read-only ones are open (on loopback).
+
+mod auth;
+pub mod client;
+mod error;
+mod flask;
+mod query;
+mod views;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+pub use auth::{COOKIE_FILE, COOKIE_USER};
+
+use crate::config::ApiSettings;
+use crate::metrics::metrics;
+use crate::node::Control;
+use error::ApiError;
+
+/// The file holding the API's URL (`http://127.0.0.1:4000`), for the CLI and scripts.
+pub const ADDR_FILE: &str = "api.addr";
+
+/// The largest request body: a maximal transaction in hex, plus room for JSON around it.
+const MAX_BODY: usize = 2 * gossipcoin_proto::MAX_TX_BYTES + 4096;
+
+/// What every handler gets.
+#[derive(Clone)]
+struct ApiState {
+    control: Control,
+    /// This API's own URL.
+    url: String,
+}
+
+/// A running API server: its address, and the files it wrote (removed on drop).
+pub struct Server {
+    pub addr: SocketAddr,
+    files: Vec<PathBuf>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// Binds the API, writes `api.addr` (and `api.cookie` unless auth is off) into `dir`, and
+/// serves until `shutdown` turns true.
+pub async fn serve(
+    control: Control,
+    settings: ApiSettings,
+    dir: &Path,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Server> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for the HTTP API on {} (in use? choose another with --api-listen)",
+                settings.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        warn!(target: "api", %addr, "the HTTP API listens beyond loopback: anyone who can reach \
+              it can read the node (state-changing endpoints still need the cookie)");
+    }
+    let url = format!("http://{addr}");
+    let mut files = Vec::new();
+    let auth = if settings.require_cookie {
+        files.push(dir.join(COOKIE_FILE));
+        auth::Auth::create(dir).context("cannot write the API cookie")?
+    } else {
+        warn!(target: "api", "--api-auth none: ANYONE who can reach {url} can spend from this \
+              node's wallet and change its state. Use only for demos.");
+        auth::Auth::none()
+    };
+    auth::write_private(&dir.join(ADDR_FILE), format!("{url}\n").as_bytes())
+        .context("cannot write api.addr")?;
+    files.push(dir.join(ADDR_FILE));
+
+    let state = ApiState {
+        control,
+        url: url.clone(),
+    };
+    let app = router(state, auth);
+    info!(target: "api", %url, cookie = settings.require_cookie, "HTTP API listening");
+    tokio::spawn(async move {
+        let stop = async move {
+            while !*shutdown.borrow_and_update() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            warn!(target: "api", "HTTP API stopped: {e}");
+        }
+    });
+    Ok(Server { addr, files })
+}
+
+fn router(state: ApiState, auth: auth::Auth) -> Router {
+    let guarded = Router::new()
+        .route("/transactions/new", post(flask::new_transaction))
+        .route("/mine", get(flask::mine))
+        .route("/nodes/register", post(flask::register))
+        .route("/nodes/resolve", get(flask::resolve))
+        .route("/wallet/create", get(flask::wallet_create))
+        .route("/tx", post(query::submit_raw))
+        .route_layer(middleware::from_fn_with_state(auth, auth::require));
+    let open = Router::new()
+        .route("/chain", get(flask::chain))
+        .route("/wallet/balance/{address}", get(flask::wallet_balance))
+        .route("/status", get(query::status))
+        .route("/peers", get(query::peers))
+        .route("/mempool", get(query::mempool))
+        .route("/blocks/{id}", get(query::block))
+        .route("/tx/{txid}", get(query::tx))
+        .route("/address/{address}", get(query::address))
+        .route("/metrics", get(query::prometheus));
+    guarded
+        .merge(open)
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(middleware::from_fn(record))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Counts every request by route and status, and turns axum's bare error answers (405, a
+/// refused body) into the API's JSON errors.
+async fn record(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    metrics().api_request(&route, status.as_u16());
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let reason = status.canonical_reason().unwrap_or("error");
+        let mut fixed = ApiError::new(status, reason.to_lowercase()).into_response();
+        for (name, value) in response.headers() {
+            if name != CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+                fixed.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        return fixed;
+    }
+    response
+}

@@ -1,0 +1,464 @@
+//! What an operator can ask of a running node: its status, its peers, chain and mempool
+//! queries, paying from its wallet, mining a block now, connecting to more nodes and syncing
+//! with them. The HTTP API is a thin layer over this; nothing here knows about HTTP, and every
+//! failure is a [`ControlError`] whose kind says whose fault it was.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use gossipcoin_proto::message::{Request, Response, Role};
+use gossipcoin_proto::{Address, Amount, Block, BlockHash, Transaction, Txid, U256};
+use tokio::sync::Mutex;
+use tracing::info;
+
+use super::chain_task::{BlockOutcome, ChainGone, ChainHandle};
+use super::sync::Sync;
+use crate::config::NodeConfig;
+use crate::mempool::{MempoolEntry, MempoolError};
+use crate::metrics::{Gauges, Source, metrics};
+use crate::net::{NetHandle, PeerInfo};
+use crate::params::ChainParams;
+use crate::store::{ReadView, Store, StoreError};
+use crate::wallet::{self, Wallet, WalletError};
+use crate::{consensus, miner};
+
+/// Why an operator's request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The request itself is wrong (bad address, amount, unknown wallet key, no funds).
+    #[error("{0}")]
+    BadRequest(String),
+    /// What was asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is valid but clashes with the node's state (double spend, stale block).
+    #[error("{0}")]
+    Conflict(String),
+    /// The node cannot answer now (shutting down, not synced, a peer did not answer).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something broke inside the node (store, wallet file).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ChainGone> for ControlError {
+    fn from(e: ChainGone) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+impl From<StoreError> for ControlError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<WalletError> for ControlError {
+    fn from(e: WalletError) -> Self {
+        match e {
+            WalletError::Io { .. }
+            | WalletError::Corrupt { .. }
+            | WalletError::UnsupportedVersion { .. }
+            | WalletError::DataDirNotADirectory { .. } => Self::Internal(e.to_string()),
+            other => Self::BadRequest(other.to_string()),
+        }
+    }
+}
+
+fn mempool_error(e: MempoolError) -> ControlError {
+    match e {
+        MempoolError::Unavailable(_) => ControlError::Unavailable(e.to_string()),
+        MempoolError::Invalid(_) => ControlError::BadRequest(e.to_string()),
+        other => ControlError::Conflict(other.to_string()),
+    }
+}
+
+/// Whether the node believes it has the best chain it knows of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncState {
+    /// No peers.
+    Alone,
+    /// A peer has announced more work than ours.
+    Syncing,
+    /// No known peer has more work.
+    Synced,
+}
+
+impl SyncState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alone => "alone",
+            Self::Syncing => "syncing",
+            Self::Synced => "synced",
+        }
+    }
+}
+
+/// A snapshot of the node for `GET /status`.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub role: Role,
+    pub peer_id: String,
+    pub listen: Vec<String>,
+    pub genesis: BlockHash,
+    pub height: u32,
+    pub tip: BlockHash,
+    pub chain_work: U256,
+    pub sync: SyncState,
+    pub best_peer_height: Option<u32>,
+    pub peers: usize,
+    pub mempool_txs: usize,
+    pub mempool_bytes: usize,
+    pub uptime: Duration,
+}
+
+/// What `register` did with one node.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub node: String,
+    pub dialed: String,
+}
+
+/// What `resolve` found.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub changed: bool,
+    pub old_tip: BlockHash,
+    pub tip: BlockHash,
+    pub height: u32,
+    pub peers_asked: usize,
+}
+
+/// A payment from this node's wallet.
+#[derive(Debug, Clone)]
+pub struct PaymentRequest {
+    pub from: Address,
+    pub to: Address,
+    pub amount: Amount,
+    pub fee: Amount,
+}
+
+/// The node, as the operator sees it. Cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    chain: ChainHandle,
+    net: NetHandle,
+    sync: Arc<Sync>,
+    store: Store,
+    params: ChainParams,
+    config: NodeConfig,
+    started: Instant,
+    /// One wallet change (payment, new key) at a time inside the daemon.
+    wallet_lock: Mutex<()>,
+    /// One `mine` at a time.
+    mining: Mutex<()>,
+}
+
+impl Control {
+    pub(super) fn new(
+        chain: ChainHandle,
+        net: NetHandle,
+        sync: Arc<Sync>,
+        store: Store,
+        params: ChainParams,
+        config: NodeConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                chain,
+                net,
+                sync,
+                store,
+                params,
+                config,
+                started: Instant::now(),
+                wallet_lock: Mutex::new(()),
+                mining: Mutex::new(()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    pub fn params(&self) -> &ChainParams {
+        &self.inner.params
+    }
+
+    /// Runs `f` on a snapshot of the store, on a blocking thread.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ControlError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadView) -> Result<T, ControlError> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || f(&store.read()?))
+            .await
+            .map_err(|e| ControlError::Internal(format!("store reader failed: {e}")))?
+    }
+
+    pub async fn status(&self) -> Result<NodeStatus, ControlError> {
+        let i = &self.inner;
+        let ours = i.chain.status().await?;
+        let state = *i.chain.state().borrow();
+        let peers = i.net.peers().await;
+        let best = peers
+            .iter()
+            .filter_map(|p| p.status)
+            .max_by_key(|s| s.chain_work);
+        let sync = match best {
+            _ if peers.is_empty() => SyncState::Alone,
+            Some(s) if s.chain_work > ours.chain_work => SyncState::Syncing,
+            _ => SyncState::Synced,
+        };
+        let peer = i.net.local_peer_id();
+        Ok(NodeStatus {
+            role: ours.role,
+            peer_id: peer.to_string(),
+            listen: i
+                .net
+                .listen_addrs()
+                .await
+                .into_iter()
+                .map(|a| format!("{a}/p2p/{peer}"))
+                .collect(),
+            genesis: ours.genesis,
+            height: ours.height,
+            tip: ours.tip,
+            chain_work: ours.chain_work,
+            sync,
+            best_peer_height: best.map(|s| s.height),
+            peers: peers.len(),
+            mempool_txs: state.mempool_txs,
+            mempool_bytes: state.mempool_bytes,
+            uptime: i.started.elapsed(),
+        })
+    }
+
+    pub async fn peers(&self) -> Vec<PeerInfo> {
+        self.inner.net.peers().await
+    }
+
+    /// Live gauges for `/metrics`.
+    pub async fn gauges(&self) -> Gauges {
+        let state = *self.inner.chain.state().borrow();
+        Gauges {
+            height: state.height,
+            peers: self.inner.net.peers().await.len(),
+            mempool_txs: state.mempool_txs,
+            mempool_bytes: state.mempool_bytes,
+        }
+    }
+
+    pub async fn mempool(&self) -> Result<Vec<MempoolEntry>, ControlError> {
+        Ok(self.inner.chain.mempool().await?)
+    }
+
+    pub async fn mempool_tx(&self, txid: Txid) -> Result<Option<MempoolEntry>, ControlError> {
+        Ok(self.inner.chain.mempool_tx(txid).await?)
+    }
+
+    /// Hands a signed transaction to the mempool and relays it when accepted.
+    pub async fn submit_tx(&self, tx: Transaction, source: &str) -> Result<Txid, ControlError> {
+        metrics().tx_received(Source::Local);
+        let relay = tx.clone();
+        let txid = self
+            .inner
+            .chain
+            .submit_tx(tx, source.to_owned())
+            .await?
+            .map_err(mempool_error)?;
+        self.inner.net.publish_tx(&relay).await;
+        Ok(txid)
+    }
+
+    /// Builds, signs and relays a payment from an address of this node's wallet. Coins that
+    /// mempool transactions already spend are skipped and their change can be spent, so
+    /// payments in a row never conflict.
+    pub async fn pay(&self, req: PaymentRequest) -> Result<(Txid, Amount), ControlError> {
+        let _guard = self.inner.wallet_lock.lock().await;
+        let dir = self.inner.config.data_dir.clone();
+        let wallet = tokio::task::spawn_blocking(move || Wallet::load(&dir))
+            .await
+            .map_err(|e| ControlError::Internal(e.to_string()))??;
+        let key = wallet.key_for(&req.from.pubkey_hash()).ok_or_else(|| {
+            ControlError::BadRequest(format!("address {} is not in this node's wallet", req.from))
+        })?;
+        let spendable = self
+            .inner
+            .chain
+            .spendable(req.from.pubkey_hash())
+            .await?
+            .map_err(ControlError::Internal)?;
+        let tx = wallet::build_payment(key, &spendable, req.to.pubkey_hash(), req.amount, req.fee)?;
+        consensus::check_transaction(&tx).map_err(|e| ControlError::Internal(e.to_string()))?;
+        let txid = self.submit_tx(tx, "api").await?;
+        info!(target: "wallet", %txid, from = %req.from, to = %req.to, amount = %req.amount,
+              fee = %req.fee, "payment submitted");
+        Ok((txid, req.fee))
+    }
+
+    /// A new key in this node's wallet; only its address leaves the node.
+    pub async fn create_address(&self) -> Result<Address, ControlError> {
+        let _guard = self.inner.wallet_lock.lock().await;
+        let dir = self.inner.config.data_dir.clone();
+        let address = tokio::task::spawn_blocking(move || Wallet::create_address(&dir))
+            .await
+            .map_err(|e| ControlError::Internal(e.to_string()))??;
+        info!(target: "wallet", %address, "created a new key");
+        Ok(address)
+    }
+
+    /// Who a block mined on request pays: `explicit`, else `--miner-address`, else this node's
+    /// first wallet address (a new one if the wallet is empty), like the Flask node paying
+    /// itself.
+    async fn reward_address(&self, explicit: Option<Address>) -> Result<Address, ControlError> {
+        if let Some(a) = explicit.or(self.inner.config.miner_address) {
+            return Ok(a);
+        }
+        let dir = self.inner.config.data_dir.clone();
+        let first = tokio::task::spawn_blocking(move || {
+            Wallet::load(&dir).map(|w| w.addresses().into_iter().next())
+        })
+        .await
+        .map_err(|e| ControlError::Internal(e.to_string()))??;
+        match first {
+            Some(a) => Ok(a),
+            None => self.create_address().await,
+        }
+    }
+
+    /// Mines one block of the mempool's best transactions on the tip now, and relays it.
+    pub async fn mine(&self, reward_to: Option<Address>) -> Result<Block, ControlError> {
+        let _one = self.inner.mining.lock().await;
+        let reward_to = self.reward_address(reward_to).await?;
+        let template = self
+            .inner
+            .chain
+            .template(reward_to.pubkey_hash())
+            .await?
+            .ok_or_else(|| ControlError::Unavailable("cannot assemble a block now".into()))?;
+        let threads = self.inner.config.mining.threads;
+        let header = template.header;
+        let started = Instant::now();
+        let hashes = Arc::new(AtomicU64::new(0));
+        let counted = hashes.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            miner::mine_counting(header, threads, &AtomicBool::new(false), &counted)
+        })
+        .await
+        .map_err(|e| ControlError::Internal(e.to_string()))?
+        .ok_or_else(|| ControlError::Internal("no proof of work found".into()))?;
+        let block = Block {
+            header: found,
+            txs: template.txs,
+        };
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        let count = hashes.load(Ordering::Relaxed);
+        metrics().mined(count, count as f64 / secs);
+        let height = block.coinbase_height().unwrap_or(0);
+        info!(target: "miner", height, hash = %block.block_hash(), txs = block.txs.len() - 1,
+              hashes = count, "mined block on request");
+        metrics().block_received(Source::Local);
+        match self
+            .inner
+            .chain
+            .submit_block(block.clone(), "api".into())
+            .await?
+        {
+            BlockOutcome::NewTip { .. } => {
+                self.inner.net.publish_block(&block).await;
+                Ok(block)
+            }
+            other => Err(ControlError::Conflict(format!(
+                "the mined block did not become the tip: {other:?}"
+            ))),
+        }
+    }
+
+    /// Connects to another node: a multiaddr is dialled; an `http://host:port` URL is another
+    /// node's API, asked for its p2p address first.
+    pub async fn register(&self, node: &str) -> Result<Registered, ControlError> {
+        let addr = if node.starts_with("http://") || node.starts_with("https://") {
+            let url = node.trim_end_matches('/').to_owned();
+            tokio::task::spawn_blocking(move || listen_addr_of(&url))
+                .await
+                .map_err(|e| ControlError::Internal(e.to_string()))??
+        } else if node.starts_with('/') {
+            node.to_owned()
+        } else {
+            return Err(ControlError::BadRequest(format!(
+                "{node:?} is neither a multiaddr (/ip4/127.0.0.1/tcp/3001/p2p/...) nor a node \
+                 API URL (http://127.0.0.1:4001)"
+            )));
+        };
+        self.inner
+            .net
+            .dial(&addr)
+            .await
+            .map_err(|e| ControlError::BadRequest(format!("cannot dial {addr}: {e}")))?;
+        info!(target: "net", node, addr, "registered a node");
+        Ok(Registered {
+            node: node.to_owned(),
+            dialed: addr,
+        })
+    }
+
+    /// Syncs with every connected peer now (the Flask node's consensus step): asks each for its
+    /// status and downloads from any with more work. Says whether our tip changed.
+    pub async fn resolve(&self) -> Result<Resolved, ControlError> {
+        let i = &self.inner;
+        let before = i.chain.status().await?;
+        let peers = i.net.peers().await;
+        for p in &peers {
+            let ours = i.chain.status().await?;
+            let theirs = match i.net.request(p.peer, Request::Status(ours)).await {
+                Ok(Response::Status(s)) => s,
+                _ => continue,
+            };
+            if theirs.genesis != ours.genesis {
+                continue;
+            }
+            i.net.set_peer_status(p.peer, theirs);
+            if theirs.chain_work > ours.chain_work {
+                let _ = i.sync.download_now(p.peer).await;
+            }
+        }
+        let after = i.chain.status().await?;
+        Ok(Resolved {
+            changed: after.tip != before.tip,
+            old_tip: before.tip,
+            tip: after.tip,
+            height: after.height,
+            peers_asked: peers.len(),
+        })
+    }
+}
+
+/// Asks another node's API for its first p2p listen address.
+fn listen_addr_of(url: &str) -> Result<String, ControlError> {
+    let status_url = format!("{url}/status");
+    let unreachable =
+        |e: &dyn std::fmt::Display| ControlError::BadRequest(format!("cannot ask {url}: {e}"));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let mut response = agent.get(&status_url).call().map_err(|e| unreachable(&e))?;
+    let body: serde_json::Value = response
+        .body_mut()
+        .read_json()
+        .map_err(|e| unreachable(&e))?;
+    body.get("listen")
+        .and_then(|l| l.get(0))
+        .and_then(|a| a.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| ControlError::BadRequest(format!("{status_url} did not list a p2p address")))
+}
