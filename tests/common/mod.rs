@@ -178,6 +178,7 @@ pub fn wait_until(secs: u64, what: &str, cond: impl FnMut() -> bool) {
 pub struct Daemon {
     pub child: std::process::Child,
     pub log: PathBuf,
+    pub dir: PathBuf,
 }
 
 impl Daemon {
@@ -208,6 +209,21 @@ impl Daemon {
         let _ = self.child.wait();
     }
 
+    /// The API's URL, once the node has written `api.addr`.
+    pub fn api(&self) -> String {
+        let file = self.dir.join("api.addr");
+        wait_until(60, "the node's api.addr", || file.exists());
+        std::fs::read_to_string(file).unwrap().trim().to_owned()
+    }
+
+    /// The cookie (`__cookie__:<hex>`) this node wrote.
+    pub fn cookie(&self) -> String {
+        std::fs::read_to_string(self.dir.join("api.cookie"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
     /// The log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -235,9 +251,17 @@ impl Node {
     pub fn start(&self, args: &[&str]) -> Daemon {
         std::fs::create_dir_all(&self.dir).unwrap();
         let log = self.dir.with_extension("log");
+        // The API's default port is the p2p port + 1000; free p2p ports from the OS may not
+        // leave room for that, so tests let the OS pick the API's port too.
+        let api: &[&str] = if args.contains(&"--api-listen") {
+            &[]
+        } else {
+            &["--api-listen", "127.0.0.1:0"]
+        };
         let child = self
             .cmd(&["startnode"])
             .args(args)
+            .args(api)
             .args(["--log-format", "json", "--log-file"])
             .arg(&log)
             .env("RUST_LOG", "info")
@@ -245,7 +269,11 @@ impl Node {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn startnode");
-        Daemon { child, log }
+        Daemon {
+            child,
+            log,
+            dir: self.dir.clone(),
+        }
     }
 
     /// The main-chain height, from `verifychain` (None when there is no chain yet).
@@ -269,4 +297,64 @@ impl Node {
         let file = |n: &Node| n.dir.join("chain").join("data.mdb");
         std::fs::copy(file(other), file(self)).unwrap();
     }
+}
+
+/// An HTTP answer: status and body (parsed as JSON when it is JSON, else a JSON string).
+#[derive(Debug)]
+pub struct Http {
+    pub status: u16,
+    pub body: serde_json::Value,
+    pub text: String,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Http {
+    let mut r = r.expect("HTTP request");
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text.clone()));
+    Http { status, body, text }
+}
+
+/// Basic-auth header value for a cookie `__cookie__:<hex>`.
+fn basic(cookie: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in cookie.as_bytes().chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                A[(n >> (18 - 6 * i)) as usize & 63] as char
+            } else {
+                '='
+            });
+        }
+    }
+    format!("Basic {out}")
+}
+
+/// `GET url`, with the cookie when given.
+pub fn http_get(url: &str, cookie: Option<&str>) -> Http {
+    let mut req = agent().get(url);
+    if let Some(c) = cookie {
+        req = req.header("Authorization", basic(c));
+    }
+    answer(req.call())
+}
+
+/// `POST url` with a raw body and content type, with the cookie when given.
+pub fn http_post(url: &str, body: &str, content_type: &str, cookie: Option<&str>) -> Http {
+    let mut req = agent().post(url).header("Content-Type", content_type);
+    if let Some(c) = cookie {
+        req = req.header("Authorization", basic(c));
+    }
+    answer(req.send(body))
 }
