@@ -148,9 +148,28 @@ fn router(state: ApiState, auth: auth::Auth) -> Router {
     guarded
         .merge(open)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(middleware::from_fn(refuse_oversized))
         .layer(middleware::from_fn(record))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Refuses a body announced larger than [`MAX_BODY`] at once, before reading any of it
+/// (`DefaultBodyLimit` still stops bodies without a length once they pass the limit).
+async fn refuse_oversized(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {MAX_BODY} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Counts every request by route and status, and turns axum's bare error answers (405, a
