@@ -338,6 +338,15 @@ impl Control {
     /// Mines one block of the mempool's best transactions on the tip now, and relays it.
     pub async fn mine(&self, reward_to: Option<Address>) -> Result<Block, ControlError> {
         let _one = self.inner.mining.lock().await;
+        let status = self.status().await?;
+        if status.sync == SyncState::Syncing {
+            return Err(ControlError::Unavailable(format!(
+                "not synced: a peer has a chain with more work (height {}); mining on our tip \
+                 (height {}) would be wasted, try again once synced",
+                status.best_peer_height.unwrap_or(0),
+                status.height
+            )));
+        }
         let reward_to = self.reward_address(reward_to).await?;
         let template = self
             .inner
