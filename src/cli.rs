@@ -127,9 +127,10 @@ pub enum Command {
     },
     /// Prints every block from the tip down to genesis, with its transactions.
     Printchain,
-    /// Rebuilds the UTXO set and address index from the blocks.
+    /// Rebuilds the UTXO set, address index and transaction index from the blocks.
     Reindexutxo,
-    /// Checks that tip, height index, UTXO set and address index agree with the blocks.
+    /// Checks that tip, height index, UTXO set, address index and transaction index agree with
+    /// the blocks.
     Verifychain,
     /// Runs the tutorial's single-node steps end to end in a temporary data directory.
     Demo {
