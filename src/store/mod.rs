@@ -11,11 +11,13 @@
 //! - [`Store::check_consistency`] verifies every cross-table invariant (`verifychain`).
 //!
 //! This is the only module that knows heed: no heed type appears in its public API. The table
-//! layout is in `tables.rs`; how a block changes the UTXO set is in `utxo.rs`.
+//! layout is in `tables.rs`; how a block changes the UTXO set is in `utxo.rs`; upgrading an
+//! older store's layout is in `migrate.rs`.
 
 mod check;
 mod error;
 mod gate;
+mod migrate;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -93,7 +95,10 @@ impl Store {
     }
 
     /// Opens an existing store for reading and writing; [`StoreError::NotFound`] if `dir`
-    /// holds none. A store of another schema version is [`StoreError::SchemaMismatch`].
+    /// holds none. A store of schema version 1 (before the transaction index) is upgraded
+    /// first: the index is built from the main chain and version 2 written, in one committed
+    /// write transaction. Any other version but the current one is
+    /// [`StoreError::SchemaMismatch`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(dir.as_ref(), DEFAULT_MAP_SIZE, false)
     }
@@ -105,7 +110,8 @@ impl Store {
     /// A store of schema version 1 is opened as it is, without a transaction index:
     /// everything works, but [`ChainRead::tx_location`] and [`ChainRead::transaction`] answer
     /// `Ok(None)` (see [`ChainRead::has_tx_index`]), and the consistency check skips the
-    /// index.
+    /// index. Opening it writable once ([`Store::open`]) builds the index. Likewise, a reader
+    /// that opened such a store before a writer upgraded it keeps seeing no index.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(dir.as_ref(), DEFAULT_MAP_SIZE, true)
     }
@@ -120,12 +126,9 @@ impl Store {
             return Err(StoreError::NotFound { path: dir.into() });
         }
         let env = open_env(dir, map_size, read_only)?;
-        let (tables, version) = Tables::open(&env)?;
+        let (mut tables, version) = Tables::open(&env)?;
         if version != tables::SCHEMA_VERSION && !read_only {
-            return Err(StoreError::SchemaMismatch {
-                found: version,
-                expected: tables::SCHEMA_VERSION,
-            });
+            tables = migrate::upgrade(&env, tables)?;
         }
         Ok(Self::assemble(env, tables, read_only))
     }

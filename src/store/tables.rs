@@ -20,7 +20,8 @@
 //! height, so its txid is unique) with the block holding it and its position in the block; like
 //! `height_hash` and `undo` it changes only when a block is connected or disconnected.
 //!
-//! Schema versions: 1 had no `tx_index`; 2 added it. Opened read-only, a version-1 store works
+//! Schema versions: 1 had no `tx_index`; 2 added it. Opening a version-1 store writable builds
+//! the index in one write transaction (`migrate.rs`); opened read-only, a version-1 store works
 //! without it (`Tables::tx_index` is `None`).
 //!
 //! [`IndexEntry`]: super::IndexEntry
@@ -36,7 +37,8 @@ use super::error::{LmdbResultExt, StoreError};
 
 /// The on-disk layout version this code reads and writes.
 pub(crate) const SCHEMA_VERSION: u32 = 2;
-/// The previous layout, without `tx_index`: still opened read-only.
+/// The previous layout, without `tx_index`: still opened (read-only as is, writable after
+/// building the index).
 pub(crate) const SCHEMA_WITHOUT_TX_INDEX: u32 = 1;
 
 /// `meta` keys.
@@ -125,8 +127,8 @@ impl Tables {
 
     /// Opens the existing databases with a read transaction (works on a read-only env) and
     /// checks the schema version; returns the tables and that version. A schema-1 store comes
-    /// back without `tx_index` (even if a table of that name exists). Any version but 1 and
-    /// [`SCHEMA_VERSION`] is refused.
+    /// back without `tx_index` (even if a table of that name exists): the caller builds it when
+    /// the store is writable. Any version but 1 and [`SCHEMA_VERSION`] is refused.
     ///
     /// The tables and the version are read in one transaction: a writer upgrading the store at
     /// the same moment is seen entirely or not at all.
