@@ -146,9 +146,10 @@ pub enum Command {
     },
     /// Prints every block from the tip down to genesis, with its transactions.
     Printchain,
-    /// Rebuilds the UTXO set and address index from the blocks.
+    /// Rebuilds the UTXO set, address index and transaction index from the blocks.
     Reindexutxo,
-    /// Checks that tip, height index, UTXO set and address index agree with the blocks.
+    /// Checks that tip, height index, UTXO set, address index and transaction index agree with
+    /// the blocks.
     Verifychain,
     /// Shows the running node's status (through its HTTP API).
     Status,

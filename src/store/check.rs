@@ -8,20 +8,23 @@
 //! - the tip in `meta` is the last `height_hash` entry, the genesis in `meta` the first;
 //! - every main-chain block, and only those, has undo data, equal to what a replay spends;
 //! - `utxo` and `addr_utxo` agree one-to-one (same outpoints, owners and amounts);
-//! - `utxo` equals a replay of the main chain from genesis, computed in memory.
+//! - `utxo` equals a replay of the main chain from genesis, computed in memory;
+//! - `tx_index` lists every main-chain transaction at its block and position, and nothing else
+//!   (so it has as many entries as the main chain has transactions). A schema-1 store opened
+//!   read-only has no `tx_index`: that part is skipped.
 //!
 //! Bytes that do not decode are returned as [`StoreError::Corrupt`] at once.
 
 use std::collections::BTreeMap;
 use std::iter::Peekable;
 
-use gossipcoin_proto::{BlockHash, Coin, OutPoint, Target};
+use gossipcoin_proto::{BlockHash, Coin, OutPoint, Target, Txid};
 
 use super::Store;
 use super::error::{LmdbResultExt, StoreError};
 use super::tables::{
-    META_GENESIS, META_TIP, addr_key, decode_addr_key, decode_amount, decode_coin, decode_hash,
-    decode_height, decode_outpoint, get,
+    META_GENESIS, META_TIP, addr_key, block_txids, decode_addr_key, decode_amount, decode_coin,
+    decode_hash, decode_height, decode_outpoint, decode_tx_location, decode_txid, get,
 };
 use super::utxo::apply_block;
 use super::view::{ChainRead, IndexEntry, Tip};
@@ -41,6 +44,11 @@ pub struct ConsistencyReport {
     pub utxos: u64,
     /// Sum of every unspent coin's value, in base units.
     pub total_value: u128,
+    /// Transactions in the main-chain blocks checked (coinbases included).
+    pub main_chain_txs: u64,
+    /// Entries in the transaction index (equal to `main_chain_txs`); `None` if the store has
+    /// no transaction index (a schema-1 store opened read-only).
+    pub indexed_txs: Option<u64>,
 }
 
 impl std::fmt::Display for ConsistencyReport {
@@ -70,10 +78,32 @@ impl std::fmt::Display for ConsistencyReport {
                 self.utxos, self.total_value
             )?,
         }
-        write!(
-            f,
-            "OK: tip, height index, UTXO set and address index agree with the blocks"
-        )
+        match self.indexed_txs {
+            Some(indexed) => {
+                writeln!(
+                    f,
+                    "Transactions: {} on the main chain, {indexed} indexed",
+                    self.main_chain_txs
+                )?;
+                write!(
+                    f,
+                    "OK: tip, height index, UTXO set, address index and transaction index agree \
+                     with the blocks"
+                )
+            }
+            None => {
+                writeln!(
+                    f,
+                    "Transactions: {} on the main chain, no transaction index (schema 1: open \
+                     the store writable to build it)",
+                    self.main_chain_txs
+                )?;
+                write!(
+                    f,
+                    "OK: tip, height index, UTXO set and address index agree with the blocks"
+                )
+            }
+        }
     }
 }
 
@@ -129,6 +159,9 @@ pub(crate) fn check<V: ChainRead>(view: &V) -> Result<ConsistencyReport, StoreEr
     let mut prev: Option<(BlockHash, IndexEntry)> = None;
     let mut height0: Option<BlockHash> = None;
     let mut last: Option<(u32, BlockHash)> = None;
+    // Every main-chain transaction's place, and whether every main-chain block was read.
+    let mut main_txs = BTreeMap::<Txid, (BlockHash, u32, u32)>::new();
+    let mut all_txs_read = true;
     for item in s.t.height_hash.iter(s.txn).lmdb()? {
         let (key, value) = item.lmdb()?;
         let height = decode_height(key)?;
@@ -193,15 +226,23 @@ pub(crate) fn check<V: ChainRead>(view: &V) -> Result<ConsistencyReport, StoreEr
             Some(block) if block.block_hash() == hash => block,
             Some(block) => {
                 problems.push(format!("{at} is stored as block {}", block.block_hash()));
-                replay = None;
+                (replay, all_txs_read) = (None, false);
                 continue;
             }
             None => {
                 problems.push(format!("{at} is not stored"));
-                replay = None;
+                (replay, all_txs_read) = (None, false);
                 continue;
             }
         };
+        for (txid, position) in block_txids(&block)? {
+            report.main_chain_txs += 1;
+            if let Some((first, ..)) = main_txs.insert(txid, (hash, height, position)) {
+                problems.push(format!(
+                    "transaction {txid} is in {at} and in main-chain block {first}"
+                ));
+            }
+        }
         if let Some(set) = &mut replay {
             match apply_block(set, &block, height) {
                 Ok(spent) if undo.as_ref().is_some_and(|u| *u != spent) => {
@@ -256,6 +297,41 @@ pub(crate) fn check<V: ChainRead>(view: &V) -> Result<ConsistencyReport, StoreEr
         ));
     }
 
+    // tx_index against the main chain's transactions (both ways).
+    if let Some(tx_index) = s.t.tx_index {
+        report.indexed_txs = Some(tx_index.len(s.txn).lmdb()?);
+        let mut expected = main_txs.iter().peekable();
+        for item in tx_index.iter(s.txn).lmdb()? {
+            let (key, value) = item.lmdb()?;
+            let txid = decode_txid(key)?;
+            let (block, position) = decode_tx_location(value, key)?;
+            while let Some((missing, place)) = expected.next_if(|(t, _)| **t < txid) {
+                problems.push(not_indexed(missing, place));
+            }
+            match expected.next_if(|(t, _)| **t == txid) {
+                Some((_, &(hash, height, at))) if (hash, at) != (block, position) => {
+                    problems.push(format!(
+                        "tx_index places transaction {txid} at position {position} of block \
+                         {block}, but it is at position {at} of main-chain block {hash} at height \
+                         {height}"
+                    ));
+                }
+                Some(_) => {}
+                None if all_txs_read => problems.push(format!(
+                    "tx_index lists transaction {txid} (position {position} of block {block}) but \
+                     it is not on the main chain"
+                )),
+                None => {}
+            }
+        }
+        for (missing, place) in expected {
+            problems.push(not_indexed(missing, place));
+        }
+        if !all_txs_read {
+            problems.push("tx_index was not checked for extra entries: see above".into());
+        }
+    }
+
     // utxo against addr_utxo (both ways) and against the replay.
     let mut replayed = replay.as_ref().map(|set| set.iter().peekable());
     for item in s.t.utxo.iter(s.txn).lmdb()? {
@@ -298,6 +374,14 @@ pub(crate) fn check<V: ChainRead>(view: &V) -> Result<ConsistencyReport, StoreEr
         }
     }
     problems.into_result(report)
+}
+
+/// The problem of a main-chain transaction missing from `tx_index`.
+fn not_indexed(txid: &Txid, &(hash, height, position): &(BlockHash, u32, u32)) -> String {
+    format!(
+        "transaction {txid} at position {position} of main-chain block {hash} at height {height} \
+         is missing from tx_index"
+    )
 }
 
 /// Advances the replayed set up to `actual` (or to its end with `None`), reporting every coin

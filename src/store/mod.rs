@@ -1,5 +1,6 @@
 //! The LMDB chain store: blocks, the block index, the main chain by height, the UTXO set, the
-//! address index and undo data, in one environment at `<data-dir>/chain`.
+//! address index, undo data and the transaction index, in one environment at
+//! `<data-dir>/chain`.
 //!
 //! - [`Store::create`] / [`Store::open`] / [`Store::open_read_only`] open it; the CLI may read
 //!   (read-only) while the daemon writes, from another process.
@@ -10,11 +11,13 @@
 //! - [`Store::check_consistency`] verifies every cross-table invariant (`verifychain`).
 //!
 //! This is the only module that knows heed: no heed type appears in its public API. The table
-//! layout is in `tables.rs`; how a block changes the UTXO set is in `utxo.rs`.
+//! layout is in `tables.rs`; how a block changes the UTXO set is in `utxo.rs`; upgrading an
+//! older store's layout is in `migrate.rs`.
 
 mod check;
 mod error;
 mod gate;
+mod migrate;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -29,7 +32,7 @@ use heed::{Env, EnvFlags, EnvOpenOptions, FlagSetMode, WithoutTls};
 
 pub use check::ConsistencyReport;
 pub use error::StoreError;
-pub use view::{ChainRead, IndexEntry, ReadView, Tip};
+pub use view::{ChainRead, IndexEntry, ReadView, Tip, TxLocation};
 pub use write::WriteView;
 
 use error::{LmdbResultExt, from_heed, is_map_full, is_map_resized};
@@ -38,7 +41,7 @@ use tables::Tables;
 
 /// Virtual address space reserved for the map (the file grows only as data is written).
 const DEFAULT_MAP_SIZE: usize = 64 << 30;
-/// Named databases the environment may hold (7 used; room to add tables).
+/// Named databases the environment may hold (8 used; room to add tables).
 const MAX_DBS: u32 = 16;
 /// LMDB's data file inside the store directory.
 const DATA_FILE: &str = "data.mdb";
@@ -92,7 +95,10 @@ impl Store {
     }
 
     /// Opens an existing store for reading and writing; [`StoreError::NotFound`] if `dir`
-    /// holds none.
+    /// holds none. A store of schema version 1 (before the transaction index) is upgraded
+    /// first: the index is built from the main chain and version 2 written, in one committed
+    /// write transaction. Any other version but the current one is
+    /// [`StoreError::SchemaMismatch`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(dir.as_ref(), DEFAULT_MAP_SIZE, false)
     }
@@ -100,6 +106,12 @@ impl Store {
     /// Opens an existing store for reading only. Works while another process (the daemon)
     /// writes to it; [`Store::write`] then fails with [`StoreError::ReadOnly`]. The process
     /// still needs write access to `lock.mdb` (LMDB records its readers there).
+    ///
+    /// A store of schema version 1 is opened as it is, without a transaction index:
+    /// everything works, but [`ChainRead::tx_location`] and [`ChainRead::transaction`] answer
+    /// `Ok(None)` (see [`ChainRead::has_tx_index`]), and the consistency check skips the
+    /// index. Opening it writable once ([`Store::open`]) builds the index. Likewise, a reader
+    /// that opened such a store before a writer upgraded it keeps seeing no index.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(dir.as_ref(), DEFAULT_MAP_SIZE, true)
     }
@@ -114,7 +126,10 @@ impl Store {
             return Err(StoreError::NotFound { path: dir.into() });
         }
         let env = open_env(dir, map_size, read_only)?;
-        let tables = Tables::open(&env)?;
+        let (mut tables, version) = Tables::open(&env)?;
+        if version != tables::SCHEMA_VERSION && !read_only {
+            tables = migrate::upgrade(&env, tables)?;
+        }
         Ok(Self::assemble(env, tables, read_only))
     }
 

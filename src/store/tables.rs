@@ -9,16 +9,25 @@
 //! | `utxo`        | [`OutPoint::to_key`] (36)             | [`Coin`], postcard                 |
 //! | `addr_utxo`   | owner pubkey hash (20) ‖ outpoint key | amount in base units, u64 BE (8)   |
 //! | `undo`        | block hash (32)                       | `Vec<Coin>` spent by the block     |
+//! | `tx_index`    | txid (32)                             | block hash (32) ‖ position, u32 BE |
 //!
 //! Big-endian integer keys sort numerically, so `height_hash` iterates in height order and a
 //! balance is one prefix scan of `addr_utxo`. Every table is raw bytes to heed; values are
 //! decoded here, and bytes that do not decode are a [`StoreError::Corrupt`] naming the table and
 //! key.
 //!
+//! `tx_index` lists every main-chain transaction (coinbases included: a coinbase commits to its
+//! height, so its txid is unique) with the block holding it and its position in the block; like
+//! `height_hash` and `undo` it changes only when a block is connected or disconnected.
+//!
+//! Schema versions: 1 had no `tx_index`; 2 added it. Opening a version-1 store writable builds
+//! the index in one write transaction (`migrate.rs`); opened read-only, a version-1 store works
+//! without it (`Tables::tx_index` is `None`).
+//!
 //! [`IndexEntry`]: super::IndexEntry
 
 use gossipcoin_proto::encode::{self, MAX_BLOCK_BYTES};
-use gossipcoin_proto::{Amount, BlockHash, Coin, OutPoint, PubkeyHash};
+use gossipcoin_proto::{Amount, Block, BlockHash, Coin, OutPoint, PubkeyHash, Txid};
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Env, RoTxn, WithoutTls};
 use serde::Serialize;
@@ -27,7 +36,10 @@ use serde::de::DeserializeOwned;
 use super::error::{LmdbResultExt, StoreError};
 
 /// The on-disk layout version this code reads and writes.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
+/// The previous layout, without `tx_index`: still opened (read-only as is, writable after
+/// building the index).
+pub(crate) const SCHEMA_WITHOUT_TX_INDEX: u32 = 1;
 
 /// `meta` keys.
 pub(crate) const META_SCHEMA: &[u8] = b"schema_version";
@@ -37,9 +49,16 @@ pub(crate) const META_GENESIS: &[u8] = b"genesis";
 /// Length of an `addr_utxo` key: pubkey hash ‖ outpoint key.
 pub(crate) const ADDR_KEY_LEN: usize = PubkeyHash::LEN + OutPoint::KEY_LEN;
 
+/// Length of a `tx_index` value: block hash ‖ position (u32 BE).
+pub(crate) const TX_LOCATION_LEN: usize = BlockHash::LEN + 4;
+
+/// The name of the table added by schema 2.
+pub(crate) const TX_INDEX: &str = "tx_index";
+
 /// A database of raw bytes; this module does the encoding.
 pub(crate) type Db = heed::Database<'static, Bytes, Bytes>;
 
+/// The tables of schema 1 (every schema-2 table but `tx_index`).
 const NAMES: [&str; 7] = [
     "meta",
     "block_index",
@@ -60,10 +79,12 @@ pub(crate) struct Tables {
     pub utxo: Db,
     pub addr_utxo: Db,
     pub undo: Db,
+    /// `None` only in a schema-1 store opened read-only, which has no transaction index.
+    pub tx_index: Option<Db>,
 }
 
 impl Tables {
-    fn from_array(dbs: [Db; 7]) -> Self {
+    fn from_array(dbs: [Db; 7], tx_index: Option<Db>) -> Self {
         let [
             meta,
             block_index,
@@ -81,6 +102,7 @@ impl Tables {
             utxo,
             addr_utxo,
             undo,
+            tx_index,
         }
     }
 
@@ -94,18 +116,25 @@ impl Tables {
                     dbs.push(opener.create_database::<Bytes, Bytes>(wtxn, Some(name))?);
                 }
                 let dbs: [_; 7] = dbs.try_into().expect("one handle per name");
+                let tx_index = opener.create_database::<Bytes, Bytes>(wtxn, Some(TX_INDEX))?;
                 dbs[0].put(wtxn, META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-                Ok(CommitOrAbort::<_, ()>::Commit(dbs))
+                Ok(CommitOrAbort::<_, ()>::Commit((dbs, tx_index)))
             })
             .lmdb()?
             .unwrap_commit();
-        Ok(Self::from_array(dbs))
+        Ok(Self::from_array(dbs.0, Some(dbs.1)))
     }
 
     /// Opens the existing databases with a read transaction (works on a read-only env) and
-    /// checks the schema version.
-    pub(crate) fn open(env: &Env<WithoutTls>) -> Result<Self, StoreError> {
+    /// checks the schema version; returns the tables and that version. A schema-1 store comes
+    /// back without `tx_index` (even if a table of that name exists): the caller builds it when
+    /// the store is writable. Any version but 1 and [`SCHEMA_VERSION`] is refused.
+    ///
+    /// The tables and the version are read in one transaction: a writer upgrading the store at
+    /// the same moment is seen entirely or not at all.
+    pub(crate) fn open(env: &Env<WithoutTls>) -> Result<(Self, u32), StoreError> {
         let rtxn = env.read_txn().lmdb()?;
+        let mut version_bytes: Option<Vec<u8>> = None;
         let opened = env
             .open_databases_and_commit(rtxn, |opener, rtxn| -> heed::Result<_> {
                 let mut dbs = Vec::with_capacity(NAMES.len());
@@ -116,25 +145,33 @@ impl Tables {
                     }
                 }
                 let dbs: [_; 7] = dbs.try_into().expect("one handle per name");
-                Ok(CommitOrAbort::Commit(dbs))
+                let tx_index = opener.open_database::<Bytes, Bytes>(rtxn, Some(TX_INDEX))?;
+                version_bytes = dbs[0].get(rtxn, META_SCHEMA)?.map(<[u8]>::to_vec);
+                Ok(CommitOrAbort::Commit((dbs, tx_index)))
             })
             .lmdb()?;
-        let tables = match opened {
-            CommitOrAbort::Commit(dbs) => Self::from_array(dbs),
+        let (dbs, tx_index) = match opened {
+            CommitOrAbort::Commit(dbs) => dbs,
             CommitOrAbort::Abort(missing) => {
                 return Err(StoreError::Corrupt(format!(
                     "table {missing} is missing: not a complete gossipcoin chain store"
                 )));
             }
         };
-        let rtxn = env.read_txn().lmdb()?;
-        match get(tables.meta, &rtxn, META_SCHEMA)?.map(<[u8; 4]>::try_from) {
-            Some(Ok(v)) if u32::from_be_bytes(v) == SCHEMA_VERSION => Ok(tables),
-            Some(Ok(v)) => Err(StoreError::SchemaMismatch {
-                found: u32::from_be_bytes(v),
+        let version = match version_bytes.as_deref().map(<[u8; 4]>::try_from) {
+            Some(Ok(v)) => u32::from_be_bytes(v),
+            _ => return Err(corrupt("meta", META_SCHEMA, "no valid schema version")),
+        };
+        match version {
+            SCHEMA_VERSION if tx_index.is_none() => Err(StoreError::Corrupt(format!(
+                "table {TX_INDEX} is missing: not a complete gossipcoin chain store"
+            ))),
+            SCHEMA_VERSION => Ok((Self::from_array(dbs, tx_index), version)),
+            SCHEMA_WITHOUT_TX_INDEX => Ok((Self::from_array(dbs, None), version)),
+            found => Err(StoreError::SchemaMismatch {
+                found,
                 expected: SCHEMA_VERSION,
             }),
-            _ => Err(corrupt("meta", META_SCHEMA, "no valid schema version")),
         }
     }
 }
@@ -200,6 +237,47 @@ pub(crate) fn decode_addr_key(key: &[u8]) -> Result<(PubkeyHash, OutPoint), Stor
     let owner = PubkeyHash::from_slice(&key[..PubkeyHash::LEN]).ok_or_else(bad)?;
     let outpoint = OutPoint::from_key(&key[PubkeyHash::LEN..]).ok_or_else(bad)?;
     Ok((owner, outpoint))
+}
+
+/// The `tx_index` value of the transaction at `position` in block `block`.
+pub(crate) fn tx_location_value(block: &BlockHash, position: u32) -> [u8; TX_LOCATION_LEN] {
+    let mut v = [0u8; TX_LOCATION_LEN];
+    v[..BlockHash::LEN].copy_from_slice(&block.0);
+    v[BlockHash::LEN..].copy_from_slice(&position.to_be_bytes());
+    v
+}
+
+/// The block hash and position in a `tx_index` value stored under `key`.
+pub(crate) fn decode_tx_location(bytes: &[u8], key: &[u8]) -> Result<(BlockHash, u32), StoreError> {
+    let bad = || corrupt(TX_INDEX, key, "value is not block hash ‖ 4-byte position");
+    if bytes.len() != TX_LOCATION_LEN {
+        return Err(bad());
+    }
+    let block = BlockHash::from_slice(&bytes[..BlockHash::LEN]).ok_or_else(bad)?;
+    let position = <[u8; 4]>::try_from(&bytes[BlockHash::LEN..]).map_err(|_| bad())?;
+    Ok((block, u32::from_be_bytes(position)))
+}
+
+/// The txid in a `tx_index` key.
+pub(crate) fn decode_txid(key: &[u8]) -> Result<Txid, StoreError> {
+    Txid::from_slice(key).ok_or_else(|| corrupt(TX_INDEX, key, "key is not a 32-byte txid"))
+}
+
+/// The txid of each transaction of `block` with its position: what `tx_index` lists for the
+/// block. Computes every txid.
+pub(crate) fn block_txids(block: &Block) -> Result<Vec<(Txid, u32)>, StoreError> {
+    block
+        .txs
+        .iter()
+        .enumerate()
+        .map(|(position, tx)| {
+            let position = u32::try_from(position).map_err(|_| {
+                let hash = block.block_hash();
+                StoreError::Corrupt(format!("block {hash} has over 2^32 transactions"))
+            })?;
+            Ok((tx.compute_txid(), position))
+        })
+        .collect()
 }
 
 /// The outpoint in a `utxo` key.

@@ -1,4 +1,4 @@
-//! Reading the chain: the records reads return ([`IndexEntry`], [`Tip`]) and the
+//! Reading the chain: the records reads return ([`IndexEntry`], [`Tip`], [`TxLocation`]) and the
 //! [`ChainRead`] methods, shared by [`ReadView`] (a snapshot) and
 //! [`WriteView`](super::WriteView) (which sees its own uncommitted changes).
 //!
@@ -7,15 +7,17 @@
 //! a snapshot or the write transaction in progress. Bring the trait into scope to call them:
 //! `use gossipcoin::store::ChainRead;`.
 
-use gossipcoin_proto::{Amount, Block, BlockHash, BlockHeader, Coin, OutPoint, PubkeyHash, U256};
+use gossipcoin_proto::{
+    Amount, Block, BlockHash, BlockHeader, Coin, OutPoint, PubkeyHash, Transaction, Txid, U256,
+};
 use heed::{RoTxn, WithoutTls};
 use serde::{Deserialize, Serialize};
 
 use super::error::{LmdbResultExt, StoreError};
 use super::gate::Pass;
 use super::tables::{
-    META_GENESIS, META_TIP, Tables, corrupt, decode_addr_key, decode_amount, decode_coin,
-    decode_hash, decode_outpoint, decode_value, get, height_key,
+    META_GENESIS, META_TIP, TX_INDEX, Tables, corrupt, decode_addr_key, decode_amount, decode_coin,
+    decode_hash, decode_outpoint, decode_tx_location, decode_value, get, height_key,
 };
 
 /// What the store knows about any block it has seen, on the main chain or not.
@@ -41,6 +43,17 @@ pub struct Tip {
     pub hash: BlockHash,
     pub height: u32,
     pub chain_work: U256,
+}
+
+/// Where a main-chain transaction is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct TxLocation {
+    /// The main-chain block holding it.
+    pub block: BlockHash,
+    /// That block's height.
+    pub height: u32,
+    /// Its position in the block's transactions (the coinbase is 0).
+    pub index: u32,
 }
 
 pub(crate) mod sealed {
@@ -209,6 +222,66 @@ pub trait ChainRead: sealed::Snapshot {
             hash = entry.header.prev;
         }
         Ok(times)
+    }
+
+    /// Whether the store has a transaction index. Always, except in a schema-1 store opened
+    /// read-only (see [`Store::open_read_only`](super::Store::open_read_only)).
+    fn has_tx_index(&self) -> bool {
+        self.snap().t.tx_index.is_some()
+    }
+
+    /// Where a main-chain transaction is (coinbases included); `None` for a transaction that is
+    /// not on the main chain, and for every transaction if the store has no transaction index
+    /// ([`Self::has_tx_index`]).
+    fn tx_location(&self, txid: &Txid) -> Result<Option<TxLocation>, StoreError> {
+        let s = self.snap();
+        let Some(tx_index) = s.t.tx_index else {
+            return Ok(None);
+        };
+        let Some(bytes) = get(tx_index, s.txn, &txid.0)? else {
+            return Ok(None);
+        };
+        let (block, index) = decode_tx_location(bytes, &txid.0)?;
+        let entry = self
+            .index(&block)?
+            .ok_or_else(|| corrupt(TX_INDEX, &txid.0, format!("block {block} is not indexed")))?;
+        Ok(Some(TxLocation {
+            block,
+            height: entry.height,
+            index,
+        }))
+    }
+
+    /// A main-chain transaction and where it is: [`Self::tx_location`], then the transaction
+    /// from its block (which is decoded whole).
+    fn transaction(&self, txid: &Txid) -> Result<Option<(Transaction, TxLocation)>, StoreError> {
+        let Some(location) = self.tx_location(txid)? else {
+            return Ok(None);
+        };
+        let block = self.block(&location.block)?.ok_or_else(|| {
+            corrupt(
+                TX_INDEX,
+                &txid.0,
+                format!("block {} is not stored", location.block),
+            )
+        })?;
+        let mut txs = block.txs;
+        let tx = usize::try_from(location.index)
+            .ok()
+            .filter(|&i| i < txs.len())
+            .map(|i| txs.swap_remove(i))
+            .filter(|tx| tx.compute_txid() == *txid)
+            .ok_or_else(|| {
+                corrupt(
+                    TX_INDEX,
+                    &txid.0,
+                    format!(
+                        "transaction {} of block {} is not this one",
+                        location.index, location.block
+                    ),
+                )
+            })?;
+        Ok(Some((tx, location)))
     }
 
     /// The encoded size of a stored block, without decoding it.

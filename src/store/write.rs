@@ -6,11 +6,14 @@
 //! durable until the closure passed to [`Store::write`](super::Store::write) returns `Ok`.
 
 use gossipcoin_proto::encode::MAX_BLOCK_BYTES;
-use gossipcoin_proto::{Block, Coin, OutPoint};
+use gossipcoin_proto::{Block, BlockHash, Coin, OutPoint};
 use heed::{Env, MdbError, PutFlags, RwTxn, WithoutTls};
 
 use super::error::{LmdbResultExt, StoreError, from_heed, is_map_full};
-use super::tables::{Db, META_GENESIS, META_TIP, Tables, addr_key, encode_value, height_key};
+use super::tables::{
+    Db, META_GENESIS, META_TIP, TX_INDEX, Tables, addr_key, block_txids, corrupt, encode_value,
+    height_key, tx_location_value,
+};
 use super::utxo::{CoinSet, apply_block, unapply_block};
 use super::view::{ChainRead, IndexEntry, sealed};
 
@@ -137,9 +140,10 @@ impl<'e> WriteView<'e> {
     }
 
     /// Makes `block` (already stored with [`Self::put_block`] at `height`) the new tip: spends
-    /// its inputs, adds its outputs, records undo data and the height. `spent` is what the
-    /// caller validated against (the coins of the non-coinbase inputs, in block order); it must
-    /// equal what the UTXO set holds.
+    /// its inputs, adds its outputs, records undo data, the height and where each of its
+    /// transactions is. `spent` is what the caller validated against (the coins of the
+    /// non-coinbase inputs, in block order); it must equal what the UTXO set holds. A block with
+    /// a transaction already on the main chain is refused.
     pub fn connect_block(
         &mut self,
         block: &Block,
@@ -182,6 +186,14 @@ impl<'e> WriteView<'e> {
                 ));
             }
             w.put(w.tables.undo, &hash.0, &encode_value(&undo))?;
+            let tx_index = w.tx_index_table()?;
+            for (txid, position) in block_txids(block)? {
+                if !w.put_new(tx_index, &txid.0, &tx_location_value(&hash, position))? {
+                    return Err(rejected(format!(
+                        "its transaction {txid} is already on the main chain"
+                    )));
+                }
+            }
             let key = height_key(height);
             if !w.put_new(w.tables.height_hash, &key, &hash.0)? {
                 return Err(StoreError::Corrupt(format!(
@@ -197,7 +209,8 @@ impl<'e> WriteView<'e> {
     }
 
     /// Reverses the tip block with its undo data and returns it; its parent becomes the tip
-    /// (disconnecting genesis empties the chain). The block stays stored and indexed.
+    /// (disconnecting genesis empties the chain). Its transactions leave the transaction index;
+    /// the block stays stored and in the block index.
     pub fn disconnect_tip(&mut self) -> Result<Block, StoreError> {
         let tip = self.tip()?.ok_or(StoreError::EmptyChain)?;
         let block = self.block(&tip.hash)?.ok_or_else(|| {
@@ -209,6 +222,7 @@ impl<'e> WriteView<'e> {
         self.atomically(|w| {
             unapply_block(w, &block, &undo)?;
             w.delete(w.tables.undo, &tip.hash.0)?;
+            w.unindex_txs(&block, &tip.hash)?;
             if !w.delete(w.tables.height_hash, &height_key(tip.height))? {
                 return Err(StoreError::Corrupt(format!(
                     "height_hash has no entry for the tip height {}",
@@ -226,8 +240,8 @@ impl<'e> WriteView<'e> {
         Ok(block)
     }
 
-    /// Rebuilds `utxo`, `addr_utxo` and `undo` by replaying every main-chain block from
-    /// genesis. The result equals connecting the blocks one by one.
+    /// Rebuilds `utxo`, `addr_utxo`, `undo` and `tx_index` by replaying every main-chain block
+    /// from genesis. The result equals connecting the blocks one by one.
     pub fn reindex_utxo(&mut self) -> Result<(), StoreError> {
         let tip = self.tip()?;
         self.atomically(|w| {
@@ -235,6 +249,8 @@ impl<'e> WriteView<'e> {
             w.clear(t.utxo)?;
             w.clear(t.addr_utxo)?;
             w.clear(t.undo)?;
+            let tx_index = w.tx_index_table()?;
+            w.clear(tx_index)?;
             let Some(tip) = tip else { return Ok(()) };
             for height in 0..=tip.height {
                 let hash = w.hash_at(height)?.ok_or_else(|| {
@@ -245,9 +261,40 @@ impl<'e> WriteView<'e> {
                 })?;
                 let undo = apply_block(w, &block, height)?;
                 w.put(t.undo, &hash.0, &encode_value(&undo))?;
+                for (txid, position) in block_txids(&block)? {
+                    if !w.put_new(tx_index, &txid.0, &tx_location_value(&hash, position))? {
+                        return Err(corrupt(TX_INDEX, &txid.0, "on the main chain twice"));
+                    }
+                }
             }
             Ok(())
         })
+    }
+
+    /// The `tx_index` table. Missing only in a schema-1 store opened read-only, where no write
+    /// transaction can begin.
+    fn tx_index_table(&self) -> Result<Db, StoreError> {
+        self.tables.tx_index.ok_or_else(|| {
+            StoreError::Corrupt(format!("table {TX_INDEX} is missing in a writable store"))
+        })
+    }
+
+    /// Removes the `tx_index` entries of `block` (hash `hash`), each of which must place its
+    /// transaction in this block at its position.
+    fn unindex_txs(&mut self, block: &Block, hash: &BlockHash) -> Result<(), StoreError> {
+        let tx_index = self.tx_index_table()?;
+        for (txid, position) in block_txids(block)? {
+            let stored = tx_index.get(&self.txn, &txid.0).lmdb()?;
+            if stored != Some(&tx_location_value(hash, position)[..]) {
+                return Err(corrupt(
+                    TX_INDEX,
+                    &txid.0,
+                    format!("does not place this transaction of block {hash} where it is"),
+                ));
+            }
+            self.delete(tx_index, &txid.0)?;
+        }
+        Ok(())
     }
 
     fn clear(&mut self, db: Db) -> Result<(), StoreError> {

@@ -1,6 +1,6 @@
 //! The consistency check passes on good stores and names what is wrong in broken ones.
 
-use super::super::tables::{Db, Tables, addr_key};
+use super::super::tables::{Db, Tables, addr_key, tx_location_value};
 use super::*;
 
 /// Breaks a store holding [`three_blocks`] with `damage` and returns the check's problems.
@@ -38,6 +38,13 @@ fn good_stores_pass_with_counts() {
     assert_eq!(report.stored_blocks, 3);
     assert_eq!(report.utxos, 5);
     assert_eq!(report.total_value, 150);
+    assert_eq!(report.main_chain_txs, 6);
+    assert_eq!(report.indexed_txs, Some(6));
+    assert!(
+        report
+            .to_string()
+            .contains("6 on the main chain, 6 indexed")
+    );
 }
 
 #[test]
@@ -108,6 +115,55 @@ fn a_wrong_amount_or_owner_in_the_address_index_is_found() {
         )
     });
     assert!(mentions(&problems, "its owner is"), "{problems:?}");
+}
+
+#[test]
+fn a_missing_extra_or_misplaced_transaction_index_entry_is_found() {
+    let blocks = three_blocks();
+    let (h1, h2) = (blocks[1].block_hash(), blocks[2].block_hash());
+    let tx1 = blocks[1].txs[1].compute_txid();
+    let tx_index = |t: &Tables| t.tx_index.unwrap();
+
+    let problems = problems_after(|w| delete(w, tx_index, &tx1.0));
+    assert!(mentions(&problems, "missing from tx_index"), "{problems:?}");
+    assert!(mentions(&problems, &tx1.to_string()), "{problems:?}");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+
+    // the last txid in key order too (found after the walk over tx_index ends)
+    let last = blocks
+        .iter()
+        .flat_map(|b| &b.txs)
+        .map(|tx| tx.compute_txid())
+        .max()
+        .unwrap();
+    let problems = problems_after(|w| delete(w, tx_index, &last.0));
+    assert!(mentions(&problems, "missing from tx_index"), "{problems:?}");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+
+    let extra = gossipcoin_proto::Txid([0xee; 32]);
+    let problems = problems_after(|w| w.raw_put(tx_index, &extra.0, &tx_location_value(&h2, 3)));
+    assert!(mentions(&problems, "not on the main chain"), "{problems:?}");
+    assert!(mentions(&problems, &extra.to_string()), "{problems:?}");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+
+    let problems = problems_after(|w| w.raw_put(tx_index, &tx1.0, &tx_location_value(&h1, 0)));
+    assert!(
+        mentions(&problems, "tx_index places transaction"),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 1, "{problems:?}");
+
+    // a main-chain block lost: its transactions cannot be listed, so extra entries are not
+    // claimed (they may be that block's)
+    let problems = problems_after(|w| delete(w, |t| t.blocks, &h1.0));
+    assert!(
+        mentions(&problems, "not checked for extra entries"),
+        "{problems:?}"
+    );
+    assert!(
+        !mentions(&problems, "not on the main chain"),
+        "{problems:?}"
+    );
 }
 
 #[test]

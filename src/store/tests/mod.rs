@@ -6,12 +6,17 @@
 //! - `check`: the consistency check on good and deliberately broken stores
 //! - `crash`: `kill -9` of a writing child process; readers while the map grows
 //! - `growth`: a full map grows and the write is retried; balances are prefix scans
+//! - `tx_index`: the transaction index follows the main chain (connect, disconnect, reorg,
+//!   reindex)
+//! - `migrate`: a schema-1 store gets its transaction index when opened writable
 
 mod chain;
 mod check;
 mod growth;
 mod growth_readers;
+mod migrate;
 mod open;
+mod tx_index;
 
 use std::collections::BTreeMap;
 
