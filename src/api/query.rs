@@ -104,7 +104,7 @@ pub async fn tx(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<
     let found = s
         .control
         .read(move |v| {
-            let Some((tx, at)) = TXINDEX_PENDING(v, &txid)? else {
+            let Some((tx, at)) = v.transaction(&txid)? else {
                 return Ok(None);
             };
             let tip = v.tip()?.map_or(0, |t| t.height);
@@ -200,16 +200,4 @@ pub async fn prometheus(State(s): State<ApiState>) -> impl IntoResponse {
         )],
         text,
     )
-}
-
-#[allow(non_snake_case)]
-fn TXINDEX_PENDING(
-    _v: &crate::store::ReadView,
-    _t: &Txid,
-) -> Result<Option<(Transaction, Loc)>, ControlError> {
-    Ok(None)
-}
-struct Loc {
-    block: BlockHash,
-    height: u32,
 }
