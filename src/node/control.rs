@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use gossipcoin_proto::message::{Request, Response, Role};
 use gossipcoin_proto::{Address, Amount, Block, BlockHash, Transaction, Txid, U256};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 use tracing::info;
 
 use super::chain_task::{BlockOutcome, ChainGone, ChainHandle};
@@ -19,7 +19,7 @@ use crate::mempool::{MempoolEntry, MempoolError};
 use crate::metrics::{Gauges, Source, metrics};
 use crate::net::{NetHandle, PeerInfo};
 use crate::params::ChainParams;
-use crate::store::{ReadView, Store, StoreError};
+use crate::store::{ChainRead, ReadView, Store, StoreError};
 use crate::wallet::{self, Wallet, WalletError};
 use crate::{consensus, miner};
 
@@ -158,6 +158,9 @@ struct Inner {
     wallet_lock: Mutex<()>,
     /// One `mine` at a time.
     mining: Mutex<()>,
+    /// Bounds the API's concurrent store readers, so a flood of queries cannot take every
+    /// core from the chain thread that validates blocks.
+    readers: Semaphore,
 }
 
 impl Control {
@@ -180,6 +183,7 @@ impl Control {
                 started: Instant::now(),
                 wallet_lock: Mutex::new(()),
                 mining: Mutex::new(()),
+                readers: Semaphore::new(max_readers()),
             }),
         }
     }
@@ -198,6 +202,12 @@ impl Control {
         T: Send + 'static,
         F: FnOnce(&ReadView) -> Result<T, ControlError> + Send + 'static,
     {
+        let _permit = self
+            .inner
+            .readers
+            .acquire()
+            .await
+            .map_err(|_| ControlError::Unavailable("the node is stopping".into()))?;
         let store = self.inner.store.clone();
         tokio::task::spawn_blocking(move || f(&store.read()?))
             .await
@@ -206,7 +216,21 @@ impl Control {
 
     pub async fn status(&self) -> Result<NodeStatus, ControlError> {
         let i = &self.inner;
-        let ours = i.chain.status().await?;
+        // From a store snapshot, not the chain task's queue: status answers at once even while
+        // the chain thread is busy validating a sync batch.
+        let (genesis, tip) = self
+            .read(|v| Ok((v.genesis_hash()?, v.tip()?)))
+            .await?;
+        let (Some(genesis), Some(tip)) = (genesis, tip) else {
+            return Err(ControlError::Unavailable("the chain is empty".into()));
+        };
+        let ours = gossipcoin_proto::message::Status {
+            genesis,
+            tip: tip.hash,
+            height: tip.height,
+            chain_work: tip.chain_work,
+            role: i.config.role,
+        };
         let state = *i.chain.state().borrow();
         let peers = i.net.peers().await;
         let best = peers
@@ -449,6 +473,11 @@ impl Control {
             peers_asked: peers.len(),
         })
     }
+}
+
+/// Concurrent store readers for the API: one per core, at least two.
+fn max_readers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
 
 /// Asks another node's API for its first p2p listen address.
