@@ -137,4 +137,61 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// A local network of real node processes (central, miners, wallets) on loopback.
+    Testnet {
+        #[command(subcommand)]
+        command: TestnetCommand,
+    },
+}
+
+/// The testnet's directory, shared by the `testnet` subcommands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TestnetDir {
+    /// The testnet's directory (testnet.json and one data directory per node).
+    #[arg(long = "dir", default_value = "testnet", value_name = "DIR")]
+    pub path: PathBuf,
+}
+
+/// `testnet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TestnetCommand {
+    /// Every node's log, merged in time order.
+    Logs {
+        #[command(flatten)]
+        dir: TestnetDir,
+        /// Only this node (e.g. miner-1).
+        #[arg(long)]
+        node: Option<String>,
+        /// Keep printing new lines until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+        /// Only lines containing this text.
+        #[arg(long, value_name = "TEXT")]
+        grep: Option<String>,
+        /// Only this level and more severe ones.
+        #[arg(long, value_enum)]
+        level: Option<LevelArg>,
+    },
+}
+
+/// `--level` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LevelArg {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl From<LevelArg> for crate::testnet::Level {
+    fn from(l: LevelArg) -> Self {
+        match l {
+            LevelArg::Error => Self::Error,
+            LevelArg::Warn => Self::Warn,
+            LevelArg::Info => Self::Info,
+            LevelArg::Debug => Self::Debug,
+            LevelArg::Trace => Self::Trace,
+        }
+    }
 }

@@ -1,9 +1,10 @@
 //! The commands: each turns parsed CLI arguments into calls on the wallet, chain, store or
 //! node, and prints the tutorial's outputs on stdout. `send` lives in `send.rs`, `printchain`
-//! in `print.rs`.
+//! in `print.rs`, `testnet` in `testnet.rs`.
 
 mod print;
 mod send;
+mod testnet;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -83,6 +84,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Reindexutxo => reindex_utxo(&dir()?),
         Command::Verifychain => verify_chain(&dir()?),
         Command::Demo { keep } => crate::demo::run(*keep),
+        Command::Testnet { command } => testnet::run(command, cli.params.as_deref()),
     }
 }
 
