@@ -155,6 +155,39 @@ pub struct TestnetDir {
 /// `testnet` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TestnetCommand {
+    /// Creates the nodes and starts one process each; returns once all are connected and synced.
+    Up {
+        #[command(flatten)]
+        dir: TestnetDir,
+        /// Miner nodes.
+        #[arg(long, default_value_t = 1)]
+        miners: u16,
+        /// Wallet nodes.
+        #[arg(long, default_value_t = 2)]
+        wallets: u16,
+        /// The central node's P2P port; the others take the next ones, APIs listen 1000 higher.
+        #[arg(long, default_value_t = 3000, value_name = "PORT")]
+        base_port: u16,
+        /// Seconds to wait for every node to be connected and synced.
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Stops every node (SIGTERM, then SIGKILL after the timeout); keeps data and logs.
+    Down {
+        #[command(flatten)]
+        dir: TestnetDir,
+        /// Seconds the nodes get to stop cleanly.
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// One row per node: process, height, tip, peers, mempool, sync state.
+    Status {
+        #[command(flatten)]
+        dir: TestnetDir,
+        /// Redraw every second until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Every node's log, merged in time order.
     Logs {
         #[command(flatten)]

@@ -93,6 +93,15 @@ pub(super) struct Event {
     fields: Vec<(String, String)>,
 }
 
+impl Event {
+    /// The value of field `key`, as rendered.
+    pub(super) fn field(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find_map(|(k, v)| (k == key).then_some(v.as_str()))
+    }
+}
+
 /// A line of one node's log, with the time it sorts by.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Entry {

@@ -8,12 +8,22 @@
 //!   DIR/wallet-1 .. wallet-M createwallet
 //!   DIR/<node>/node.log      the node's JSON log;  node.out: its stdout and stderr
 //! ```
-//! - `logs.rs` merges the nodes' logs by time.
+//! - `up.rs` creates the nodes, starts one process each and waits, watching from outside
+//!   (`ready.rs`), until all are connected and on the central node's tip;
+//! - `status.rs` shows each node; `down.rs` stops them; `logs.rs` merges their logs by time;
+//! - `probe.rs` reads a node from outside (its store read-only, `node.addr`, its HTTP API);
+//!   `process.rs` checks and signals recorded pids.
 //!
 //! Everything here runs the node as a separate process: nothing of the daemon is linked in
 //! except the read-only store.
 
+mod down;
 mod logs;
+mod probe;
+mod process;
+mod ready;
+mod status;
+mod up;
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +31,11 @@ use anyhow::{Context, Result, bail};
 use gossipcoin_proto::message::Role;
 use serde::{Deserialize, Serialize};
 
+pub use down::{DownOptions, down};
 pub use logs::{Level, LogsOptions, logs};
+pub use process::is_running;
+pub use status::{StatusOptions, status};
+pub use up::{UpOptions, up};
 
 /// The state file in the testnet directory.
 pub const STATE_FILE: &str = "testnet.json";
@@ -134,6 +148,28 @@ mod role_name {
     }
 }
 
+/// Lines of a text table, columns padded to their widest cell.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let padded: Vec<String> = cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(&mut header.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +217,17 @@ mod tests {
         std::fs::write(State::path(tmp.path()), "{").unwrap();
         let e = State::load(tmp.path()).unwrap_err().to_string();
         assert!(e.contains("not a testnet state file"), "{e}");
+    }
+
+    #[test]
+    fn tables_pad_columns() {
+        let t = table(
+            &["node", "role"],
+            &[
+                vec!["central".into(), "central".into()],
+                vec!["m".into(), "miner".into()],
+            ],
+        );
+        assert_eq!(t, "node     role\ncentral  central\nm        miner\n");
     }
 }
