@@ -46,8 +46,9 @@ fn free_base(nodes: u16) -> u16 {
 }
 
 /// Whether `pid` is a running process: `kill -0` finds it and Linux does not report it as a
-/// zombie (the nodes outlive `testnet up`, their parent, and a container's PID 1 may never reap
-/// them: an exited node can stay a zombie, which holds no memory, socket or lock).
+/// zombie (the nodes outlive `testnet up`, their parent, and a container's PID 1 may reap them
+/// seconds late, or never: an exited node can stay a zombie, which holds no memory, socket or
+/// lock).
 fn running(pid: u32) -> bool {
     let found = Command::new("kill")
         .args(["-0", &pid.to_string()])

@@ -1,9 +1,10 @@
 //! Recorded pids, seen from outside: is the process still running, and signals to stop it.
 //!
 //! The nodes outlive `testnet up`, so later commands know them only by pid. `kill(pid, 0)` says
-//! whether a pid exists; on Linux a node that exited but was never reaped (its parent, `up`, is
-//! gone and PID 1 of a container may not reap orphans) is a zombie that `kill` still finds, so
-//! `/proc/<pid>/stat` is asked too. `rustix` wraps these calls safely (no `unsafe` here).
+//! whether a pid exists; on Linux a node that exited but is not reaped yet (its parent, `up`, is
+//! gone, and the PID 1 of a container may reap orphans seconds late, or never) is a zombie that
+//! `kill` still finds, so `/proc/<pid>/stat` is asked too. `rustix` wraps these calls safely (no
+//! `unsafe` here).
 
 use std::time::{Duration, Instant};
 
