@@ -13,6 +13,7 @@
 //! - `node`: the daemon's wiring: router, chain task, sync, miner role
 //! - `config`: role files layered under command-line flags
 //! - `client`: submits a transaction to a running node
+//! - `testnet`: a local network of node processes: up, status, logs, down
 //! - `cli`, `commands`, `demo`, `logging`: the command line
 
 pub mod api;
@@ -32,4 +33,5 @@ pub mod net;
 pub mod node;
 pub mod params;
 pub mod store;
+pub mod testnet;
 pub mod wallet;

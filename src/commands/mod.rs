@@ -1,10 +1,11 @@
 //! The commands: each turns parsed CLI arguments into calls on the wallet, chain, store or
 //! node, and prints the tutorial's outputs on stdout. `send` lives in `send.rs`, `printchain`
-//! in `print.rs`.
+//! in `print.rs`, `testnet` in `testnet.rs`.
 
 mod daemon;
 mod print;
 mod send;
+mod testnet;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -102,6 +103,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Mempool => daemon::mempool(&api_client()?),
         Command::Mine { address } => daemon::mine(&api_client()?, address.as_deref()),
         Command::Demo { keep } => crate::demo::run(*keep),
+        Command::Testnet { command } => testnet::run(command, cli.params.as_deref()),
     }
 }
 

@@ -1,0 +1,50 @@
+//! `testnet up|down|status|logs`: the parsed subcommand turned into `crate::testnet` options.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::TestnetCommand;
+use crate::testnet;
+
+/// Runs one `testnet` subcommand; `params` (the global `--params`) goes to every node `up` makes.
+pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()> {
+    match command {
+        TestnetCommand::Up {
+            dir,
+            miners,
+            wallets,
+            base_port,
+            timeout,
+        } => testnet::up(&testnet::UpOptions {
+            dir: dir.path.clone(),
+            miners: *miners,
+            wallets: *wallets,
+            base_port: *base_port,
+            timeout: Duration::from_secs(*timeout),
+            params: params.map(Path::to_path_buf),
+        }),
+        TestnetCommand::Down { dir, timeout } => testnet::down(&testnet::DownOptions {
+            dir: dir.path.clone(),
+            timeout: Duration::from_secs(*timeout),
+        }),
+        TestnetCommand::Status { dir, watch } => testnet::status(&testnet::StatusOptions {
+            dir: dir.path.clone(),
+            watch: *watch,
+        }),
+        TestnetCommand::Logs {
+            dir,
+            node,
+            follow,
+            grep,
+            level,
+        } => testnet::logs(&testnet::LogsOptions {
+            dir: dir.path.clone(),
+            node: node.clone(),
+            follow: *follow,
+            grep: grep.clone(),
+            level: level.map(Into::into),
+        }),
+    }
+}

@@ -1,0 +1,109 @@
+//! `testnet down`: SIGTERM to every recorded node that runs, a grace period (polled), SIGKILL for
+//! whoever is left; the pids are cleared from `testnet.json`. Data directories and logs stay.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use tracing::{debug, warn};
+
+use super::process::{self, wait_until_gone};
+use super::{State, table};
+
+/// How long a SIGKILLed process may take to disappear before `down` reports it.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// What `testnet down` stops.
+#[derive(Debug, Clone)]
+pub struct DownOptions {
+    pub dir: PathBuf,
+    /// How long the nodes get to shut down cleanly before SIGKILL.
+    pub timeout: Duration,
+}
+
+/// What happened to one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    NotRunning,
+    Stopped,
+    Killed,
+    /// Still running after SIGKILL (or could not be signalled).
+    Survived,
+}
+
+impl Outcome {
+    fn text(self, timeout: Duration) -> String {
+        match self {
+            Self::NotRunning => "was not running".into(),
+            Self::Stopped => "stopped".into(),
+            Self::Killed => format!(
+                "killed (still running {}s after SIGTERM)",
+                timeout.as_secs()
+            ),
+            Self::Survived => "STILL RUNNING after SIGKILL".into(),
+        }
+    }
+}
+
+/// Runs `testnet down`.
+pub fn down(opts: &DownOptions) -> Result<()> {
+    let begun = Instant::now();
+    let mut state = State::load_existing(&opts.dir)?;
+    let mut outcomes = vec![Outcome::NotRunning; state.nodes.len()];
+    let running: Vec<(usize, u32)> = state
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.pid.filter(|&p| process::is_running(p)).map(|p| (i, p)))
+        .collect();
+    for &(i, pid) in &running {
+        outcomes[i] = match process::terminate(pid) {
+            Ok(()) => Outcome::Stopped,
+            Err(e) => {
+                warn!(target: "testnet", node = %state.nodes[i].name, pid, "cannot signal: {e}");
+                Outcome::Survived
+            }
+        };
+    }
+    let pids: Vec<u32> = running.iter().map(|&(_, p)| p).collect();
+    let left = wait_until_gone(&pids, opts.timeout);
+    for &(i, pid) in running.iter().filter(|(_, p)| left.contains(p)) {
+        outcomes[i] = Outcome::Killed;
+        if let Err(e) = process::kill(pid) {
+            warn!(target: "testnet", node = %state.nodes[i].name, pid, "cannot kill: {e}");
+        }
+    }
+    let survivors = wait_until_gone(&left, KILL_WAIT);
+    for &(i, _) in running.iter().filter(|(_, p)| survivors.contains(p)) {
+        outcomes[i] = Outcome::Survived;
+    }
+    for (node, outcome) in state.nodes.iter_mut().zip(&outcomes) {
+        if *outcome != Outcome::Survived {
+            node.pid = None;
+        }
+    }
+    state.save(&opts.dir)?;
+
+    let rows: Vec<Vec<String>> = state
+        .nodes
+        .iter()
+        .zip(&outcomes)
+        .map(|(n, o)| vec![n.name.clone(), o.text(opts.timeout)])
+        .collect();
+    print!("{}", table(&["node", "result"], &rows));
+    let secs = begun.elapsed().as_secs_f64();
+    debug!(target: "testnet", stopped = running.len(), secs, "testnet down");
+    if !survivors.is_empty() {
+        bail!("processes {survivors:?} are still running after SIGKILL");
+    }
+    if running.is_empty() {
+        println!("Nothing to stop: no node of this testnet was running.");
+    } else {
+        println!(
+            "Testnet down in {secs:.1}s: {} node(s) stopped. Data and logs are kept in {}.",
+            running.len(),
+            opts.dir.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! One node, read from outside its process: the files it writes (`node.addr`, `api.addr`), its
+//! store opened read-only (LMDB lets another process read while the daemon writes), whether it
+//! holds its `node.lock`, and its HTTP API's `GET /status`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::node::{ADDR_FILE, LOCK_FILE};
+use crate::store::{ChainRead, Store, Tip};
+
+/// The file the node's HTTP API writes its URL to (one line, `http://127.0.0.1:4000`).
+pub const API_ADDR_FILE: &str = "api.addr";
+/// How long a `GET /status` may take before the node counts as unreachable.
+const API_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// The node's main-chain tip from its store, or `None` while it has no chain yet.
+pub fn chain_tip(node_dir: &Path) -> Result<Option<Tip>> {
+    let path = node_dir.join("chain");
+    if !Store::exists(&path) {
+        return Ok(None);
+    }
+    let store = Store::open_read_only(&path)
+        .with_context(|| format!("cannot read the store in {}", path.display()))?;
+    Ok(store.read()?.tip()?)
+}
+
+/// Where a running node listens, from its `node.addr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAddr {
+    /// The first listen address, ending in `/p2p/<peer id>`.
+    pub addr: String,
+    pub peer_id: String,
+}
+
+/// The node's `node.addr`, once it has written it (it removes it when it stops).
+pub fn node_addr(node_dir: &Path) -> Option<NodeAddr> {
+    let text = std::fs::read_to_string(node_dir.join(ADDR_FILE)).ok()?;
+    let addr = text.lines().next()?.trim().to_string();
+    let peer_id = addr.rsplit_once("/p2p/")?.1.to_string();
+    Some(NodeAddr { addr, peer_id })
+}
+
+/// Whether some process holds the node's `node.lock`, i.e. a daemon runs on `node_dir`. The
+/// probe takes the lock for an instant when it is free, so never call this while a node starts.
+pub fn lock_held(node_dir: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(node_dir.join(LOCK_FILE)) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+/// The part of the API's `GET /status` answer that `testnet status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ApiStatus {
+    pub height: u32,
+    pub tip: String,
+    /// `synced`, `syncing` or `alone`.
+    pub sync: String,
+    pub peers: u32,
+    pub mempool: ApiMempool,
+}
+
+/// `mempool` in [`ApiStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ApiMempool {
+    pub txs: u64,
+    pub bytes: u64,
+}
+
+/// The node's `GET /status`, or `None` when its API is not running or does not answer: the API
+/// writes `api.addr` when it listens, so a node without one is not asked.
+pub fn api_status(node_dir: &Path) -> Option<ApiStatus> {
+    let base = std::fs::read_to_string(node_dir.join(API_ADDR_FILE)).ok()?;
+    let base = base.lines().next()?.trim().trim_end_matches('/');
+    api_get(&format!("{base}/status")).ok()
+}
+
+/// One JSON GET against a node's API on loopback (no proxy), with a short timeout.
+fn api_get<T: serde::de::DeserializeOwned>(url: &str) -> Result<T> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(API_TIMEOUT))
+        .proxy(None)
+        .build()
+        .into();
+    let value = agent.get(url).call()?.body_mut().read_json::<T>()?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_addr_reads_the_first_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(node_addr(tmp.path()), None);
+        std::fs::write(
+            tmp.path().join(ADDR_FILE),
+            "/ip4/127.0.0.1/tcp/3000/p2p/12D3KooA\n/ip4/10.0.0.1/tcp/3000/p2p/12D3KooA\n",
+        )
+        .unwrap();
+        let a = node_addr(tmp.path()).unwrap();
+        assert_eq!(a.addr, "/ip4/127.0.0.1/tcp/3000/p2p/12D3KooA");
+        assert_eq!(a.peer_id, "12D3KooA");
+    }
+
+    #[test]
+    fn a_held_lock_is_seen_and_a_free_one_left_free() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(!lock_held(tmp.path()));
+        let path = tmp.path().join(LOCK_FILE);
+        let held = std::fs::File::create(&path).unwrap();
+        assert!(!lock_held(tmp.path()));
+        held.try_lock().unwrap(); // the probe did not keep it
+        assert!(lock_held(tmp.path()));
+    }
+
+    #[test]
+    fn the_api_status_contract_parses() {
+        let json = r#"{"role":"central","peer_id":"12D3","listen":["/ip4/127.0.0.1/tcp/3000/p2p/12D3"],
+            "genesis":"00ab","height":3,"tip":"00cd","chain_work":"0f","sync":"synced","peers":2,
+            "mempool":{"txs":1,"bytes":250}}"#;
+        let s: ApiStatus = serde_json::from_str(json).unwrap();
+        assert_eq!((s.height, s.peers, s.mempool.txs), (3, 2, 1));
+        assert_eq!(s.sync, "synced");
+    }
+
+    #[test]
+    fn no_api_is_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(api_status(tmp.path()), None);
+        // A port nobody listens on: refused at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            tmp.path().join(API_ADDR_FILE),
+            format!("http://127.0.0.1:{port}\n"),
+        )
+        .unwrap();
+        assert_eq!(api_status(tmp.path()), None);
+    }
+}

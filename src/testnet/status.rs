@@ -1,0 +1,196 @@
+//! `testnet status`: one row per node. Process up or down from its pid, height and tip from its
+//! store (read-only, so a stopped node still shows where it stopped), peers, mempool and sync
+//! state from its HTTP API when that answers ("-" otherwise). `--watch` redraws every second.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::probe::{self, ApiStatus};
+use super::{NodeRecord, State, is_running, table};
+use crate::store::Tip;
+
+/// How often `--watch` redraws.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// Hex digits of the tip hash shown.
+const SHORT_HASH: usize = 16;
+
+/// What `testnet status` shows.
+#[derive(Debug, Clone)]
+pub struct StatusOptions {
+    pub dir: PathBuf,
+    /// Redraw every second until interrupted.
+    pub watch: bool,
+}
+
+/// One node as seen now.
+struct Row<'a> {
+    node: &'a NodeRecord,
+    up: bool,
+    tip: Option<Tip>,
+    /// Why the store could not be read, if it could not.
+    store_error: Option<String>,
+    api: Option<ApiStatus>,
+}
+
+fn look(node: &NodeRecord) -> Row<'_> {
+    let up = node.pid.is_some_and(is_running);
+    let (tip, store_error) = match probe::chain_tip(&node.dir) {
+        Ok(tip) => (tip, None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
+    Row {
+        node,
+        up,
+        tip,
+        store_error,
+        api: if up {
+            probe::api_status(&node.dir)
+        } else {
+            None
+        },
+    }
+}
+
+/// The table: a dead node is `down`; a live one below the best height of the live nodes is
+/// `behind`; otherwise the API's sync state, or `synced` when the API does not answer.
+fn render(rows: &[Row]) -> String {
+    let best = rows
+        .iter()
+        .filter(|r| r.up)
+        .filter_map(|r| r.tip.map(|t| t.height))
+        .max();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let dash = || "-".to_string();
+            let state = match (r.up, r.tip) {
+                (false, _) => "down".to_string(),
+                (true, None) if r.store_error.is_some() => "store unreadable".into(),
+                (true, None) => "no chain yet".into(),
+                (true, Some(t)) if Some(t.height) < best => "behind".into(),
+                (true, Some(_)) => r
+                    .api
+                    .as_ref()
+                    .map_or_else(|| "synced".into(), |a| a.sync.clone()),
+            };
+            vec![
+                r.node.name.clone(),
+                r.node.role.to_string(),
+                r.node.pid.map_or_else(dash, |p| p.to_string()),
+                if r.up { "up" } else { "down" }.to_string(),
+                r.tip.map_or_else(dash, |t| t.height.to_string()),
+                r.tip.map_or_else(dash, |t| {
+                    t.hash.to_string().chars().take(SHORT_HASH).collect()
+                }),
+                r.api.as_ref().map_or_else(dash, |a| a.peers.to_string()),
+                r.api
+                    .as_ref()
+                    .map_or_else(dash, |a| a.mempool.txs.to_string()),
+                state,
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "node", "role", "pid", "process", "height", "tip", "peers", "mempool", "state",
+        ],
+        &cells,
+    )
+}
+
+/// Runs `testnet status`.
+pub fn status(opts: &StatusOptions) -> Result<()> {
+    loop {
+        let state = State::load_existing(&opts.dir)?;
+        let rows: Vec<Row> = state.nodes.iter().map(look).collect();
+        let text = render(&rows);
+        if !opts.watch {
+            print!("{text}");
+            return Ok(());
+        }
+        if std::io::stdout().is_terminal() {
+            print!("\x1b[H\x1b[2J"); // cursor home, clear screen
+        }
+        println!(
+            "testnet in {}, every {}s (Ctrl-C to stop)\n\n{text}",
+            opts.dir.display(),
+            WATCH_EVERY.as_secs()
+        );
+        std::thread::sleep(WATCH_EVERY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gossipcoin_proto::BlockHash;
+    use gossipcoin_proto::message::Role;
+
+    fn record(name: &str) -> NodeRecord {
+        NodeRecord {
+            name: name.into(),
+            role: Role::Wallet,
+            dir: PathBuf::from("/t"),
+            pid: Some(7),
+            p2p_port: 3000,
+            api_port: 4000,
+            p2p_addr: None,
+            peer_id: None,
+            address: None,
+            log: PathBuf::from("/t/node.log"),
+        }
+    }
+
+    fn tip(height: u32) -> Option<Tip> {
+        Some(Tip {
+            hash: BlockHash::ZERO,
+            height,
+            chain_work: Default::default(),
+        })
+    }
+
+    #[test]
+    fn down_behind_synced_and_the_api_state() {
+        let nodes: Vec<NodeRecord> = ["a", "b", "c", "d", "e"].into_iter().map(record).collect();
+        let row = |i: usize, up: bool, tip: Option<Tip>, api: Option<ApiStatus>| Row {
+            node: &nodes[i],
+            up,
+            tip,
+            store_error: None,
+            api,
+        };
+        let api = ApiStatus {
+            height: 3,
+            tip: "00".into(),
+            sync: "alone".into(),
+            peers: 0,
+            mempool: probe::ApiMempool { txs: 5, bytes: 900 },
+        };
+        let text = render(&[
+            row(0, true, tip(3), None),
+            row(1, true, tip(2), None),
+            row(2, false, tip(9), None), // a dead node's height does not count as best
+            row(3, true, tip(3), Some(api)),
+            row(4, true, None, None),
+        ]);
+        let states: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit("  ").next().unwrap())
+            .collect();
+        assert_eq!(
+            states,
+            ["synced", "behind", "down", "alone", "no chain yet"],
+            "{text}"
+        );
+        let d = text.lines().nth(4).unwrap();
+        assert!(
+            d.contains(" 0  ") && d.contains(" 5 "),
+            "peers and mempool from the API: {d}"
+        );
+        assert!(text.lines().nth(3).unwrap().contains(" down "), "{text}");
+    }
+}

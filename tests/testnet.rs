@@ -1,0 +1,547 @@
+//! `gossipcoin testnet up|status|logs|down` with the real binary: a four-node network that mines a
+//! payment, a second `up` refused, a SIGKILLed node shown as down, failed starts that leave no
+//! process behind, and clear errors where there is no testnet.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{Run, bin, wait_until};
+
+/// Port ranges handed out to the tests of this binary, which run in parallel.
+static TAKEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+/// A base port such that `nodes` P2P ports from it, and the API ports 1000 higher, are free and
+/// not handed to another test. Searched below 32768: the kernel takes the source ports of the
+/// nodes' outgoing connections from the range above, which could steal a port between this check
+/// and the node's start.
+fn free_base(nodes: u16) -> u16 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut taken = TAKEN.lock().unwrap();
+    for attempt in 0..500u32 {
+        let base = 10_000 + ((seed / 7 + attempt * 211) % 20_000) as u16;
+        let ports: Vec<u16> = (0..nodes)
+            .flat_map(|i| [base + i, base + 1000 + i])
+            .collect();
+        let overlaps = ports.iter().any(|p| taken.contains(p));
+        let free = || {
+            ports
+                .iter()
+                .all(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        };
+        if !overlaps && free() {
+            taken.extend(&ports);
+            return base;
+        }
+    }
+    panic!("no {nodes} free consecutive ports found");
+}
+
+/// Whether `pid` is a running process: `kill -0` finds it and Linux does not report it as a
+/// zombie (the nodes outlive `testnet up`, their parent, and a container's PID 1 may reap them
+/// seconds late, or never: an exited node can stay a zombie, which holds no memory, socket or
+/// lock).
+fn running(pid: u32) -> bool {
+    let found = Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = stat
+        .rfind(')')
+        .is_some_and(|i| matches!(stat[i + 1..].split_whitespace().next(), Some("Z" | "X")));
+    found && !zombie
+}
+
+/// Whether a daemon holds the node directory's `node.lock`.
+fn locked(node_dir: &Path) -> bool {
+    std::fs::File::open(node_dir.join("node.lock"))
+        .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+}
+
+/// One row of `testnet status`.
+#[derive(Debug)]
+struct Row {
+    node: String,
+    pid: String,
+    process: String,
+    height: String,
+    state: String,
+}
+
+/// A testnet directory on free ports. Dropping it runs `testnet down`, then SIGKILLs any pid
+/// it ever saw that still runs, so a failing test leaves no process behind.
+struct Net {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    base: u16,
+    seen_pids: Vec<u32>,
+}
+
+impl Net {
+    fn new(nodes: u16) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("testnet");
+        Self {
+            _tmp: tmp,
+            dir,
+            base: free_base(nodes),
+            seen_pids: Vec::new(),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("testnet")
+            .args(args)
+            .arg("--dir")
+            .arg(&self.dir)
+            .env("RUST_LOG", "warn")
+            .env_remove("NODE_ID")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.cmd(args).output().unwrap().into()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert!(
+            r.ok,
+            "`testnet {}` failed:\n{}{}",
+            args.join(" "),
+            r.stdout,
+            r.stderr
+        );
+        r.stdout
+    }
+
+    /// `testnet up` on this net's ports; remembers the pids for the drop guard.
+    fn up(&mut self, args: &[&str]) -> Run {
+        let base = self.base.to_string();
+        let mut all = vec!["up", "--base-port", &base];
+        if !args.contains(&"--timeout") {
+            all.extend(["--timeout", "120"]);
+        }
+        all.extend(args);
+        let r = self.run(&all);
+        self.seen_pids
+            .extend(self.pids().into_iter().map(|(_, p)| p));
+        r
+    }
+
+    fn state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.join("testnet.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// (node name, pid) of every node with a recorded pid.
+    fn pids(&self) -> Vec<(String, u32)> {
+        let Ok(text) = std::fs::read_to_string(self.dir.join("testnet.json")) else {
+            return vec![];
+        };
+        let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+        state["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| Some((n["name"].as_str()?.to_string(), n["pid"].as_u64()? as u32)))
+            .collect()
+    }
+
+    fn node_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn address(&self, name: &str) -> String {
+        let state = self.state();
+        let node = state["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap();
+        node["address"].as_str().unwrap().to_string()
+    }
+
+    fn status(&self) -> Vec<Row> {
+        let out = self.ok(&["status"]);
+        out.lines()
+            .skip(1)
+            .map(|l| {
+                let cells: Vec<&str> = l.split_whitespace().collect();
+                assert!(cells.len() >= 9, "status row: {l}");
+                Row {
+                    node: cells[0].into(),
+                    pid: cells[2].into(),
+                    process: cells[3].into(),
+                    height: cells[4].into(),
+                    state: cells[8..].join(" "),
+                }
+            })
+            .collect()
+    }
+
+    /// Runs a `gossipcoin` command (not `testnet`) that must succeed.
+    fn gossipcoin(&self, args: &[&str]) -> String {
+        let out = Command::new(bin())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .env_remove("NODE_ID")
+            .output()
+            .unwrap();
+        let r: Run = out.into();
+        assert!(
+            r.ok,
+            "`gossipcoin {}` failed:\n{}",
+            args.join(" "),
+            r.stderr
+        );
+        r.stdout
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        if std::thread::panicking() && self.dir.join("testnet.json").exists() {
+            let status = self.run(&["status"]);
+            eprintln!("--- testnet status ---\n{}{}", status.stdout, status.stderr);
+            let logs = self.run(&["logs"]);
+            let lines: Vec<&str> = logs.stdout.lines().collect();
+            eprintln!("--- last lines of testnet logs ---");
+            for line in &lines[lines.len().saturating_sub(80)..] {
+                eprintln!("{line}");
+            }
+        }
+        if self.dir.join("testnet.json").exists() {
+            let _ = self.run(&["down", "--timeout", "5"]);
+        }
+        let pids = self
+            .seen_pids
+            .iter()
+            .copied()
+            .chain(self.pids().into_iter().map(|(_, p)| p));
+        for pid in pids.collect::<HashSet<_>>() {
+            if running(pid) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+const FOUR: [&str; 4] = ["central", "miner-1", "wallet-1", "wallet-2"];
+
+#[test]
+fn a_testnet_comes_up_mines_a_payment_merges_its_logs_and_goes_down() {
+    let mut net = Net::new(4);
+    let up = net.up(&["--miners", "1", "--wallets", "2"]);
+    assert!(up.ok, "testnet up failed:\n{}{}", up.stdout, up.stderr);
+
+    // The table: one row per node, with its peer id in the P2P address.
+    let rows: Vec<&str> = up
+        .stdout
+        .lines()
+        .filter(|l| FOUR.iter().any(|n| l.starts_with(&format!("{n} "))))
+        .collect();
+    assert_eq!(rows.len(), 4, "{}", up.stdout);
+    for (row, name) in rows.iter().zip(FOUR) {
+        assert!(row.starts_with(name), "{row}");
+        assert!(row.contains("/p2p/12D3KooW"), "{row}");
+        assert!(row.contains(&format!("{name}/node.log")), "{row}");
+    }
+    assert!(
+        up.stdout.contains("gossipcoin testnet down --dir"),
+        "{}",
+        up.stdout
+    );
+    let pids = net.pids();
+    assert_eq!(pids.len(), 4);
+    assert!(pids.iter().all(|&(_, p)| running(p)));
+
+    // Every node up at the genesis height.
+    let status = net.status();
+    assert_eq!(
+        status.iter().map(|r| r.node.as_str()).collect::<Vec<_>>(),
+        FOUR
+    );
+    for r in &status {
+        assert_eq!(
+            (r.process.as_str(), r.height.as_str()),
+            ("up", "0"),
+            "{r:?}"
+        );
+        assert_eq!(r.state, "synced", "{r:?}");
+    }
+
+    // Two payments from the central node's genesis coins, submitted to the central daemon; the
+    // miner mines them (two transactions fill its block) and every node gets the block.
+    let central = net.node_dir("central");
+    let (from, to) = (net.address("central"), net.address("wallet-1"));
+    for _ in 0..2 {
+        let out = net.gossipcoin(&[
+            "send",
+            "--data-dir",
+            central.to_str().unwrap(),
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--amount",
+            "1",
+        ]);
+        assert!(out.starts_with("Success!"), "{out}");
+    }
+    wait_until(120, "every node at height 1", || {
+        net.status().iter().all(|r| r.height == "1")
+    });
+    let wallet_1 = net.node_dir("wallet-1");
+    let balance = net.gossipcoin(&[
+        "getbalance",
+        "--data-dir",
+        wallet_1.to_str().unwrap(),
+        "--address",
+        &to,
+    ]);
+    assert_eq!(balance.trim(), format!("Balance of '{to}': 2"));
+
+    // The merged logs: all four nodes, in time order.
+    let logs = net.ok(&["logs"]);
+    let nodes: BTreeSet<&str> = logs
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(nodes, FOUR.into_iter().collect(), "nodes in the merged log");
+    let times: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert!(times.len() > 20, "{logs}");
+    assert!(
+        times.iter().all(|t| t.len() == 27 && t.ends_with('Z')),
+        "{logs}"
+    );
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "not in time order:\n{logs}"
+    );
+    let miner = net.ok(&["logs", "--node", "miner-1"]);
+    assert!(miner.lines().all(|l| l.starts_with("miner-1 ")), "{miner}");
+    assert!(miner.contains("mined block"), "{miner}");
+    let started = net.ok(&["logs", "--grep", "node started"]);
+    assert_eq!(started.lines().count(), 4, "{started}");
+    let warnings = net.ok(&["logs", "--level", "warn"]);
+    assert!(!warnings.contains(" INFO "), "{warnings}");
+    let unknown = net.run(&["logs", "--node", "miner-9"]);
+    assert!(
+        !unknown.ok && unknown.stderr.contains("no node \"miner-9\""),
+        "{}",
+        unknown.stderr
+    );
+
+    // `logs --follow` shows what the nodes log while they stop.
+    let mut follow = net
+        .cmd(&["logs", "--follow", "--grep", "node stopping"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    // Down: every node stopped, nothing left running, data and logs kept.
+    let down = net.ok(&["down"]);
+    for name in FOUR {
+        assert!(
+            down.lines()
+                .any(|l| l.starts_with(name) && l.contains("stopped")),
+            "{down}"
+        );
+    }
+    for (name, pid) in &pids {
+        assert!(!running(*pid), "{name} (pid {pid}) still runs after down");
+        assert!(
+            !locked(&net.node_dir(name)),
+            "{name}'s node.lock still held"
+        );
+        assert!(net.node_dir(name).join("chain").join("data.mdb").is_file());
+        assert!(net.node_dir(name).join("node.log").is_file());
+    }
+    assert!(net.pids().is_empty(), "pids cleared: {}", net.state());
+    assert!(
+        net.status()
+            .iter()
+            .all(|r| r.process == "down" && r.state == "down")
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stopping = BTreeSet::new();
+    while stopping.len() < 4 && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            stopping.insert(
+                line.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_eq!(stopping, FOUR.into_iter().map(String::from).collect());
+
+    // Down again: nothing to stop, not an error.
+    let again = net.ok(&["down"]);
+    assert!(again.contains("Nothing to stop"), "{again}");
+}
+
+#[test]
+fn a_second_up_is_refused_and_a_killed_node_shows_down() {
+    let mut net = Net::new(3);
+    let up = net.up(&["--miners", "1", "--wallets", "1"]);
+    assert!(up.ok, "testnet up failed:\n{}{}", up.stdout, up.stderr);
+    let pids = net.pids();
+    assert_eq!(pids.len(), 3);
+
+    let second = net.up(&["--miners", "1", "--wallets", "1"]);
+    assert!(!second.ok, "the second up should fail:\n{}", second.stdout);
+    assert!(
+        second.stderr.contains("a testnet is already running in")
+            && second.stderr.contains(&pids[0].1.to_string())
+            && second.stderr.contains("gossipcoin testnet down --dir"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(net.pids(), pids, "the second up changed the state file");
+    let status = net.status();
+    assert!(status.iter().all(|r| r.process == "up"), "{status:?}");
+
+    let (name, pid) = &pids[1];
+    assert_eq!(name, "miner-1");
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until(20, "miner-1 to show as down", || {
+        net.status()
+            .iter()
+            .any(|r| r.node == "miner-1" && r.process == "down" && r.state == "down")
+    });
+    let status = net.status();
+    let others: Vec<&Row> = status.iter().filter(|r| r.node != "miner-1").collect();
+    assert!(others.iter().all(|r| r.process == "up"), "{status:?}");
+    let miner = status.iter().find(|r| r.node == "miner-1").unwrap();
+    assert_eq!(miner.pid, pid.to_string());
+
+    let down = net.ok(&["down"]);
+    assert!(
+        down.lines()
+            .any(|l| l.starts_with("miner-1") && l.contains("was not running")),
+        "{down}"
+    );
+    assert!(pids.iter().all(|&(_, p)| !running(p)));
+}
+
+#[test]
+fn a_failed_up_names_the_node_and_leaves_no_process() {
+    // A timeout: nothing can be ready at once.
+    let mut net = Net::new(2);
+    let r = net.up(&["--miners", "0", "--wallets", "1", "--timeout", "0"]);
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("node central was not ready in time"),
+        "{}",
+        r.stderr
+    );
+    assert!(net.pids().is_empty(), "{}", net.state());
+    assert!(!locked(&net.node_dir("central")));
+
+    // A node that cannot start: wallet-1's store is garbage. The central node was started first
+    // and is stopped again.
+    let mut net = Net::new(2);
+    let chain = net.node_dir("wallet-1").join("chain");
+    std::fs::create_dir_all(&chain).unwrap();
+    std::fs::write(chain.join("data.mdb"), b"not an LMDB file").unwrap();
+    let r = net.up(&["--miners", "0", "--wallets", "1"]);
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("node wallet-1 exited early"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("wallet-1/node.out ---"),
+        "the tail of its output: {}",
+        r.stderr
+    );
+    assert!(net.pids().is_empty(), "{}", net.state());
+    assert!(!locked(&net.node_dir("central")) && !locked(&net.node_dir("wallet-1")));
+}
+
+#[test]
+fn a_busy_port_is_named_and_nothing_starts() {
+    let net = Net::new(2);
+    let _busy = std::net::TcpListener::bind(("127.0.0.1", net.base + 1)).unwrap();
+    let base = net.base.to_string();
+    let r = net.run(&[
+        "up",
+        "--base-port",
+        &base,
+        "--miners",
+        "1",
+        "--wallets",
+        "0",
+    ]);
+    assert!(!r.ok);
+    let port = (net.base + 1).to_string();
+    assert!(
+        r.stderr.contains(&format!("port {port} ")) && r.stderr.contains("miner-1"),
+        "{}",
+        r.stderr
+    );
+    assert!(net.pids().is_empty());
+}
+
+#[test]
+fn commands_without_a_testnet_fail_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [&["down"][..], &["status"], &["logs"]] {
+        let r: Run = Command::new(bin())
+            .arg("testnet")
+            .args(args)
+            .arg("--dir")
+            .arg(tmp.path())
+            .output()
+            .unwrap()
+            .into();
+        assert!(!r.ok, "testnet {args:?} should fail");
+        assert!(
+            r.stderr.contains("no testnet in") && r.stderr.contains("testnet up --dir"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
