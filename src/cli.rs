@@ -165,9 +165,10 @@ pub enum Command {
     },
     /// Runs the tutorial's single-node steps end to end in a temporary data directory.
     Demo {
-        /// Keep the temporary data directory and print its path.
-        #[arg(long)]
-        keep: bool,
+        /// Where the demo's testnet lives (default: a new temporary directory). Data and logs
+        /// are kept there afterwards.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// A local network of real node processes (central, miners, wallets) on loopback.
     Testnet {

@@ -128,6 +128,13 @@ fn flask_walkthrough_on_three_nodes() {
         assert_eq!(mempool_txs(a), 0);
     }
 
+    // Node 1 knows that whoever sent it the block has height 1 now.
+    wait_until(30, "node 1 to see a peer at height 1", || {
+        http_get(&format!("{}/peers", apis[1]), None).body["peers"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["height"] == 1))
+    });
+
     // 5. Nothing left to resolve.
     for i in 1..3 {
         let r = http_get(&format!("{}/nodes/resolve", apis[i]), Some(&cookies[i]));

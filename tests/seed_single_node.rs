@@ -86,18 +86,3 @@ fn node_id_picks_the_data_directory() {
     );
     assert!(tmp.path().join("node_3000").join("wallet.dat").is_file());
 }
-
-#[test]
-fn demo_runs_the_seed_steps() {
-    let out = std::process::Command::new(common::bin())
-        .arg("demo")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(stdout.matches("': 10").count(), 3, "{stdout}");
-}

@@ -24,6 +24,7 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
             base_port: *base_port,
             timeout: Duration::from_secs(*timeout),
             params: params.map(Path::to_path_buf),
+            hints: true,
         }),
         TestnetCommand::Down { dir, timeout } => testnet::down(&testnet::DownOptions {
             dir: dir.path.clone(),

@@ -53,6 +53,8 @@ pub(super) enum Command {
     SetStatus {
         peer: libp2p::PeerId,
         status: Status,
+        /// Only raise a known status's tip (keeping its role), never replace or lower it.
+        raise_only: bool,
     },
     ListenAddrs {
         reply: oneshot::Sender<Vec<String>>,
@@ -209,6 +211,17 @@ impl NetHandle {
         let _ = self.send(Command::SetStatus {
             peer: peer.0,
             status,
+            raise_only: false,
+        });
+    }
+
+    /// `peer` sent us a block that became our tip `ours`: it has at least that chain now, so
+    /// its known status (from the last Status exchange) moves up to it.
+    pub fn note_peer_tip(&self, peer: PeerId, ours: Status) {
+        let _ = self.send(Command::SetStatus {
+            peer: peer.0,
+            status: ours,
+            raise_only: true,
         });
     }
 

@@ -175,6 +175,17 @@ impl Peers {
         }
     }
 
+    /// Raises a known status to `status`'s tip when that has more work; keeps the peer's role.
+    pub(super) fn raise_tip(&mut self, peer: &PeerId, status: Status) {
+        if let Some(Some(known)) = self.map.get_mut(peer).map(|s| s.status.as_mut())
+            && known.chain_work < status.chain_work
+        {
+            known.tip = status.tip;
+            known.height = status.height;
+            known.chain_work = status.chain_work;
+        }
+    }
+
     /// Moves negative scores towards 0; forgets disconnected peers that are back at 0.
     pub(super) fn recover(&mut self, elapsed: Duration) {
         let gain = elapsed.as_secs_f64() * RECOVERY_PER_SEC;
@@ -255,5 +266,30 @@ mod tests {
             peers.iter_connected().next().unwrap().1.status,
             Some(status)
         );
+    }
+
+    #[test]
+    fn a_tip_is_raised_only_with_more_work_and_keeps_the_role() {
+        let now = Instant::now();
+        let mut peers = Peers::new(10);
+        let p = PeerId::random();
+        let status = |height: u32, role| Status {
+            genesis: gossipcoin_proto::BlockHash::ZERO,
+            tip: gossipcoin_proto::BlockHash([height as u8; 32]),
+            height,
+            chain_work: gossipcoin_proto::U256::from_u64(u64::from(height)),
+            role,
+        };
+        use gossipcoin_proto::message::Role;
+        peers.connected(p, "/ip4/127.0.0.1/tcp/1".parse().unwrap(), now);
+        peers.raise_tip(&p, status(5, Role::Central));
+        assert_eq!(peers.iter_connected().next().unwrap().1.status, None);
+        peers.set_status(&p, status(3, Role::Miner));
+        peers.raise_tip(&p, status(5, Role::Central));
+        let known = peers.iter_connected().next().unwrap().1.status.unwrap();
+        assert_eq!((known.height, known.role), (5, Role::Miner));
+        peers.raise_tip(&p, status(4, Role::Central));
+        let known = peers.iter_connected().next().unwrap().1.status.unwrap();
+        assert_eq!(known.height, 5);
     }
 }

@@ -179,7 +179,16 @@ impl Service {
             Command::Peers { reply } => {
                 let _ = reply.send(self.peer_infos());
             }
-            Command::SetStatus { peer, status } => self.peers.set_status(&peer, status),
+            Command::SetStatus {
+                peer,
+                status,
+                raise_only: false,
+            } => self.peers.set_status(&peer, status),
+            Command::SetStatus {
+                peer,
+                status,
+                raise_only: true,
+            } => self.peers.raise_tip(&peer, status),
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.listen_addrs.iter().map(|a| a.to_string()).collect());
             }

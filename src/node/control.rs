@@ -218,9 +218,7 @@ impl Control {
         let i = &self.inner;
         // From a store snapshot, not the chain task's queue: status answers at once even while
         // the chain thread is busy validating a sync batch.
-        let (genesis, tip) = self
-            .read(|v| Ok((v.genesis_hash()?, v.tip()?)))
-            .await?;
+        let (genesis, tip) = self.read(|v| Ok((v.genesis_hash()?, v.tip()?))).await?;
         let (Some(genesis), Some(tip)) = (genesis, tip) else {
             return Err(ControlError::Unavailable("the chain is empty".into()));
         };

@@ -103,6 +103,11 @@ impl Router {
         };
         debug!(target: "net", %peer, %hash, ?verdict, "gossip block validated");
         self.net.report(id, peer, verdict);
+        if let BlockOutcome::NewTip { .. } = outcome
+            && let Ok(ours) = self.chain.status().await
+        {
+            self.net.note_peer_tip(peer, ours);
+        }
         match outcome {
             BlockOutcome::Orphan { .. } => self.sync.on_orphan(block, peer).await,
             BlockOutcome::NewTip { .. } | BlockOutcome::SideBranch { .. } => {

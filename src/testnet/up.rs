@@ -18,17 +18,9 @@ use super::ready::{Progress, Started, stop, wait_ready};
 use super::{API_PORT_OFFSET, LOG_FILE, NodeRecord, OUT_FILE, State, table};
 use crate::node::ADDR_FILE;
 
-/// Whether `startnode` is given `--api-listen` (the HTTP API is being built on another branch:
-/// turn this on when it is merged).
-const API_ENABLED: bool = false;
-
 /// `startnode`'s API flags for a node whose API listens on `api_port`.
 fn api_args(api_port: u16) -> Vec<String> {
-    if API_ENABLED {
-        vec!["--api-listen".into(), format!("127.0.0.1:{api_port}")]
-    } else {
-        vec![]
-    }
+    vec!["--api-listen".into(), format!("127.0.0.1:{api_port}")]
 }
 
 /// What `testnet up` starts.
@@ -43,6 +35,8 @@ pub struct UpOptions {
     pub timeout: Duration,
     /// A chain parameters file for every node (`--params`).
     pub params: Option<PathBuf>,
+    /// Print the "what next" hints after the table.
+    pub hints: bool,
 }
 
 /// The testnet to start in `dir`: central, miners, wallets on consecutive ports, none running.
@@ -124,6 +118,9 @@ pub fn up(opts: &UpOptions) -> Result<()> {
         opts.dir.display(),
     );
     print!("{}", summary(&state));
+    if !opts.hints {
+        return Ok(());
+    }
     let d = opts.dir.display();
     println!(
         "\nThe nodes run in the background. Next:\n  gossipcoin testnet status --dir {d}\n  \
@@ -143,7 +140,7 @@ fn summary(state: &State) -> String {
                 n.role.to_string(),
                 n.peer_id.clone().unwrap_or_else(|| "-".into()),
                 n.p2p_addr.clone().unwrap_or_else(|| "-".into()),
-                if API_ENABLED { n.api_url() } else { "-".into() },
+                n.api_url(),
                 n.log.display().to_string(),
             ]
         })
@@ -191,11 +188,7 @@ fn refuse_if_running(shown: &Path, dir: &Path, plan: &State) -> Result<()> {
 fn check_ports(plan: &State) -> Result<()> {
     let mut held = Vec::new();
     for node in &plan.nodes {
-        let mut ports = vec![(node.p2p_port, "P2P")];
-        if API_ENABLED {
-            ports.push((node.api_port, "API"));
-        }
-        for (port, what) in ports {
+        for (port, what) in [(node.p2p_port, "P2P"), (node.api_port, "API")] {
             match std::net::TcpListener::bind(("127.0.0.1", port)) {
                 Ok(l) => held.push(l),
                 Err(e) => bail!(
