@@ -9,6 +9,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -40,6 +41,10 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
         dir: dir.clone(),
         timeout: Duration::from_secs(10),
     });
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        eprintln!("Interrupted; logs kept in {}", dir.display());
+        std::process::exit(130);
+    }
     match &result {
         Ok(()) => println!("\nDemo finished in {:.1} s.", began.elapsed().as_secs_f64()),
         Err(e) => println!("\nDemo FAILED: {e:#}"),
@@ -50,6 +55,10 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
     );
     result.and(stopped.map_err(|e| anyhow!("could not stop the testnet: {e:#}")))
 }
+
+/// Set once Ctrl-C arrived: the steps that fail because their nodes were stopped are not the
+/// demo's failure, and the exit code is 130 whichever thread exits first.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// On Ctrl-C: stop the testnet's nodes (they run in their own process groups, so the terminal's
 /// SIGINT does not reach them), then exit 130.
@@ -62,6 +71,7 @@ fn stop_on_ctrl_c(dir: PathBuf) {
             return;
         };
         if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
+            INTERRUPTED.store(true, Ordering::SeqCst);
             eprintln!("\nInterrupted: stopping the demo's nodes...");
             let _ = testnet::down(&DownOptions {
                 dir: dir.clone(),

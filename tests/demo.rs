@@ -69,3 +69,57 @@ fn demo_runs_the_seed_network_scenario_and_stops_every_node() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a testnet"));
 }
+
+#[test]
+fn ctrl_c_stops_every_node_the_demo_started() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let mut demo = std::process::Command::new(common::bin())
+        .args(["demo", "--dir"])
+        .arg(&dir)
+        .env_remove("NODE_ID")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Interrupt as soon as all three nodes run.
+    let state = dir.join("testnet.json");
+    let pids = || -> Vec<u32> {
+        std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .map(|v| {
+                v["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|n| n["pid"].as_u64().map(|p| p as u32))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut seen = Vec::new();
+    common::wait_until(60, "the demo's three nodes to start", || {
+        seen = pids();
+        seen.len() == 3
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &demo.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = demo.wait().unwrap();
+    // Either the interrupt stopped it (130) or the demo had just finished (0): both stop all.
+    assert!(matches!(exit.code(), Some(130) | Some(0)), "{exit:?}");
+    for name in ["central", "miner-1", "wallet-1"] {
+        common::wait_until(30, "every node to release its lock", || {
+            !gossipcoin::node::is_running(&dir.join(name))
+        });
+    }
+    for pid in seen {
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false);
+        assert!(!alive, "node process {pid} survived the demo's Ctrl-C");
+    }
+}
