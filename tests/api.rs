@@ -296,7 +296,7 @@ fn bad_requests_are_refused_with_the_right_status_and_change_nothing() {
     refused(&get("/wallet/balance/1Nope"), 400, "address");
     refused(&get("/chain?limit=0"), 400, "limit");
     refused(&get("/chain?limit=100000"), 400, "limit");
-    refused(&get("/chain?from=-1"), 400, "");
+    refused(&get("/chain?from=-1"), 400, "from");
     refused(&get("/no/such/thing"), 404, "no such endpoint");
     refused(
         &http_post(&format!("{api}/status"), "", JSON, None),

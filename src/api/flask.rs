@@ -3,7 +3,7 @@
 //! `GET /nodes/resolve`, `GET /wallet/create`, `GET /wallet/balance/{address}`.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -23,6 +23,12 @@ const MAX_PAGE: u32 = 500;
 /// A JSON body, or the extractor's refusal as a JSON error.
 pub fn body<T>(body: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     body.map(|Json(v)| v)
+        .map_err(|r| rejection(r.status(), r.body_text()))
+}
+
+/// Query parameters, or the extractor's refusal (`?from=-1`) as a JSON error.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    q.map(|Query(v)| v)
         .map_err(|r| rejection(r.status(), r.body_text()))
 }
 
@@ -97,8 +103,9 @@ pub struct MineQuery {
 /// `GET /mine[?address=A]`: mines a block of the mempool now and relays it.
 pub async fn mine(
     State(s): State<ApiState>,
-    Query(q): Query<MineQuery>,
+    q: Result<Query<MineQuery>, QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
+    let q = query(q)?;
     let to = q
         .address
         .as_deref()
@@ -121,8 +128,9 @@ pub struct ChainQuery {
 /// `GET /chain[?from=H&limit=N]`: `{"chain": [...], "length": N}`, a page of the main chain.
 pub async fn chain(
     State(s): State<ApiState>,
-    Query(q): Query<ChainQuery>,
+    q: Result<Query<ChainQuery>, QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
+    let q = query(q)?;
     let from = q.from.unwrap_or(0);
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
