@@ -10,13 +10,13 @@
 //! `cargo bench --bench network` (both), or `-- sync` / `-- propagation`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use gossipcoin::chain::Chain;
-use gossipcoin::keys::PrivateKey;
-use gossipcoin::params::ChainParams;
-use gossipcoin_proto::{Amount, Block, BlockHeader, OutPoint, Signature, Transaction, TxIn, TxOut};
+
+mod common;
+use common::{BIN, build_chain, easy_params, free_port, start};
 
 fn main() {
     let filter: Vec<String> = std::env::args()
@@ -32,99 +32,6 @@ fn main() {
     }
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_gossipcoin");
-
-/// Devnet rules with an easy target, written to `dir/params.toml` for the daemons.
-fn easy_params(dir: &Path) -> (ChainParams, PathBuf) {
-    let text =
-        gossipcoin::params::DEVNET_TOML.replace("pow_bits = 0x1e0fffff", "pow_bits = 0x207fffff");
-    let path = dir.join("params.toml");
-    std::fs::write(&path, &text).unwrap();
-    (ChainParams::from_toml(&text).unwrap(), path)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn mine(block: &mut Block) {
-    block.header.merkle_root = block.compute_merkle_root();
-    let target = gossipcoin_proto::Target::from_compact(block.header.bits).unwrap();
-    while !target.is_met_by(&block.block_hash()) {
-        block.header.nonce += 1;
-    }
-}
-
-/// 2,000 blocks after genesis, each with 50 one-input transactions spending the previous
-/// block's 50 coinbase outputs.
-fn build_chain(params: &ChainParams, blocks: u32, per_block: usize) -> Vec<Block> {
-    let key = PrivateKey::from_bytes(&[7; 32]).unwrap();
-    let owner = key.pubkey_hash();
-    let share = Amount::from_units(params.block_subsidy.units() / per_block as u64).unwrap();
-    let coinbase = |height: u32| {
-        let mut cb = Transaction::coinbase(height, owner, share);
-        cb.outputs = vec![
-            TxOut {
-                value: share,
-                owner
-            };
-            per_block
-        ];
-        cb
-    };
-    let header = |prev, time| BlockHeader {
-        version: 1,
-        prev,
-        merkle_root: Default::default(),
-        time,
-        bits: params.pow_bits,
-        nonce: 0,
-    };
-    let mut genesis = Block {
-        header: header(gossipcoin_proto::BlockHash::ZERO, 1_600_000_000),
-        txs: vec![coinbase(0)],
-    };
-    mine(&mut genesis);
-    let mut chain = vec![genesis];
-    for height in 1..=blocks {
-        let prev = chain.last().unwrap();
-        let prev_cb = prev.txs[0].compute_txid();
-        let mut txs = vec![coinbase(height)];
-        for vout in 0..per_block as u32 {
-            let spent = prev.txs[0].outputs[vout as usize];
-            let mut tx = Transaction {
-                version: 1,
-                inputs: vec![TxIn {
-                    prevout: OutPoint {
-                        txid: prev_cb,
-                        vout,
-                    },
-                    signature: Signature::ZERO,
-                    pubkey: key.public_key(),
-                }],
-                outputs: vec![TxOut {
-                    value: spent.value,
-                    owner,
-                }],
-            };
-            let c = tx.sighash_commitment();
-            tx.inputs[0].signature = key.sign(&Transaction::sighash(&c, 0, &spent));
-            txs.push(tx);
-        }
-        let mut b = Block {
-            header: header(prev.block_hash(), prev.header.time + 1),
-            txs,
-        };
-        mine(&mut b);
-        chain.push(b);
-    }
-    chain
-}
-
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find_map(|l| {
@@ -135,23 +42,6 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
             .parse()
             .ok()
     })
-}
-
-fn start(dir: &Path, params: &Path, args: &[&str]) -> Child {
-    std::fs::create_dir_all(dir).unwrap();
-    Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("--params")
-        .arg(params)
-        .args(["startnode", "--log-format", "json", "--log-file"])
-        .arg(dir.join("node.log"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 fn stop(mut child: Child) {
@@ -171,7 +61,7 @@ fn sync() {
     let tmp = tempfile::tempdir().unwrap();
     let (params, params_file) = easy_params(tmp.path());
     let t = Instant::now();
-    let blocks = build_chain(&params, BLOCKS, TXS);
+    let blocks = build_chain(&params, BLOCKS, TXS, None);
     println!(
         "1. initial sync of {BLOCKS} blocks x {TXS} txs (chain built in {:.1} s)",
         t.elapsed().as_secs_f64()

@@ -1,0 +1,133 @@
+//! What the network and API benches share: an easy-target chain built in-process, and release
+//! daemons started on loopback.
+#![allow(dead_code)] // each bench uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use gossipcoin::keys::PrivateKey;
+use gossipcoin::params::ChainParams;
+use gossipcoin_proto::{
+    Amount, Block, BlockHeader, OutPoint, PubkeyHash, Signature, Transaction, TxIn, TxOut,
+};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gossipcoin");
+
+/// Devnet rules with an easy target, written to `dir/params.toml` for the daemons.
+pub fn easy_params(dir: &Path) -> (ChainParams, PathBuf) {
+    let text =
+        gossipcoin::params::DEVNET_TOML.replace("pow_bits = 0x1e0fffff", "pow_bits = 0x207fffff");
+    let path = dir.join("params.toml");
+    std::fs::write(&path, &text).unwrap();
+    (ChainParams::from_toml(&text).unwrap(), path)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn mine(block: &mut Block) {
+    block.header.merkle_root = block.compute_merkle_root();
+    let target = gossipcoin_proto::Target::from_compact(block.header.bits).unwrap();
+    while !target.is_met_by(&block.block_hash()) {
+        block.header.nonce += 1;
+    }
+}
+
+/// `blocks` blocks after genesis, each with `per_block` one-input transactions spending the
+/// previous block's coinbase outputs. With `rich = Some((a, n))`, the first transaction of blocks
+/// 1..=n pays `a` instead (coins nobody spends later).
+pub fn build_chain(
+    params: &ChainParams,
+    blocks: u32,
+    per_block: usize,
+    rich: Option<(PubkeyHash, u32)>,
+) -> Vec<Block> {
+    let key = PrivateKey::from_bytes(&[7; 32]).unwrap();
+    let owner = key.pubkey_hash();
+    let share = Amount::from_units(params.block_subsidy.units() / per_block as u64).unwrap();
+    let coinbase = |height: u32| {
+        let mut cb = Transaction::coinbase(height, owner, share);
+        cb.outputs = vec![
+            TxOut {
+                value: share,
+                owner
+            };
+            per_block
+        ];
+        cb
+    };
+    let header = |prev, time| BlockHeader {
+        version: 1,
+        prev,
+        merkle_root: Default::default(),
+        time,
+        bits: params.pow_bits,
+        nonce: 0,
+    };
+    let mut genesis = Block {
+        header: header(gossipcoin_proto::BlockHash::ZERO, 1_600_000_000),
+        txs: vec![coinbase(0)],
+    };
+    mine(&mut genesis);
+    let mut chain = vec![genesis];
+    for height in 1..=blocks {
+        let prev = chain.last().unwrap();
+        let prev_cb = prev.txs[0].compute_txid();
+        let mut txs = vec![coinbase(height)];
+        for vout in 0..per_block as u32 {
+            let spent = prev.txs[0].outputs[vout as usize];
+            let mut tx = Transaction {
+                version: 1,
+                inputs: vec![TxIn {
+                    prevout: OutPoint {
+                        txid: prev_cb,
+                        vout,
+                    },
+                    signature: Signature::ZERO,
+                    pubkey: key.public_key(),
+                }],
+                outputs: vec![TxOut {
+                    value: spent.value,
+                    owner: match rich {
+                        Some((rich, n)) if vout == 0 && height <= n => rich,
+                        _ => owner,
+                    },
+                }],
+            };
+            let c = tx.sighash_commitment();
+            tx.inputs[0].signature = key.sign(&Transaction::sighash(&c, 0, &spent));
+            txs.push(tx);
+        }
+        let mut b = Block {
+            header: header(prev.block_hash(), prev.header.time + 1),
+            txs,
+        };
+        mine(&mut b);
+        chain.push(b);
+    }
+    chain
+}
+
+/// Starts a release daemon on `dir` with JSON logs in `dir/node.log` and an OS-chosen API port.
+pub fn start(dir: &Path, params: &Path, args: &[&str]) -> Child {
+    std::fs::create_dir_all(dir).unwrap();
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--params")
+        .arg(params)
+        .args(["startnode", "--log-format", "json", "--log-file"])
+        .arg(dir.join("node.log"))
+        .args(["--api-listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
