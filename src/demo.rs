@@ -50,7 +50,7 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
         Err(e) => println!("\nDemo FAILED: {e:#}"),
     }
     println!(
-        "Data and logs kept in {0}; merged logs: gossipcoin testnet logs --dir {0}",
+        "Logs: {0}/<node>/node.log, all merged in time order: gossipcoin testnet logs --dir {0}",
         dir.display()
     );
     result.and(stopped.map_err(|e| anyhow!("could not stop the testnet: {e:#}")))
@@ -350,11 +350,6 @@ fn scenario(dir: &Path, began: Instant) -> Result<()> {
     if let Some((name, _, got, want)) = rows.iter().find(|(_, _, g, w)| g != w) {
         bail!("step 7: {name} has {got}, the seed says {want}");
     }
-    println!("\n  Logs: {}/<node>/node.log", dir.display());
-    println!(
-        "        gossipcoin testnet logs --dir {}    (all nodes merged in time order)",
-        dir.display()
-    );
     Ok(())
 }
 
