@@ -36,6 +36,8 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
     std::fs::create_dir_all(&dir).context("cannot create the demo directory")?;
     let dir = dir.canonicalize()?;
     stop_on_ctrl_c(dir.clone());
+    // Also when a panic unwinds, e.g. printing to a closed pipe (`gossipcoin demo | head`).
+    let _guard = StopOnDrop(dir.clone());
     let result = scenario(&dir, began);
     let stopped = testnet::down(&DownOptions {
         dir: dir.clone(),
@@ -56,6 +58,20 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
     result.and(stopped.map_err(|e| anyhow!("could not stop the testnet: {e:#}")))
 }
 
+/// Stops the demo's nodes, quietly, when dropped.
+struct StopOnDrop(PathBuf);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if State::path(&self.0).exists() {
+            let _ = testnet::down_quietly(&DownOptions {
+                dir: self.0.clone(),
+                timeout: Duration::from_secs(10),
+            });
+        }
+    }
+}
+
 /// Set once Ctrl-C arrived: the steps that fail because their nodes were stopped are not the
 /// demo's failure, and the exit code is 130 whichever thread exits first.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -73,7 +89,7 @@ fn stop_on_ctrl_c(dir: PathBuf) {
         if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
             INTERRUPTED.store(true, Ordering::SeqCst);
             eprintln!("\nInterrupted: stopping the demo's nodes...");
-            let _ = testnet::down(&DownOptions {
+            let _ = testnet::down_quietly(&DownOptions {
                 dir: dir.clone(),
                 timeout: Duration::from_secs(10),
             });

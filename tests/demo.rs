@@ -123,3 +123,35 @@ fn ctrl_c_stops_every_node_the_demo_started() {
         assert!(!alive, "node process {pid} survived the demo's Ctrl-C");
     }
 }
+
+#[test]
+fn a_closed_stdout_stops_every_node_too() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let mut demo = std::process::Command::new(common::bin())
+        .args(["demo", "--dir"])
+        .arg(&dir)
+        .env_remove("NODE_ID")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Read until the nodes run, then go away like `gossipcoin demo | head`.
+    let mut out = std::io::BufReader::new(demo.stdout.take().unwrap());
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 && !line.contains("[2/7]") {
+        line.clear();
+    }
+    assert!(
+        line.contains("[2/7]"),
+        "the demo ended before its nodes ran"
+    );
+    drop(out);
+    demo.wait().unwrap();
+    for name in ["central", "miner-1", "wallet-1"] {
+        common::wait_until(30, "every node to release its lock", || {
+            !gossipcoin::node::is_running(&dir.join(name))
+        });
+    }
+}

@@ -48,6 +48,59 @@ impl Outcome {
 /// Runs `testnet down`.
 pub fn down(opts: &DownOptions) -> Result<()> {
     let begun = Instant::now();
+    let Stopped {
+        state,
+        outcomes,
+        running,
+        survivors,
+    } = stop_all(opts)?;
+    let rows: Vec<Vec<String>> = state
+        .nodes
+        .iter()
+        .zip(&outcomes)
+        .map(|(n, o)| vec![n.name.clone(), o.text(opts.timeout)])
+        .collect();
+    print!("{}", table(&["node", "result"], &rows));
+    let secs = begun.elapsed().as_secs_f64();
+    debug!(target: "testnet", stopped = running, secs, "testnet down");
+    if !survivors.is_empty() {
+        bail!("processes {survivors:?} are still running after SIGKILL");
+    }
+    if running == 0 {
+        println!("Nothing to stop: no node of this testnet was running.");
+    } else {
+        println!(
+            "Testnet down in {secs:.1}s: {running} node(s) stopped. Data and logs are kept in {}.",
+            opts.dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Like [`down`], printing nothing: for clean-up paths where stdout may be gone (a closed pipe,
+/// a panic unwinding, Ctrl-C).
+pub fn down_quietly(opts: &DownOptions) -> Result<()> {
+    let stopped = stop_all(opts)?;
+    if !stopped.survivors.is_empty() {
+        bail!(
+            "processes {:?} are still running after SIGKILL",
+            stopped.survivors
+        );
+    }
+    Ok(())
+}
+
+/// What [`stop_all`] did.
+struct Stopped {
+    state: State,
+    outcomes: Vec<Outcome>,
+    /// How many nodes were running.
+    running: usize,
+    survivors: Vec<u32>,
+}
+
+/// SIGTERM to every running node, SIGKILL after the timeout; records the stopped pids.
+fn stop_all(opts: &DownOptions) -> Result<Stopped> {
     let mut state = State::load_existing(&opts.dir)?;
     let mut outcomes = vec![Outcome::NotRunning; state.nodes.len()];
     let running: Vec<(usize, u32)> = state
@@ -83,27 +136,10 @@ pub fn down(opts: &DownOptions) -> Result<()> {
         }
     }
     state.save(&opts.dir)?;
-
-    let rows: Vec<Vec<String>> = state
-        .nodes
-        .iter()
-        .zip(&outcomes)
-        .map(|(n, o)| vec![n.name.clone(), o.text(opts.timeout)])
-        .collect();
-    print!("{}", table(&["node", "result"], &rows));
-    let secs = begun.elapsed().as_secs_f64();
-    debug!(target: "testnet", stopped = running.len(), secs, "testnet down");
-    if !survivors.is_empty() {
-        bail!("processes {survivors:?} are still running after SIGKILL");
-    }
-    if running.is_empty() {
-        println!("Nothing to stop: no node of this testnet was running.");
-    } else {
-        println!(
-            "Testnet down in {secs:.1}s: {} node(s) stopped. Data and logs are kept in {}.",
-            running.len(),
-            opts.dir.display()
-        );
-    }
-    Ok(())
+    Ok(Stopped {
+        state,
+        outcomes,
+        running: running.len(),
+        survivors,
+    })
 }

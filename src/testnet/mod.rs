@@ -31,7 +31,7 @@ use anyhow::{Context, Result, bail};
 use gossipcoin_proto::message::Role;
 use serde::{Deserialize, Serialize};
 
-pub use down::{DownOptions, down};
+pub use down::{DownOptions, down, down_quietly};
 pub use logs::{Level, LogsOptions, logs};
 pub use process::is_running;
 pub use status::{StatusOptions, status};
