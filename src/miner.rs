@@ -196,6 +196,25 @@ impl Job<'_> {
     }
 }
 
+/// Mines `block` (see [`mine_counting`]) and, when found, logs `mined block` with its height,
+/// hash, nonce, hashes tried and MH/s, and counts the hashes in the node's metrics: what every
+/// miner (the miner role, `GET /mine`, the CLI's `--mine` and `generate`) reports the same way.
+pub fn mine_logged(block: &Block, threads: usize, abort: &AtomicBool) -> Option<BlockHeader> {
+    let hashes = AtomicU64::new(0);
+    let started = Instant::now();
+    let header = mine_counting(block.header, threads, abort, &hashes)?;
+    let (count, secs) = (
+        hashes.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64().max(1e-9),
+    );
+    tracing::info!(target: "miner", height = block.coinbase_height().unwrap_or(0),
+                   hash = %header.block_hash(), nonce = header.nonce, hashes = count,
+                   txs = block.txs.len().saturating_sub(1),
+                   mhs = format!("{:.2}", count as f64 / secs / 1e6), "mined block");
+    crate::metrics::metrics().mined(count, count as f64 / secs);
+    Some(header)
+}
+
 /// Searches for a nonce that makes `header` meet its target; see [`mine_counting`].
 pub fn mine(header: BlockHeader, threads: usize, abort: &AtomicBool) -> Option<BlockHeader> {
     mine_counting(header, threads, abort, &AtomicU64::new(0))

@@ -3,16 +3,27 @@
 
 mod common;
 
+/// `gossipcoin demo --dir DIR`.
+fn demo(dir: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(common::bin());
+    c.args(["demo", "--dir"]).arg(dir).env_remove("NODE_ID");
+    c
+}
+
+/// Waits until none of the demo's three nodes holds its lock.
+fn wait_all_stopped(dir: &std::path::Path) {
+    for name in ["central", "miner-1", "wallet-1"] {
+        common::wait_until(30, "every node to release its lock", || {
+            !gossipcoin::node::is_running(&dir.join(name))
+        });
+    }
+}
+
 #[test]
 fn demo_runs_the_seed_network_scenario_and_stops_every_node() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let out = std::process::Command::new(common::bin())
-        .args(["demo", "--dir"])
-        .arg(&dir)
-        .env_remove("NODE_ID")
-        .output()
-        .unwrap();
+    let out = demo(&dir).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -61,11 +72,7 @@ fn demo_runs_the_seed_network_scenario_and_stops_every_node() {
     }
 
     // A second demo in the same directory refuses.
-    let again = std::process::Command::new(common::bin())
-        .args(["demo", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let again = demo(&dir).output().unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a testnet"));
 }
@@ -74,10 +81,7 @@ fn demo_runs_the_seed_network_scenario_and_stops_every_node() {
 fn ctrl_c_stops_every_node_the_demo_started() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let mut demo = std::process::Command::new(common::bin())
-        .args(["demo", "--dir"])
-        .arg(&dir)
-        .env_remove("NODE_ID")
+    let mut child = demo(&dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -104,18 +108,14 @@ fn ctrl_c_stops_every_node_the_demo_started() {
         seen.len() == 3
     });
     let status = std::process::Command::new("kill")
-        .args(["-INT", &demo.id().to_string()])
+        .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let exit = demo.wait().unwrap();
+    let exit = child.wait().unwrap();
     // Either the interrupt stopped it (130) or the demo had just finished (0): both stop all.
     assert!(matches!(exit.code(), Some(130) | Some(0)), "{exit:?}");
-    for name in ["central", "miner-1", "wallet-1"] {
-        common::wait_until(30, "every node to release its lock", || {
-            !gossipcoin::node::is_running(&dir.join(name))
-        });
-    }
+    wait_all_stopped(&dir);
     for pid in seen {
         let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| !s.contains(") Z "))
@@ -129,16 +129,13 @@ fn a_closed_stdout_stops_every_node_too() {
     use std::io::BufRead;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let mut demo = std::process::Command::new(common::bin())
-        .args(["demo", "--dir"])
-        .arg(&dir)
-        .env_remove("NODE_ID")
+    let mut child = demo(&dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     // Read until the nodes run, then go away like `gossipcoin demo | head`.
-    let mut out = std::io::BufReader::new(demo.stdout.take().unwrap());
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     while out.read_line(&mut line).unwrap() > 0 && !line.contains("[2/7]") {
         line.clear();
@@ -148,10 +145,6 @@ fn a_closed_stdout_stops_every_node_too() {
         "the demo ended before its nodes ran"
     );
     drop(out);
-    demo.wait().unwrap();
-    for name in ["central", "miner-1", "wallet-1"] {
-        common::wait_until(30, "every node to release its lock", || {
-            !gossipcoin::node::is_running(&dir.join(name))
-        });
-    }
+    child.wait().unwrap();
+    wait_all_stopped(&dir);
 }

@@ -25,16 +25,17 @@ impl ApiClient {
         let cookie = data_dir
             .and_then(|d| std::fs::read_to_string(d.join(COOKIE_FILE)).ok())
             .map(|c| c.trim().to_owned());
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(TIMEOUT))
-            .http_status_as_error(false)
-            .build()
-            .into();
         Self {
             url: url.trim_end_matches('/').to_owned(),
             cookie,
-            agent,
+            agent: agent(TIMEOUT),
         }
+    }
+
+    /// The same client with calls limited to `limit` each.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.agent = agent(limit);
+        self
     }
 
     /// The API of the daemon running on `data_dir`, or `None` when no daemon runs there.
@@ -102,6 +103,16 @@ impl ApiClient {
         }
         Ok(body)
     }
+}
+
+/// A loopback HTTP agent (no proxy) that hands error statuses back as answers.
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .into()
 }
 
 /// `Authorization: Basic base64("__cookie__:<hex>")`.

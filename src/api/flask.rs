@@ -84,7 +84,7 @@ pub async fn new_transaction(
             fee,
         })
         .await?;
-    let next = s.control.status().await?.height + 1;
+    let next = s.control.height() + 1;
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -4,7 +4,6 @@
 //! prints them; hashes are hex.
 
 use gossipcoin_proto::encode::to_bytes;
-use gossipcoin_proto::hash::hash160;
 use gossipcoin_proto::{Address, Block, Coin, OutPoint, PubkeyHash, Transaction, TxIn};
 use serde_json::{Value, json};
 
@@ -48,7 +47,7 @@ pub fn tx(tx: &Transaction) -> Value {
 }
 
 fn input_owner(i: &TxIn) -> Address {
-    Address(PubkeyHash(hash160(&i.pubkey.0)))
+    Address(PubkeyHash::of_pubkey(&i.pubkey))
 }
 
 fn input(i: &TxIn) -> Value {

@@ -8,8 +8,7 @@ mod send;
 mod testnet;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, anyhow, bail};
 use gossipcoin_proto::{Address, Amount, Block, BlockHash};
@@ -242,18 +241,8 @@ async fn wait_for_signal() {
 
 /// Mines `block`'s header on `threads` threads and logs the search.
 fn mine_header(block: &Block, threads: usize) -> Result<gossipcoin_proto::BlockHeader> {
-    let (abort, hashes) = (AtomicBool::new(false), AtomicU64::new(0));
-    let height = block.coinbase_height().unwrap_or(0);
-    let started = Instant::now();
-    let header = miner::mine_counting(block.header, threads.max(1), &abort, &hashes)
-        .ok_or_else(|| anyhow!("mining stopped before a block was found"))?;
-    let (hashes, secs) = (
-        hashes.load(Ordering::Relaxed),
-        started.elapsed().as_secs_f64(),
-    );
-    info!(target: "miner", height, hash = %header.block_hash(), nonce = header.nonce, hashes,
-          mhs = format!("{:.2}", hashes as f64 / secs.max(1e-9) / 1e6), "mined block");
-    Ok(header)
+    miner::mine_logged(block, threads.max(1), &AtomicBool::new(false))
+        .ok_or_else(|| anyhow!("mining stopped before a block was found"))
 }
 
 fn generate(dir: &Path, params: ChainParams, blocks: u32, address: &str) -> Result<()> {

@@ -4,7 +4,7 @@
 //! failure is a [`ControlError`] whose kind says whose fault it was.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use gossipcoin_proto::message::{Request, Response, Role};
@@ -17,11 +17,11 @@ use super::sync::Sync;
 use crate::config::NodeConfig;
 use crate::mempool::{MempoolEntry, MempoolError};
 use crate::metrics::{Gauges, Source, metrics};
+use crate::miner;
 use crate::net::{NetHandle, PeerInfo};
 use crate::params::ChainParams;
 use crate::store::{ChainRead, ReadView, Store, StoreError};
 use crate::wallet::{self, Wallet, WalletError};
-use crate::{consensus, miner};
 
 /// Why an operator's request failed.
 #[derive(Debug, thiserror::Error)]
@@ -231,15 +231,7 @@ impl Control {
         };
         let state = *i.chain.state().borrow();
         let peers = i.net.peers().await;
-        let best = peers
-            .iter()
-            .filter_map(|p| p.status)
-            .max_by_key(|s| s.chain_work);
-        let sync = match best {
-            _ if peers.is_empty() => SyncState::Alone,
-            Some(s) if s.chain_work > ours.chain_work => SyncState::Syncing,
-            _ => SyncState::Synced,
-        };
+        let (sync, best_peer_height) = sync_state(&peers, ours.chain_work);
         let peer = i.net.local_peer_id();
         Ok(NodeStatus {
             role: ours.role,
@@ -256,7 +248,7 @@ impl Control {
             tip: ours.tip,
             chain_work: ours.chain_work,
             sync,
-            best_peer_height: best.map(|s| s.height),
+            best_peer_height,
             peers: peers.len(),
             mempool_txs: state.mempool_txs,
             mempool_bytes: state.mempool_bytes,
@@ -266,6 +258,11 @@ impl Control {
 
     pub async fn peers(&self) -> Vec<PeerInfo> {
         self.inner.net.peers().await
+    }
+
+    /// The main chain's height, as the chain task last published it.
+    pub fn height(&self) -> u32 {
+        self.inner.chain.state().borrow().height
     }
 
     /// Live gauges for `/metrics`.
@@ -319,8 +316,8 @@ impl Control {
             .spendable(req.from.pubkey_hash())
             .await?
             .map_err(ControlError::Internal)?;
+        // The mempool checks it fully (consensus rules and spends) before accepting it.
         let tx = wallet::build_payment(key, &spendable, req.to.pubkey_hash(), req.amount, req.fee)?;
-        consensus::check_transaction(&tx).map_err(|e| ControlError::Internal(e.to_string()))?;
         let txid = self.submit_tx(tx, "api").await?;
         info!(target: "wallet", %txid, from = %req.from, to = %req.to, amount = %req.amount,
               fee = %req.fee, "payment submitted");
@@ -360,13 +357,14 @@ impl Control {
     /// Mines one block of the mempool's best transactions on the tip now, and relays it.
     pub async fn mine(&self, reward_to: Option<Address>) -> Result<Block, ControlError> {
         let _one = self.inner.mining.lock().await;
-        let status = self.status().await?;
-        if status.sync == SyncState::Syncing {
+        let ours = self.inner.chain.status().await?;
+        let peers = self.inner.net.peers().await;
+        if let (SyncState::Syncing, best) = sync_state(&peers, ours.chain_work) {
             return Err(ControlError::Unavailable(format!(
                 "not synced: a peer has a chain with more work (height {}); mining on our tip \
                  (height {}) would be wasted, try again once synced",
-                status.best_peer_height.unwrap_or(0),
-                status.height
+                best.unwrap_or(0),
+                ours.height
             )));
         }
         let reward_to = self.reward_address(reward_to).await?;
@@ -377,26 +375,16 @@ impl Control {
             .await?
             .ok_or_else(|| ControlError::Unavailable("cannot assemble a block now".into()))?;
         let threads = self.inner.config.mining.threads;
-        let header = template.header;
-        let started = Instant::now();
-        let hashes = Arc::new(AtomicU64::new(0));
-        let counted = hashes.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            miner::mine_counting(header, threads, &AtomicBool::new(false), &counted)
+        let block = tokio::task::spawn_blocking(move || {
+            let found = miner::mine_logged(&template, threads, &AtomicBool::new(false));
+            found.map(|header| Block {
+                header,
+                txs: template.txs,
+            })
         })
         .await
         .map_err(|e| ControlError::Internal(e.to_string()))?
         .ok_or_else(|| ControlError::Internal("no proof of work found".into()))?;
-        let block = Block {
-            header: found,
-            txs: template.txs,
-        };
-        let secs = started.elapsed().as_secs_f64().max(1e-9);
-        let count = hashes.load(Ordering::Relaxed);
-        metrics().mined(count, count as f64 / secs);
-        let height = block.coinbase_height().unwrap_or(0);
-        info!(target: "miner", height, hash = %block.block_hash(), txs = block.txs.len() - 1,
-              hashes = count, "mined block on request");
         metrics().block_received(Source::Local);
         match self
             .inner
@@ -473,6 +461,20 @@ impl Control {
     }
 }
 
+/// Whether a peer announced more work than `ours`, and the best announced height.
+fn sync_state(peers: &[PeerInfo], ours: U256) -> (SyncState, Option<u32>) {
+    let best = peers
+        .iter()
+        .filter_map(|p| p.status)
+        .max_by_key(|s| s.chain_work);
+    let state = match best {
+        _ if peers.is_empty() => SyncState::Alone,
+        Some(s) if s.chain_work > ours => SyncState::Syncing,
+        _ => SyncState::Synced,
+    };
+    (state, best.map(|s| s.height))
+}
+
 /// Concurrent store readers for the API: one per core, at least two.
 fn max_readers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
@@ -480,21 +482,12 @@ fn max_readers() -> usize {
 
 /// Asks another node's API for its first p2p listen address.
 fn listen_addr_of(url: &str) -> Result<String, ControlError> {
-    let status_url = format!("{url}/status");
-    let unreachable =
-        |e: &dyn std::fmt::Display| ControlError::BadRequest(format!("cannot ask {url}: {e}"));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .into();
-    let mut response = agent.get(&status_url).call().map_err(|e| unreachable(&e))?;
-    let body: serde_json::Value = response
-        .body_mut()
-        .read_json()
-        .map_err(|e| unreachable(&e))?;
-    body.get("listen")
-        .and_then(|l| l.get(0))
-        .and_then(|a| a.as_str())
+    let api = crate::api::client::ApiClient::new(url, None).timeout(Duration::from_secs(5));
+    let status = api
+        .get("/status")
+        .map_err(|e| ControlError::BadRequest(format!("cannot ask {url}: {e:#}")))?;
+    status["listen"][0]
+        .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| ControlError::BadRequest(format!("{status_url} did not list a p2p address")))
+        .ok_or_else(|| ControlError::BadRequest(format!("{url}/status did not list a p2p address")))
 }

@@ -4,7 +4,7 @@
 //! search runs on blocking threads; a new tip from the network aborts it at once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use gossipcoin_proto::{Block, PubkeyHash};
@@ -56,14 +56,15 @@ pub async fn run(
             continue; // nothing valid to mine after all
         }
         let abort = Arc::new(AtomicBool::new(false));
-        let hashes = Arc::new(AtomicU64::new(0));
-        let (header, threads) = (template.header, config.threads);
-        let (a, h) = (abort.clone(), hashes.clone());
-        let started = Instant::now();
+        let (a, threads, prev) = (abort.clone(), config.threads, template.header.prev);
         info!(target: "miner", height = height_of(&template), txs = template.txs.len() - 1, "mining a block");
-        let mut search =
-            tokio::task::spawn_blocking(move || miner::mine_counting(header, threads, &a, &h));
-        let prev = template.header.prev;
+        let mut search = tokio::task::spawn_blocking(move || {
+            let found = miner::mine_logged(&template, threads, &a);
+            found.map(|header| Block {
+                header,
+                txs: template.txs,
+            })
+        });
         let found = loop {
             tokio::select! {
                 result = &mut search => break result.ok().flatten(),
@@ -78,22 +79,13 @@ pub async fn run(
                 }
             }
         };
-        let Some(header) = found else {
+        let Some(block) = found else {
             if *shutdown.borrow() {
                 return;
             }
             info!(target: "miner", "mining attempt aborted: the tip moved");
             continue;
         };
-        let block = Block {
-            header,
-            txs: template.txs,
-        };
-        let secs = started.elapsed().as_secs_f64().max(1e-9);
-        let count = hashes.load(Ordering::Relaxed);
-        info!(target: "miner", height = height_of(&block), hash = %block.block_hash(), hashes = count,
-              mhs = format!("{:.2}", count as f64 / secs / 1e6), "mined block");
-        metrics().mined(count, count as f64 / secs);
         metrics().block_received(Source::Local);
         match chain.submit_block(block.clone(), "miner".into()).await {
             Ok(BlockOutcome::NewTip { .. }) => {

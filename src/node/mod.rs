@@ -179,12 +179,10 @@ async fn adopt_genesis(
     }
 }
 
-/// Whether a node is running on `dir` (it holds `node.lock`).
+/// Whether a node is running on `dir` (some process holds its `node.lock`). When the lock is
+/// free this takes it for an instant, so a node starting at that moment may find it busy.
 pub fn is_running(dir: &Path) -> bool {
-    let Ok(file) = std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.join(LOCK_FILE))
-    else {
+    let Ok(file) = std::fs::File::open(dir.join(LOCK_FILE)) else {
         return false;
     };
     matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
@@ -227,4 +225,20 @@ async fn write_addr_file(dir: &Path, net: &NetHandle) -> Result<()> {
         info!(target: "net", addr = line.trim(), "reachable at");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lock_is_seen_and_a_free_one_left_free() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(!is_running(tmp.path()));
+        let path = tmp.path().join(LOCK_FILE);
+        let held = std::fs::File::create(&path).unwrap();
+        assert!(!is_running(tmp.path()));
+        held.try_lock().unwrap(); // the probe did not keep it
+        assert!(is_running(tmp.path()));
+    }
 }

@@ -43,8 +43,6 @@ pub const STATE_FILE: &str = "testnet.json";
 pub const LOG_FILE: &str = "node.log";
 /// Each node's stdout and stderr (a failure to start shows up here), in its data directory.
 pub const OUT_FILE: &str = "node.out";
-/// A node's API listens on its P2P port plus this.
-pub const API_PORT_OFFSET: u16 = 1000;
 
 /// One node as `up` started it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::node::{ADDR_FILE, LOCK_FILE};
+use crate::api::client::ApiClient;
+use crate::node::ADDR_FILE;
 use crate::store::{ChainRead, Store, Tip};
 
-/// The file the node's HTTP API writes its URL to (one line, `http://127.0.0.1:4000`).
-pub const API_ADDR_FILE: &str = "api.addr";
+use crate::api::ADDR_FILE as API_ADDR_FILE;
 /// How long a `GET /status` may take before the node counts as unreachable.
 const API_TIMEOUT: Duration = Duration::from_millis(800);
 
@@ -43,15 +43,6 @@ pub fn node_addr(node_dir: &Path) -> Option<NodeAddr> {
     Some(NodeAddr { addr, peer_id })
 }
 
-/// Whether some process holds the node's `node.lock`, i.e. a daemon runs on `node_dir`. The
-/// probe takes the lock for an instant when it is free, so never call this while a node starts.
-pub fn lock_held(node_dir: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(node_dir.join(LOCK_FILE)) else {
-        return false;
-    };
-    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
-}
-
 /// The part of the API's `GET /status` answer that `testnet status` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ApiStatus {
@@ -75,18 +66,13 @@ pub struct ApiMempool {
 pub fn api_status(node_dir: &Path) -> Option<ApiStatus> {
     let base = std::fs::read_to_string(node_dir.join(API_ADDR_FILE)).ok()?;
     let base = base.lines().next()?.trim().trim_end_matches('/');
-    api_get(&format!("{base}/status")).ok()
+    api_get(base, "/status").ok()
 }
 
-/// One JSON GET against a node's API on loopback (no proxy), with a short timeout.
-fn api_get<T: serde::de::DeserializeOwned>(url: &str) -> Result<T> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(API_TIMEOUT))
-        .proxy(None)
-        .build()
-        .into();
-    let value = agent.get(url).call()?.body_mut().read_json::<T>()?;
-    Ok(value)
+/// One JSON GET against a node's API, with a short timeout.
+fn api_get<T: serde::de::DeserializeOwned>(base: &str, path: &str) -> Result<T> {
+    let value = ApiClient::new(base, None).timeout(API_TIMEOUT).get(path)?;
+    Ok(serde_json::from_value(value)?)
 }
 
 #[cfg(test)]
@@ -105,17 +91,6 @@ mod tests {
         let a = node_addr(tmp.path()).unwrap();
         assert_eq!(a.addr, "/ip4/127.0.0.1/tcp/3000/p2p/12D3KooA");
         assert_eq!(a.peer_id, "12D3KooA");
-    }
-
-    #[test]
-    fn a_held_lock_is_seen_and_a_free_one_left_free() {
-        let tmp = tempfile::tempdir().unwrap();
-        assert!(!lock_held(tmp.path()));
-        let path = tmp.path().join(LOCK_FILE);
-        let held = std::fs::File::create(&path).unwrap();
-        assert!(!lock_held(tmp.path()));
-        held.try_lock().unwrap(); // the probe did not keep it
-        assert!(lock_held(tmp.path()));
     }
 
     #[test]

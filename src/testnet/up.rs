@@ -13,9 +13,10 @@ use anyhow::{Context, Result, bail};
 use gossipcoin_proto::message::Role;
 use tracing::debug;
 
-use super::probe::{self, API_ADDR_FILE};
 use super::ready::{Progress, Started, stop, wait_ready};
-use super::{API_PORT_OFFSET, LOG_FILE, NodeRecord, OUT_FILE, State, table};
+use super::{LOG_FILE, NodeRecord, OUT_FILE, State, table};
+use crate::api::ADDR_FILE as API_ADDR_FILE;
+use crate::config::API_PORT_OFFSET;
 use crate::node::ADDR_FILE;
 
 /// `startnode`'s API flags for a node whose API listens on `api_port`.
@@ -168,7 +169,7 @@ fn refuse_if_running(shown: &Path, dir: &Path, plan: &State) -> Result<()> {
         .map(|n| &n.dir)
         .chain(plan.nodes.iter().map(|p| &p.dir));
     for d in dirs {
-        if checked.insert(d.as_path()) && probe::lock_held(d) {
+        if checked.insert(d.as_path()) && crate::node::is_running(d) {
             let lock = d.join(crate::node::LOCK_FILE);
             busy.push(format!("unknown, holding {}", lock.display()));
         }
