@@ -1,14 +1,20 @@
 //! Upgrading an older store when it is opened writable.
 //!
-//! Schema 1 → 2 adds `tx_index`: one write transaction creates the table, fills it from the
-//! main chain (every transaction of every block from genesis to the tip) and writes schema
-//! version 2. It commits whole or not at all: a crash halfway leaves a schema-1 store, and the
-//! next writable open starts over. A read-only open leaves a schema-1 store as it is.
+//! - Schema 1 → 2 adds `tx_index`, filled from the main chain (every transaction of every block
+//!   from genesis to the tip).
+//! - Schema 2 → 3 adds `block_status`, with a status for every indexed block: main-chain blocks
+//!   `FullyValid`, other stored blocks `DataStored` (and an entry without data, which older
+//!   code never wrote, `HeaderValid`).
+//!
+//! A schema-1 store gets both. One write transaction creates what is missing, fills it and
+//! writes schema version 3: it commits whole or not at all, so a crash halfway leaves the store
+//! at its old version, and the next writable open starts over. A read-only open leaves an old
+//! store as it is.
 //!
 //! It runs at open, before the [`Store`](super::Store) exists, so no other transaction of this
 //! process can be alive and the map may be resized freely (doubled on `MapFull`, adopted on
 //! `MapResized`). Another process may upgrade the store first: the schema version is read again
-//! inside the write transaction, and a store that is no longer at version 1 is left alone.
+//! inside the write transaction, and a store that is no longer at version 1 or 2 is left alone.
 
 use gossipcoin_proto::{Block, BlockHash};
 use heed::types::Bytes;
@@ -16,9 +22,11 @@ use heed::{CommitOrAbort, Database, Env, PutFlags, RwTxn, WithoutTls};
 
 use super::error::{StoreError, from_heed, is_map_full, is_map_resized};
 use super::tables::{
-    META_SCHEMA, SCHEMA_VERSION, SCHEMA_WITHOUT_TX_INDEX, TX_INDEX, Tables, block_txids, corrupt,
-    decode_hash, decode_value, tx_location_value,
+    BLOCK_STATUS, META_SCHEMA, SCHEMA_VERSION, SCHEMA_WITHOUT_STATUS, SCHEMA_WITHOUT_TX_INDEX,
+    TX_INDEX, Tables, block_txids, corrupt, decode_hash, decode_value, height_key, status_value,
+    tx_location_value,
 };
+use super::view::{BlockStatus, IndexEntry};
 
 /// Attempts given up after (each doubles the map or adopts another process's size).
 const MAX_ATTEMPTS: u32 = 8;
@@ -48,18 +56,37 @@ impl From<StoreError> for Failure {
     }
 }
 
-/// Upgrades a schema-1 store (opened writable as `tables`) to the current schema and returns
-/// its tables, reopened.
+/// What one committed upgrade built.
+struct Upgraded {
+    /// Transactions indexed, if the store was at schema 1.
+    txs: Option<u64>,
+    /// Statuses recorded: main-chain blocks, other stored blocks, entries without data.
+    fully_valid: u64,
+    data_stored: u64,
+    header_valid: u64,
+}
+
+/// Upgrades a schema-1 or 2 store (opened writable as `tables`) to the current schema and
+/// returns its tables, reopened.
 pub(crate) fn upgrade(env: &Env<WithoutTls>, tables: Tables) -> Result<Tables, StoreError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let failure = match build_tx_index(env, tables) {
-            Ok(Some(txs)) => {
+        let failure = match upgrade_once(env, tables) {
+            Ok(Some(done)) => {
+                if let Some(txs) = done.txs {
+                    tracing::info!(
+                        target: "store",
+                        txs,
+                        "built the transaction index (schema 1 → 2)"
+                    );
+                }
                 tracing::info!(
                     target: "store",
-                    txs,
-                    "built the transaction index (schema 1 → 2)"
+                    fully_valid = done.fully_valid,
+                    data_stored = done.data_stored,
+                    header_valid = done.header_valid,
+                    "recorded block statuses (schema 2 → 3)"
                 );
                 break;
             }
@@ -67,7 +94,7 @@ pub(crate) fn upgrade(env: &Env<WithoutTls>, tables: Tables) -> Result<Tables, S
             Err(Failure::Store(e)) => return Err(e),
             Err(_) if attempts >= MAX_ATTEMPTS => {
                 return Err(StoreError::MapGrowth(format!(
-                    "building the transaction index failed {attempts} times for lack of map space"
+                    "upgrading the store's schema failed {attempts} times for lack of map space"
                 )));
             }
             Err(failure) => failure,
@@ -92,35 +119,86 @@ pub(crate) fn upgrade(env: &Env<WithoutTls>, tables: Tables) -> Result<Tables, S
     }
 }
 
-/// One attempt, in one write transaction: `Some(transactions indexed)` once committed, `None`
-/// if the store is no longer at schema 1.
-fn build_tx_index(env: &Env<WithoutTls>, t: Tables) -> Result<Option<u64>, Failure> {
+/// One attempt, in one write transaction: what it built once committed, `None` if the store is
+/// no longer at schema 1 or 2.
+fn upgrade_once(env: &Env<WithoutTls>, t: Tables) -> Result<Option<Upgraded>, Failure> {
     let wtxn = env.write_txn()?;
-    let mut indexed = 0;
+    let mut done = None;
     let outcome = env.create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, Failure> {
         let version = t
             .meta
             .get(wtxn, META_SCHEMA)?
             .and_then(|v| <[u8; 4]>::try_from(v).ok())
             .map(u32::from_be_bytes);
-        if version != Some(SCHEMA_WITHOUT_TX_INDEX) {
-            return Ok(CommitOrAbort::Abort(()));
-        }
+        let from_1 = match version {
+            Some(SCHEMA_WITHOUT_TX_INDEX) => true,
+            Some(SCHEMA_WITHOUT_STATUS) => false,
+            _ => return Ok(CommitOrAbort::Abort(())),
+        };
+        // Opens the table if it exists (schema 2), creates it otherwise.
         let tx_index = opener.create_database::<Bytes, Bytes>(wtxn, Some(TX_INDEX))?;
-        tx_index.clear(wtxn)?;
-        indexed = fill(wtxn, t, &tx_index)?;
+        let txs = if from_1 {
+            tx_index.clear(wtxn)?;
+            Some(fill_tx_index(wtxn, t, &tx_index)?)
+        } else {
+            None
+        };
+        let status = opener.create_database::<Bytes, Bytes>(wtxn, Some(BLOCK_STATUS))?;
+        status.clear(wtxn)?;
+        let mut upgraded = fill_status(wtxn, t, &status)?;
+        upgraded.txs = txs;
+        done = Some(upgraded);
         t.meta
             .put(wtxn, META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-        Ok(CommitOrAbort::Commit(tx_index))
+        Ok(CommitOrAbort::Commit((tx_index, status)))
     })?;
     Ok(match outcome {
-        CommitOrAbort::Commit(_) => Some(indexed),
+        CommitOrAbort::Commit(_) => done,
         CommitOrAbort::Abort(()) => None,
     })
 }
 
+/// Gives every indexed block a status: main chain `FullyValid`, other stored blocks
+/// `DataStored`, entries without data `HeaderValid`.
+fn fill_status(
+    wtxn: &mut RwTxn<'_>,
+    t: Tables,
+    status: &Database<'_, Bytes, Bytes>,
+) -> Result<Upgraded, Failure> {
+    let mut statuses = Vec::new();
+    for item in t.block_index.iter(wtxn)? {
+        let (key, value) = item?;
+        let hash = decode_hash(key, "block_index", key)?;
+        let entry: IndexEntry = decode_value(value, "block_index", key)?;
+        let on_main_chain = t.height_hash.get(wtxn, &height_key(entry.height))? == Some(key);
+        let s = if on_main_chain {
+            BlockStatus::FullyValid
+        } else if t.blocks.get(wtxn, key)?.is_some() {
+            BlockStatus::DataStored
+        } else {
+            BlockStatus::HeaderValid
+        };
+        statuses.push((hash, s));
+    }
+    let mut done = Upgraded {
+        txs: None,
+        fully_valid: 0,
+        data_stored: 0,
+        header_valid: 0,
+    };
+    for (hash, s) in statuses {
+        match s {
+            BlockStatus::FullyValid => done.fully_valid += 1,
+            BlockStatus::DataStored => done.data_stored += 1,
+            _ => done.header_valid += 1,
+        }
+        status.put(wtxn, &hash.0, &status_value(s))?;
+    }
+    Ok(done)
+}
+
 /// Indexes every transaction of the main chain into `tx_index`; returns how many.
-fn fill(
+fn fill_tx_index(
     wtxn: &mut RwTxn<'_>,
     t: Tables,
     tx_index: &Database<'_, Bytes, Bytes>,
@@ -157,22 +235,30 @@ fn not_stored(hash: &BlockHash) -> StoreError {
     ))
 }
 
-/// Test hook: turns the closed store in `dir` into a schema-1 store, as written before the
-/// transaction index existed: drops `tx_index`, writes version 1, then compacts the file (so it
-/// has no free pages left over from the dropped table).
+/// Test hook: turns the closed store in `dir` into a store of schema `version` (1 or 2), as
+/// written before the tables added since existed: drops `block_status` (and `tx_index` for
+/// version 1), writes the version, then compacts the file (so it has no free pages left over
+/// from the dropped tables).
 #[cfg(test)]
-pub(crate) fn downgrade_to_schema_1(dir: &std::path::Path) -> Result<(), StoreError> {
+pub(crate) fn downgrade(dir: &std::path::Path, version: u32) -> Result<(), StoreError> {
     use super::error::LmdbResultExt;
 
+    let dropped: &[&str] = match version {
+        SCHEMA_WITHOUT_TX_INDEX => &[BLOCK_STATUS, TX_INDEX],
+        SCHEMA_WITHOUT_STATUS => &[BLOCK_STATUS],
+        other => panic!("cannot downgrade to schema {other}"),
+    };
     let env = super::open_env(dir, 1 << 30, false)?;
     let wtxn = env.write_txn().lmdb()?;
     env.create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
         let meta = opener.create_database::<Bytes, Bytes>(wtxn, Some("meta"))?;
-        let tx_index = opener.create_database::<Bytes, Bytes>(wtxn, Some(TX_INDEX))?;
-        // SAFETY: this env was opened just now; no other handle to `tx_index` exists and no
-        // other transaction changed it.
-        unsafe { tx_index.remove(wtxn)? };
-        meta.put(wtxn, META_SCHEMA, &SCHEMA_WITHOUT_TX_INDEX.to_be_bytes())?;
+        for &name in dropped {
+            let db = opener.create_database::<Bytes, Bytes>(wtxn, Some(name))?;
+            // SAFETY: this env was opened just now; no other handle to the table exists and no
+            // other transaction changed it.
+            unsafe { db.remove(wtxn)? };
+        }
+        meta.put(wtxn, META_SCHEMA, &version.to_be_bytes())?;
         Ok(CommitOrAbort::<_, ()>::Commit(meta))
     })
     .lmdb()?;

@@ -9,6 +9,9 @@
 //!   only if the closure returns `Ok`: a block, or a whole reorg, lands entirely or not at all,
 //!   and `kill -9` at any moment leaves a consistent store (commits are fsynced).
 //! - [`Store::check_consistency`] verifies every cross-table invariant (`verifychain`).
+//! - Every block in the index has a [`BlockStatus`] ([`ChainRead::status`]): header only, data
+//!   stored, fully valid, failed or descendant of failed; `status.rs` records headers and
+//!   failures.
 //!
 //! This is the only module that knows heed: no heed type appears in its public API. The table
 //! layout is in `tables.rs`; how a block changes the UTXO set is in `utxo.rs`; upgrading an
@@ -18,6 +21,7 @@ mod check;
 mod error;
 mod gate;
 mod migrate;
+mod status;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -32,7 +36,7 @@ use heed::{Env, EnvFlags, EnvOpenOptions, FlagSetMode, WithoutTls};
 
 pub use check::ConsistencyReport;
 pub use error::StoreError;
-pub use view::{ChainRead, IndexEntry, ReadView, Tip, TxLocation};
+pub use view::{BlockStatus, ChainRead, IndexEntry, ReadView, Tip, TxLocation};
 pub use write::WriteView;
 
 use error::{LmdbResultExt, from_heed, is_map_full, is_map_resized};
@@ -41,7 +45,7 @@ use tables::Tables;
 
 /// Virtual address space reserved for the map (the file grows only as data is written).
 const DEFAULT_MAP_SIZE: usize = 64 << 30;
-/// Named databases the environment may hold (8 used; room to add tables).
+/// Named databases the environment may hold (9 used; room to add tables).
 const MAX_DBS: u32 = 16;
 /// LMDB's data file inside the store directory.
 const DATA_FILE: &str = "data.mdb";
@@ -95,9 +99,10 @@ impl Store {
     }
 
     /// Opens an existing store for reading and writing; [`StoreError::NotFound`] if `dir`
-    /// holds none. A store of schema version 1 (before the transaction index) is upgraded
-    /// first: the index is built from the main chain and version 2 written, in one committed
-    /// write transaction. Any other version but the current one is
+    /// holds none. A store of schema version 1 (before the transaction index) or 2 (before
+    /// block statuses) is upgraded first: what it lacks is built (the transaction index from
+    /// the main chain; a status for every indexed block) and version 3 written, in one
+    /// committed write transaction. Any other version but the current one is
     /// [`StoreError::SchemaMismatch`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(dir.as_ref(), DEFAULT_MAP_SIZE, false)
@@ -110,8 +115,10 @@ impl Store {
     /// A store of schema version 1 is opened as it is, without a transaction index:
     /// everything works, but [`ChainRead::tx_location`] and [`ChainRead::transaction`] answer
     /// `Ok(None)` (see [`ChainRead::has_tx_index`]), and the consistency check skips the
-    /// index. Opening it writable once ([`Store::open`]) builds the index. Likewise, a reader
-    /// that opened such a store before a writer upgraded it keeps seeing no index.
+    /// index. A store of schema 1 or 2 has no status table: [`ChainRead::status`] derives the
+    /// status from the index instead. Opening it writable once ([`Store::open`]) builds both.
+    /// Likewise, a reader that opened such a store before a writer upgraded it keeps seeing
+    /// no index and derived statuses.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(dir.as_ref(), DEFAULT_MAP_SIZE, true)
     }

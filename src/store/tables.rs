@@ -10,6 +10,7 @@
 //! | `addr_utxo`   | owner pubkey hash (20) ‖ outpoint key | amount in base units, u64 BE (8)   |
 //! | `undo`        | block hash (32)                       | `Vec<Coin>` spent by the block     |
 //! | `tx_index`    | txid (32)                             | block hash (32) ‖ position, u32 BE |
+//! | `block_status`| block hash (32)                       | [`BlockStatus`], one byte          |
 //!
 //! Big-endian integer keys sort numerically, so `height_hash` iterates in height order and a
 //! balance is one prefix scan of `addr_utxo`. Every table is raw bytes to heed; values are
@@ -20,11 +21,17 @@
 //! height, so its txid is unique) with the block holding it and its position in the block; like
 //! `height_hash` and `undo` it changes only when a block is connected or disconnected.
 //!
-//! Schema versions: 1 had no `tx_index`; 2 added it. Opening a version-1 store writable builds
-//! the index in one write transaction (`migrate.rs`); opened read-only, a version-1 store works
-//! without it (`Tables::tx_index` is `None`).
+//! `block_status` holds the validation state of every `block_index` entry (and nothing else):
+//! an entry whose status has data (`DataStored`, `FullyValid`) has its block in `blocks`, the
+//! others (`HeaderValid`, `Failed`, `DescendantOfFailed`) do not.
+//!
+//! Schema versions: 1 had no `tx_index`; 2 added it; 3 added `block_status`. Opening an older
+//! store writable builds what it lacks in one write transaction (`migrate.rs`); opened
+//! read-only, it works without (`Tables::tx_index` / `Tables::block_status` are `None`, and
+//! statuses are derived from the index: main chain `FullyValid`, else `DataStored`).
 //!
 //! [`IndexEntry`]: super::IndexEntry
+//! [`BlockStatus`]: super::BlockStatus
 
 use gossipcoin_proto::encode::{self, MAX_BLOCK_BYTES};
 use gossipcoin_proto::{Amount, Block, BlockHash, Coin, OutPoint, PubkeyHash, Txid};
@@ -34,12 +41,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::{LmdbResultExt, StoreError};
+use super::view::BlockStatus;
 
 /// The on-disk layout version this code reads and writes.
-pub(crate) const SCHEMA_VERSION: u32 = 2;
-/// The previous layout, without `tx_index`: still opened (read-only as is, writable after
-/// building the index).
+pub(crate) const SCHEMA_VERSION: u32 = 3;
+/// The first layout, without `tx_index` nor `block_status`: still opened (read-only as is,
+/// writable after building both).
 pub(crate) const SCHEMA_WITHOUT_TX_INDEX: u32 = 1;
+/// The layout without `block_status`: still opened (read-only as is, writable after building
+/// it).
+pub(crate) const SCHEMA_WITHOUT_STATUS: u32 = 2;
 
 /// `meta` keys.
 pub(crate) const META_SCHEMA: &[u8] = b"schema_version";
@@ -54,11 +65,13 @@ pub(crate) const TX_LOCATION_LEN: usize = BlockHash::LEN + 4;
 
 /// The name of the table added by schema 2.
 pub(crate) const TX_INDEX: &str = "tx_index";
+/// The name of the table added by schema 3.
+pub(crate) const BLOCK_STATUS: &str = "block_status";
 
 /// A database of raw bytes; this module does the encoding.
 pub(crate) type Db = heed::Database<'static, Bytes, Bytes>;
 
-/// The tables of schema 1 (every schema-2 table but `tx_index`).
+/// The tables of schema 1 (every current table but `tx_index` and `block_status`).
 const NAMES: [&str; 7] = [
     "meta",
     "block_index",
@@ -81,10 +94,12 @@ pub(crate) struct Tables {
     pub undo: Db,
     /// `None` only in a schema-1 store opened read-only, which has no transaction index.
     pub tx_index: Option<Db>,
+    /// `None` only in a schema-1 or 2 store opened read-only, which has no status table.
+    pub block_status: Option<Db>,
 }
 
 impl Tables {
-    fn from_array(dbs: [Db; 7], tx_index: Option<Db>) -> Self {
+    fn from_array(dbs: [Db; 7], tx_index: Option<Db>, block_status: Option<Db>) -> Self {
         let [
             meta,
             block_index,
@@ -103,6 +118,7 @@ impl Tables {
             addr_utxo,
             undo,
             tx_index,
+            block_status,
         }
     }
 
@@ -117,18 +133,20 @@ impl Tables {
                 }
                 let dbs: [_; 7] = dbs.try_into().expect("one handle per name");
                 let tx_index = opener.create_database::<Bytes, Bytes>(wtxn, Some(TX_INDEX))?;
+                let status = opener.create_database::<Bytes, Bytes>(wtxn, Some(BLOCK_STATUS))?;
                 dbs[0].put(wtxn, META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-                Ok(CommitOrAbort::<_, ()>::Commit((dbs, tx_index)))
+                Ok(CommitOrAbort::<_, ()>::Commit((dbs, tx_index, status)))
             })
             .lmdb()?
             .unwrap_commit();
-        Ok(Self::from_array(dbs.0, Some(dbs.1)))
+        Ok(Self::from_array(dbs.0, Some(dbs.1), Some(dbs.2)))
     }
 
     /// Opens the existing databases with a read transaction (works on a read-only env) and
     /// checks the schema version; returns the tables and that version. A schema-1 store comes
-    /// back without `tx_index` (even if a table of that name exists): the caller builds it when
-    /// the store is writable. Any version but 1 and [`SCHEMA_VERSION`] is refused.
+    /// back without `tx_index` and `block_status`, a schema-2 store without `block_status`
+    /// (even if tables of those names exist): the caller builds them when the store is
+    /// writable. Any version but 1, 2 and [`SCHEMA_VERSION`] is refused.
     ///
     /// The tables and the version are read in one transaction: a writer upgrading the store at
     /// the same moment is seen entirely or not at all.
@@ -146,11 +164,12 @@ impl Tables {
                 }
                 let dbs: [_; 7] = dbs.try_into().expect("one handle per name");
                 let tx_index = opener.open_database::<Bytes, Bytes>(rtxn, Some(TX_INDEX))?;
+                let status = opener.open_database::<Bytes, Bytes>(rtxn, Some(BLOCK_STATUS))?;
                 version_bytes = dbs[0].get(rtxn, META_SCHEMA)?.map(<[u8]>::to_vec);
-                Ok(CommitOrAbort::Commit((dbs, tx_index)))
+                Ok(CommitOrAbort::Commit((dbs, tx_index, status)))
             })
             .lmdb()?;
-        let (dbs, tx_index) = match opened {
+        let (dbs, tx_index, status) = match opened {
             CommitOrAbort::Commit(dbs) => dbs,
             CommitOrAbort::Abort(missing) => {
                 return Err(StoreError::Corrupt(format!(
@@ -162,12 +181,17 @@ impl Tables {
             Some(Ok(v)) => u32::from_be_bytes(v),
             _ => return Err(corrupt("meta", META_SCHEMA, "no valid schema version")),
         };
+        let missing = |table: &str| {
+            StoreError::Corrupt(format!(
+                "table {table} is missing: not a complete gossipcoin chain store"
+            ))
+        };
         match version {
-            SCHEMA_VERSION if tx_index.is_none() => Err(StoreError::Corrupt(format!(
-                "table {TX_INDEX} is missing: not a complete gossipcoin chain store"
-            ))),
-            SCHEMA_VERSION => Ok((Self::from_array(dbs, tx_index), version)),
-            SCHEMA_WITHOUT_TX_INDEX => Ok((Self::from_array(dbs, None), version)),
+            SCHEMA_VERSION | SCHEMA_WITHOUT_STATUS if tx_index.is_none() => Err(missing(TX_INDEX)),
+            SCHEMA_VERSION if status.is_none() => Err(missing(BLOCK_STATUS)),
+            SCHEMA_VERSION => Ok((Self::from_array(dbs, tx_index, status), version)),
+            SCHEMA_WITHOUT_STATUS => Ok((Self::from_array(dbs, tx_index, None), version)),
+            SCHEMA_WITHOUT_TX_INDEX => Ok((Self::from_array(dbs, None, None), version)),
             found => Err(StoreError::SchemaMismatch {
                 found,
                 expected: SCHEMA_VERSION,
@@ -278,6 +302,33 @@ pub(crate) fn block_txids(block: &Block) -> Result<Vec<(Txid, u32)>, StoreError>
             Ok((tx.compute_txid(), position))
         })
         .collect()
+}
+
+/// The `block_status` value of a status.
+pub(crate) fn status_value(status: BlockStatus) -> [u8; 1] {
+    [match status {
+        BlockStatus::HeaderValid => 1,
+        BlockStatus::DataStored => 2,
+        BlockStatus::FullyValid => 3,
+        BlockStatus::Failed => 4,
+        BlockStatus::DescendantOfFailed => 5,
+    }]
+}
+
+/// The status stored in `block_status` under `key`.
+pub(crate) fn decode_status(bytes: &[u8], key: &[u8]) -> Result<BlockStatus, StoreError> {
+    match bytes {
+        [1] => Ok(BlockStatus::HeaderValid),
+        [2] => Ok(BlockStatus::DataStored),
+        [3] => Ok(BlockStatus::FullyValid),
+        [4] => Ok(BlockStatus::Failed),
+        [5] => Ok(BlockStatus::DescendantOfFailed),
+        _ => Err(corrupt(
+            BLOCK_STATUS,
+            key,
+            "not a block status byte (1 to 5)",
+        )),
+    }
 }
 
 /// The outpoint in a `utxo` key.

@@ -1,4 +1,5 @@
-//! Reading the chain: the records reads return ([`IndexEntry`], [`Tip`], [`TxLocation`]) and the
+//! Reading the chain: the records reads return ([`IndexEntry`], [`BlockStatus`], [`Tip`],
+//! [`TxLocation`]) and the
 //! [`ChainRead`] methods, shared by [`ReadView`] (a snapshot) and
 //! [`WriteView`](super::WriteView) (which sees its own uncommitted changes).
 //!
@@ -16,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use super::error::{LmdbResultExt, StoreError};
 use super::gate::Pass;
 use super::tables::{
-    META_GENESIS, META_TIP, TX_INDEX, Tables, corrupt, decode_addr_key, decode_amount, decode_coin,
-    decode_hash, decode_outpoint, decode_tx_location, decode_value, get, height_key,
+    BLOCK_STATUS, META_GENESIS, META_TIP, TX_INDEX, Tables, corrupt, decode_addr_key,
+    decode_amount, decode_coin, decode_hash, decode_outpoint, decode_status, decode_tx_location,
+    decode_value, get, height_key,
 };
 
 /// What the store knows about any block it has seen, on the main chain or not.
@@ -34,6 +36,39 @@ impl IndexEntry {
     /// The block hash of this entry's header.
     pub fn hash(&self) -> BlockHash {
         self.header.block_hash()
+    }
+}
+
+/// Validation state of a block in the index (DESIGN §4). Every index entry has one.
+///
+/// A block's data is stored exactly when its status [`has_data`](Self::has_data): a block
+/// marked failed loses its data ([`WriteView::mark_failed`](super::WriteView::mark_failed)).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum BlockStatus {
+    /// Header checked (PoW, link, time); block data not stored.
+    HeaderValid,
+    /// Data stored, transactions not yet validated against the UTXO set (side branch).
+    DataStored,
+    /// Connected to the main chain at least once: every rule passed.
+    FullyValid,
+    /// The block itself broke a rule (never a mutation: see `ValidationError::is_mutation`).
+    Failed,
+    /// An ancestor failed.
+    DescendantOfFailed,
+}
+
+impl BlockStatus {
+    /// Whether the block is invalid: [`Failed`](Self::Failed) itself or
+    /// [`DescendantOfFailed`](Self::DescendantOfFailed). Such a block is refused without
+    /// validation.
+    pub fn is_failed(self) -> bool {
+        matches!(self, Self::Failed | Self::DescendantOfFailed)
+    }
+
+    /// Whether the block's data is stored ([`DataStored`](Self::DataStored) or
+    /// [`FullyValid`](Self::FullyValid)).
+    pub fn has_data(self) -> bool {
+        matches!(self, Self::DataStored | Self::FullyValid)
     }
 }
 
@@ -107,6 +142,32 @@ pub trait ChainRead: sealed::Snapshot {
             .transpose()
     }
 
+    /// The validation state of an indexed block; `None` for a block the index does not know.
+    ///
+    /// A store of schema 1 or 2 opened read-only has no status table: the status is then
+    /// derived from the index (main chain [`BlockStatus::FullyValid`], else
+    /// [`BlockStatus::DataStored`], or [`BlockStatus::HeaderValid`] if the data is missing).
+    fn status(&self, hash: &BlockHash) -> Result<Option<BlockStatus>, StoreError> {
+        let s = self.snap();
+        let Some(table) = s.t.block_status else {
+            return Ok(match self.index(hash)? {
+                None => None,
+                Some(_) if self.is_on_main_chain(hash)? => Some(BlockStatus::FullyValid),
+                Some(_) if self.has_block(hash)? => Some(BlockStatus::DataStored),
+                Some(_) => Some(BlockStatus::HeaderValid),
+            });
+        };
+        match get(table, s.txn, &hash.0)? {
+            Some(bytes) => decode_status(bytes, &hash.0).map(Some),
+            None if get(s.t.block_index, s.txn, &hash.0)?.is_some() => Err(corrupt(
+                BLOCK_STATUS,
+                &hash.0,
+                "indexed block has no status",
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// Whether `hash` is a block of the main chain.
     fn is_on_main_chain(&self, hash: &BlockHash) -> Result<bool, StoreError> {
         Ok(match self.index(hash)? {
@@ -115,7 +176,8 @@ pub trait ChainRead: sealed::Snapshot {
         })
     }
 
-    /// Whether the block's data is stored (on the main chain or not).
+    /// Whether the block's data is stored (on the main chain or not). An indexed block may
+    /// have no data (see [`BlockStatus::has_data`]).
     fn has_block(&self, hash: &BlockHash) -> Result<bool, StoreError> {
         let s = self.snap();
         Ok(get(s.t.blocks, s.txn, &hash.0)?.is_some())

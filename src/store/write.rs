@@ -1,6 +1,7 @@
 //! Changing the chain: [`WriteView`], the inside of one write transaction.
 //!
-//! Each mutation (`put_block`, `connect_block`, `disconnect_tip`, `reindex_utxo`) runs in a
+//! Each mutation (`put_block`, `connect_block`, `disconnect_tip`, `reindex_utxo`, and
+//! `put_header`, `mark_failed` in `status.rs`) runs in a
 //! nested transaction: if it fails, the write transaction is left exactly as before the call,
 //! so a caller that handles the error and carries on never commits half a block. Nothing is
 //! durable until the closure passed to [`Store::write`](super::Store::write) returns `Ok`.
@@ -11,11 +12,11 @@ use heed::{Env, MdbError, PutFlags, RwTxn, WithoutTls};
 
 use super::error::{LmdbResultExt, StoreError, from_heed, is_map_full};
 use super::tables::{
-    Db, META_GENESIS, META_TIP, TX_INDEX, Tables, addr_key, block_txids, corrupt, encode_value,
-    height_key, tx_location_value,
+    BLOCK_STATUS, Db, META_GENESIS, META_TIP, TX_INDEX, Tables, addr_key, block_txids, corrupt,
+    encode_value, height_key, status_value, tx_location_value,
 };
 use super::utxo::{CoinSet, apply_block, unapply_block};
-use super::view::{ChainRead, IndexEntry, sealed};
+use super::view::{BlockStatus, ChainRead, IndexEntry, sealed};
 
 /// One write transaction: every [`ChainRead`] method (seeing this transaction's own changes)
 /// plus the mutations. Obtained only inside [`Store::write`](super::Store::write).
@@ -29,7 +30,7 @@ pub struct WriteView<'e> {
 }
 
 impl<'e> WriteView<'e> {
-    pub(crate) fn new(txn: RwTxn<'e>, env: &'e Env<WithoutTls>, tables: Tables) -> Self {
+    pub(super) fn new(txn: RwTxn<'e>, env: &'e Env<WithoutTls>, tables: Tables) -> Self {
         Self {
             txn,
             env,
@@ -53,7 +54,12 @@ impl<'e> WriteView<'e> {
         result.lmdb()
     }
 
-    fn put(&mut self, db: Db, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    /// The table handles.
+    pub(super) fn tables(&self) -> Tables {
+        self.tables
+    }
+
+    pub(super) fn put(&mut self, db: Db, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let r = db.put(&mut self.txn, key, value);
         self.track(r)
     }
@@ -66,13 +72,13 @@ impl<'e> WriteView<'e> {
         }
     }
 
-    fn delete(&mut self, db: Db, key: &[u8]) -> Result<bool, StoreError> {
+    pub(super) fn delete(&mut self, db: Db, key: &[u8]) -> Result<bool, StoreError> {
         let r = db.delete(&mut self.txn, key);
         self.track(r)
     }
 
     /// Runs `f` in a nested transaction, merged into this one only if `f` succeeds.
-    fn atomically<R>(
+    pub(super) fn atomically<R>(
         &mut self,
         f: impl FnOnce(&mut WriteView<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
@@ -106,8 +112,15 @@ impl<'e> WriteView<'e> {
         }
     }
 
-    /// Stores a block and its index entry (on no chain yet: the main chain is untouched).
+    /// Stores a block and its index entry (on no chain yet: the main chain is untouched), with
+    /// status [`BlockStatus::DataStored`]: a block indexed as a header only
+    /// ([`BlockStatus::HeaderValid`]) gets its data; one that already has data keeps its status.
     /// Storing the same block again is a no-op; a different entry for a known hash is refused.
+    ///
+    /// # Errors
+    /// [`StoreError::Rejected`] for a block marked failed or descending from a failed block
+    /// (its own status, or its parent's, [`is_failed`](BlockStatus::is_failed)), a block whose
+    /// entry does not match, and a block over the size limit.
     pub fn put_block(&mut self, block: &Block, entry: IndexEntry) -> Result<(), StoreError> {
         let hash = block.block_hash();
         let rejected = |reason: String| StoreError::Rejected { hash, reason };
@@ -123,6 +136,16 @@ impl<'e> WriteView<'e> {
                 bytes.len()
             )));
         }
+        let status = self.status(&hash)?;
+        if let Some(failed) = status.filter(|s| s.is_failed()) {
+            return Err(rejected(format!("it is marked {failed:?}")));
+        }
+        if let Some(parent) = self.status(&block.header.prev)?.filter(|s| s.is_failed()) {
+            return Err(rejected(format!(
+                "its parent {} is marked {parent:?}",
+                block.header.prev
+            )));
+        }
         match self.index(&hash)? {
             Some(known) if known != entry => {
                 return Err(rejected(format!(
@@ -133,15 +156,35 @@ impl<'e> WriteView<'e> {
             Some(_) if self.has_block(&hash)? => return Ok(()),
             _ => {}
         }
+        let status = match status {
+            None | Some(BlockStatus::HeaderValid) => BlockStatus::DataStored,
+            Some(known) => known,
+        };
         self.atomically(|w| {
             w.put(w.tables.blocks, &hash.0, &bytes)?;
-            w.put(w.tables.block_index, &hash.0, &encode_value(&entry))
+            w.put(w.tables.block_index, &hash.0, &encode_value(&entry))?;
+            w.set_status(&hash, status)
         })
+    }
+
+    /// Records the status of an indexed block.
+    pub(super) fn set_status(
+        &mut self,
+        hash: &BlockHash,
+        status: BlockStatus,
+    ) -> Result<(), StoreError> {
+        let table = self.tables.block_status.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "table {BLOCK_STATUS} is missing in a writable store"
+            ))
+        })?;
+        self.put(table, &hash.0, &status_value(status))
     }
 
     /// Makes `block` (already stored with [`Self::put_block`] at `height`) the new tip: spends
     /// its inputs, adds its outputs, records undo data, the height and where each of its
-    /// transactions is. `spent` is what the caller validated against (the coins of the
+    /// transactions is, and marks it [`BlockStatus::FullyValid`] (it stays so once
+    /// disconnected). `spent` is what the caller validated against (the coins of the
     /// non-coinbase inputs, in block order); it must equal what the UTXO set holds. A block with
     /// a transaction already on the main chain is refused.
     pub fn connect_block(
@@ -158,6 +201,9 @@ impl<'e> WriteView<'e> {
                 "indexed at height {}, connected at {height}",
                 entry.height
             )));
+        }
+        if let Some(failed) = self.status(&hash)?.filter(|s| s.is_failed()) {
+            return Err(rejected(format!("it is marked {failed:?}")));
         }
         if !self.has_block(&hash)? {
             return Err(rejected("its data is not stored".into()));
@@ -204,7 +250,7 @@ impl<'e> WriteView<'e> {
             if height == 0 {
                 w.put(w.tables.meta, META_GENESIS, &hash.0)?;
             }
-            Ok(())
+            w.set_status(&hash, BlockStatus::FullyValid)
         })
     }
 
@@ -241,7 +287,8 @@ impl<'e> WriteView<'e> {
     }
 
     /// Rebuilds `utxo`, `addr_utxo`, `undo` and `tx_index` by replaying every main-chain block
-    /// from genesis. The result equals connecting the blocks one by one.
+    /// from genesis. The result equals connecting the blocks one by one. Block statuses are
+    /// kept as they are.
     pub fn reindex_utxo(&mut self) -> Result<(), StoreError> {
         let tip = self.tip()?;
         self.atomically(|w| {
