@@ -11,7 +11,13 @@
 //! - `utxo` equals a replay of the main chain from genesis, computed in memory;
 //! - `tx_index` lists every main-chain transaction at its block and position, and nothing else
 //!   (so it has as many entries as the main chain has transactions). A schema-1 store opened
-//!   read-only has no `tx_index`: that part is skipped.
+//!   read-only has no `tx_index`: that part is skipped;
+//! - every `block_index` entry has a status in `block_status`, and nothing else has one; its
+//!   data is in `blocks` exactly when its status has data (so entries without data are
+//!   `HeaderValid`, `Failed` or `DescendantOfFailed`), and `blocks` holds nothing else;
+//!   main-chain blocks are `FullyValid`; the indexed children of a failed block are
+//!   `DescendantOfFailed`. In a store of schema 1 or 2 opened read-only, statuses are derived
+//!   from the index (see [`ChainRead::status`]).
 //!
 //! Bytes that do not decode are returned as [`StoreError::Corrupt`] at once.
 
@@ -24,10 +30,11 @@ use super::Store;
 use super::error::{LmdbResultExt, StoreError};
 use super::tables::{
     META_GENESIS, META_TIP, addr_key, block_txids, decode_addr_key, decode_amount, decode_coin,
-    decode_hash, decode_height, decode_outpoint, decode_tx_location, decode_txid, get,
+    decode_hash, decode_height, decode_outpoint, decode_status, decode_tx_location, decode_txid,
+    decode_value, get,
 };
 use super::utxo::apply_block;
-use super::view::{ChainRead, IndexEntry, Tip};
+use super::view::{BlockStatus, ChainRead, IndexEntry, Tip};
 
 /// What [`Store::check_consistency`] looked at.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
@@ -40,6 +47,10 @@ pub struct ConsistencyReport {
     pub index_entries: u64,
     /// Blocks stored (side branches included).
     pub stored_blocks: u64,
+    /// Index entries without data (headers only, failed blocks and their descendants).
+    pub headers_only: u64,
+    /// Index entries marked failed or descendant of failed.
+    pub failed_blocks: u64,
     /// Unspent coins (equal to the address index entries).
     pub utxos: u64,
     /// Sum of every unspent coin's value, in base units.
@@ -67,8 +78,8 @@ impl std::fmt::Display for ConsistencyReport {
         writeln!(f, "Main-chain blocks replayed: {}", self.main_chain_blocks)?;
         writeln!(
             f,
-            "Index entries: {}, stored blocks: {}",
-            self.index_entries, self.stored_blocks
+            "Index entries: {}, stored blocks: {}, headers only: {}, failed: {}",
+            self.index_entries, self.stored_blocks, self.headers_only, self.failed_blocks
         )?;
         match coins {
             Some(c) => writeln!(f, "Unspent outputs: {} holding {} coins", self.utxos, c)?,
@@ -87,8 +98,8 @@ impl std::fmt::Display for ConsistencyReport {
                 )?;
                 write!(
                     f,
-                    "OK: tip, height index, UTXO set, address index and transaction index agree \
-                     with the blocks"
+                    "OK: tip, height index, UTXO set, address index, transaction index and block \
+                     statuses agree with the blocks"
                 )
             }
             None => {
@@ -100,7 +111,8 @@ impl std::fmt::Display for ConsistencyReport {
                 )?;
                 write!(
                     f,
-                    "OK: tip, height index, UTXO set and address index agree with the blocks"
+                    "OK: tip, height index, UTXO set, address index and block statuses agree with \
+                     the blocks"
                 )
             }
         }
@@ -217,6 +229,10 @@ pub(crate) fn check<V: ChainRead>(view: &V) -> Result<ConsistencyReport, StoreEr
             ));
         }
         prev = Some((hash, entry));
+        match stored_status(view, &hash)? {
+            Some(BlockStatus::FullyValid) => {}
+            other => problems.push(format!("{at} has status {other:?}, not FullyValid")),
+        }
 
         let undo = view.undo(&hash)?;
         if undo.is_none() {
@@ -332,6 +348,8 @@ pub(crate) fn check<V: ChainRead>(view: &V) -> Result<ConsistencyReport, StoreEr
         }
     }
 
+    check_statuses(view, &mut report, &mut problems)?;
+
     // utxo against addr_utxo (both ways) and against the replay.
     let mut replayed = replay.as_ref().map(|set| set.iter().peekable());
     for item in s.t.utxo.iter(s.txn).lmdb()? {
@@ -374,6 +392,91 @@ pub(crate) fn check<V: ChainRead>(view: &V) -> Result<ConsistencyReport, StoreEr
         }
     }
     problems.into_result(report)
+}
+
+/// The status of `hash` as stored (`None` if missing, where [`ChainRead::status`] would call
+/// it corrupt), or derived from the index in a store without `block_status`.
+fn stored_status<V: ChainRead>(
+    view: &V,
+    hash: &BlockHash,
+) -> Result<Option<BlockStatus>, StoreError> {
+    let s = view.snap();
+    match s.t.block_status {
+        Some(table) => get(table, s.txn, &hash.0)?
+            .map(|b| decode_status(b, &hash.0))
+            .transpose(),
+        None => view.status(hash),
+    }
+}
+
+/// Every index entry's status against its data and its parent's status; `block_status` and
+/// `blocks` hold nothing for blocks the index does not know.
+fn check_statuses<V: ChainRead>(
+    view: &V,
+    report: &mut ConsistencyReport,
+    problems: &mut Problems,
+) -> Result<(), StoreError> {
+    let s = view.snap();
+    // hash → (parent, status)
+    let mut entries = BTreeMap::<BlockHash, (BlockHash, Option<BlockStatus>)>::new();
+    let (mut with_data, mut with_status) = (0u64, 0u64);
+    for item in s.t.block_index.iter(s.txn).lmdb()? {
+        let (key, value) = item.lmdb()?;
+        let hash = decode_hash(key, "block_index", key)?;
+        let entry: IndexEntry = decode_value(value, "block_index", key)?;
+        let at = format!("block {hash} at height {}", entry.height);
+        let status = stored_status(view, &hash)?;
+        let has_data = view.has_block(&hash)?;
+        if has_data {
+            with_data += 1;
+        } else {
+            report.headers_only += 1;
+        }
+        match status {
+            None => problems.push(format!("{at} is indexed but has no status")),
+            Some(status) => {
+                with_status += 1;
+                if status.is_failed() {
+                    report.failed_blocks += 1;
+                }
+                match (status.has_data(), has_data) {
+                    (true, false) => {
+                        problems.push(format!("{at} is {status:?} but its data is not stored"))
+                    }
+                    (false, true) => {
+                        problems.push(format!("{at} is {status:?} but its data is stored"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        entries.insert(hash, (entry.header.prev, status));
+    }
+    for (hash, (parent, status)) in &entries {
+        let Some((_, Some(parent_status))) = entries.get(parent) else {
+            continue;
+        };
+        if parent_status.is_failed() && *status != Some(BlockStatus::DescendantOfFailed) {
+            problems.push(format!(
+                "block {hash} is {status:?} but its parent {parent} is {parent_status:?}"
+            ));
+        }
+    }
+    if with_data != report.stored_blocks {
+        problems.push(format!(
+            "blocks has {} entries but only {with_data} indexed blocks are stored",
+            report.stored_blocks
+        ));
+    }
+    if let Some(table) = s.t.block_status {
+        let statuses = table.len(s.txn).lmdb()?;
+        if statuses != with_status {
+            problems.push(format!(
+                "block_status has {statuses} entries for {with_status} indexed blocks with one"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The problem of a main-chain transaction missing from `tx_index`.
