@@ -96,7 +96,7 @@ fn a_newer_schema_is_refused() {
             err,
             StoreError::SchemaMismatch {
                 found: 99,
-                expected: 2
+                expected: 3
             }
         ),
         "{err}"
