@@ -1,7 +1,8 @@
 //! The consistency check passes on good stores and names what is wrong in broken ones.
 
-use super::super::tables::{Db, Tables, addr_key, tx_location_value};
+use super::super::tables::{Db, Tables, addr_key, status_value, tx_location_value};
 use super::*;
+use crate::store::BlockStatus::{self, *};
 
 /// Breaks a store holding [`three_blocks`] with `damage` and returns the check's problems.
 fn problems_after(damage: impl Fn(&mut WriteView<'_>) -> Result<(), StoreError>) -> Vec<String> {
@@ -205,4 +206,136 @@ fn undecodable_bytes_are_corruption_not_a_panic() {
         store.check_consistency(),
         Err(StoreError::Corrupt(_))
     ));
+}
+
+/// The `block_status` table.
+fn status_table(t: &Tables) -> Db {
+    t.block_status.unwrap()
+}
+
+fn set_status(w: &mut WriteView<'_>, b: &Block, status: BlockStatus) -> Result<(), StoreError> {
+    w.raw_put(status_table, &b.block_hash().0, &status_value(status))
+}
+
+/// Stores `b` off the main chain, on its indexed parent.
+fn put_side(w: &mut WriteView<'_>, b: &Block) -> Result<(), StoreError> {
+    let parent = w.index(&b.header.prev)?.unwrap();
+    let entry = IndexEntry {
+        header: b.header,
+        height: parent.height + 1,
+        chain_work: parent.chain_work.saturating_add(block_work()),
+    };
+    w.put_block(b, entry)
+}
+
+#[test]
+fn broken_block_statuses_are_found() {
+    let blocks = three_blocks();
+    let h1 = blocks[1].block_hash();
+    let side = block(h1, 4_000, vec![coinbase(2, owner(6), 50)]);
+    let side_child = block(side.block_hash(), 4_001, vec![coinbase(3, owner(6), 50)]);
+
+    // a main-chain block without a status, or not fully valid
+    let problems = problems_after(|w| delete(w, status_table, &h1.0));
+    assert!(
+        mentions(&problems, "is indexed but has no status"),
+        "{problems:?}"
+    );
+    assert!(
+        mentions(&problems, "has status None, not FullyValid"),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    let problems = problems_after(|w| set_status(w, &blocks[1], DataStored));
+    assert!(
+        mentions(&problems, "has status Some(DataStored), not FullyValid"),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 1, "{problems:?}");
+
+    // a stored side block said to be a header only, a header said to have data
+    let problems = problems_after(|w| {
+        put_side(w, &side)?;
+        set_status(w, &side, HeaderValid)
+    });
+    assert!(
+        mentions(&problems, "is HeaderValid but its data is stored"),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let problems = problems_after(|w| {
+        put_side(w, &side)?;
+        w.mark_failed(&side.block_hash())?;
+        set_status(w, &side, DataStored)
+    });
+    assert!(
+        mentions(&problems, "is DataStored but its data is not stored"),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 1, "{problems:?}");
+
+    // the child of a failed block not marked as its descendant
+    let problems = problems_after(|w| {
+        put_side(w, &side)?;
+        put_side(w, &side_child)?;
+        w.mark_failed(&side.block_hash())?;
+        set_status(w, &side_child, Failed)
+    });
+    assert!(
+        mentions(
+            &problems,
+            &format!(
+                "block {} is Some(Failed) but its parent {} is Failed",
+                side_child.block_hash(),
+                side.block_hash()
+            )
+        ),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 1, "{problems:?}");
+
+    // a status, or data, for a block the index does not know
+    let problems = problems_after(|w| w.raw_put(status_table, &[7; 32], &status_value(FullyValid)));
+    assert!(
+        mentions(&problems, "block_status has 4 entries for 3 indexed blocks"),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let problems = problems_after(|w| {
+        let bytes = gossipcoin_proto::encode::to_bytes(&side);
+        w.raw_put(|t| t.blocks, &side.block_hash().0, &bytes)
+    });
+    assert!(
+        mentions(
+            &problems,
+            "blocks has 4 entries but only 3 indexed blocks are stored"
+        ),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 1, "{problems:?}");
+}
+
+#[test]
+fn an_undecodable_status_is_corruption() {
+    let (_dir, store, blocks) = store_with_three_blocks();
+    let h1 = blocks[1].block_hash();
+    store
+        .write(|w| w.raw_put(status_table, &h1.0, &[9]))
+        .unwrap();
+    let err = store.read().unwrap().status(&h1).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt(m) if m.contains("block_status[")),
+        "{err}"
+    );
+    assert!(matches!(
+        store.check_consistency(),
+        Err(StoreError::Corrupt(_))
+    ));
+    // an indexed block whose status is missing is corruption to a reader too
+    store.write(|w| delete(w, status_table, &h1.0)).unwrap();
+    let err = store.read().unwrap().status(&h1).unwrap_err();
+    assert!(
+        err.to_string().contains("indexed block has no status"),
+        "{err}"
+    );
 }

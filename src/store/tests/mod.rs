@@ -8,7 +8,9 @@
 //! - `growth`: a full map grows and the write is retried; balances are prefix scans
 //! - `tx_index`: the transaction index follows the main chain (connect, disconnect, reorg,
 //!   reindex)
-//! - `migrate`: a schema-1 store gets its transaction index when opened writable
+//! - `migrate`: a schema-1 store gets its transaction index, a schema-1 or 2 store its block
+//!   statuses, when opened writable; opened read-only, statuses come from the index
+//! - `status`: block statuses from header to main chain, failed blocks and their descendants
 
 mod chain;
 mod check;
@@ -16,6 +18,7 @@ mod growth;
 mod growth_readers;
 mod migrate;
 mod open;
+mod status;
 mod tx_index;
 
 use std::collections::BTreeMap;
