@@ -9,13 +9,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use gossipcoin_proto::message::{MAX_BLOCKS_PER_RESPONSE, MAX_LOCATOR_HASHES, SOFT_RESPONSE_BYTES};
+use gossipcoin_proto::message::{MAX_BLOCKS_PER_RESPONSE, MAX_LOCATOR_HASHES};
 use gossipcoin_proto::{Block, BlockHash, OutPoint};
 use tracing::{debug, info, warn};
 
 use crate::consensus::{self, HeaderContext, ValidationError};
 use crate::params::ChainParams;
-use crate::store::{ChainRead, IndexEntry, Store, StoreError, Tip, WriteView};
+use crate::store::{BlockStatus, ChainRead, IndexEntry, Store, StoreError, Tip, WriteView};
 
 /// Why a block was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,16 @@ pub enum ChainError {
     Duplicate { hash: BlockHash },
     #[error("block {hash} builds on unknown block {prev} (orphan)")]
     Orphan { hash: BlockHash, prev: BlockHash },
+    #[error("block {hash} is already known to be invalid")]
+    KnownInvalid { hash: BlockHash },
+    #[error("block {hash} builds on {failed}, which is known to be invalid")]
+    InvalidAncestor { hash: BlockHash, failed: BlockHash },
+    #[error("block {hash} is on a branch whose block {failed} is invalid: {source}")]
+    AncestorFailed {
+        hash: BlockHash,
+        failed: BlockHash,
+        source: ValidationError,
+    },
     #[error("genesis block is invalid: {0}")]
     BadGenesis(String),
     #[error(transparent)]
@@ -37,8 +47,22 @@ pub enum ChainError {
 
 impl ChainError {
     /// Whether the block proves its sender misbehaved (as opposed to being early or known).
+    ///
+    /// A block that breaks a rule itself, repeats a block known to be invalid, or builds on
+    /// one, does. A block that fails only because an ancestor on its branch (stored earlier,
+    /// maybe from another peer) turned out invalid when the branch was connected blames nobody
+    /// new: its sender may not have been able to know.
     pub fn is_peer_misbehaviour(&self) -> bool {
-        matches!(self, Self::Invalid { source, .. } if source.is_peer_misbehaviour())
+        match self {
+            Self::Invalid { source, .. } => source.is_block_misbehaviour(),
+            Self::KnownInvalid { .. } | Self::InvalidAncestor { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the node cannot go on: the store failed (as opposed to the block being bad).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Store(_))
     }
 }
 
@@ -48,8 +72,22 @@ pub enum Accepted {
     /// The block is the new tip. `disconnected` lists the blocks a reorg removed from the main
     /// chain, tip first (empty when the block simply extended the tip).
     NewTip { tip: Tip, disconnected: Vec<Block> },
-    /// Stored on a branch with no more work than the tip.
+    /// Stored on a branch with no more work than the tip (its spends are checked only if that
+    /// branch ever becomes the main chain).
     SideBranch { hash: BlockHash, height: u32 },
+    /// Valid as far as it was checked, but not stored: nobody asked for it and its branch has
+    /// less work than the tip (or as much, past the sender's side-branch allowance).
+    NotStored { hash: BlockHash, height: u32 },
+}
+
+/// How a block reached the chain, for the side-branch rules (Bitcoin Core's `fRequested`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// We asked a peer for it (sync), or made it ourselves: stored whatever its branch's work.
+    Requested,
+    /// Nobody asked for it (gossip): a branch with less work than the tip is not stored, one
+    /// with equal work only when `may_store_side` (the sender's side-branch allowance).
+    Unrequested { may_store_side: bool },
 }
 
 /// The chain state machine over one store.
@@ -139,59 +177,9 @@ impl Chain {
         Ok(consensus::median_time_past(&times))
     }
 
-    /// A block locator of the main chain: the tip, the 9 blocks below it, then steps doubling
-    /// in size, and always genesis; at most `MAX_LOCATOR_HASHES` hashes.
+    /// See [`locator`].
     pub fn locator(&self) -> Result<Vec<BlockHash>, ChainError> {
-        let r = self.store.read()?;
-        let Some(tip) = r.tip()? else {
-            return Ok(vec![]);
-        };
-        let mut hashes = Vec::new();
-        let (mut height, mut step) = (i64::from(tip.height), 1i64);
-        while height > 0 && hashes.len() < MAX_LOCATOR_HASHES - 1 {
-            hashes.extend(r.hash_at(height as u32)?);
-            if hashes.len() >= 10 {
-                step *= 2;
-            }
-            height -= step;
-        }
-        hashes.extend(r.hash_at(0)?);
-        Ok(hashes)
-    }
-
-    /// Main-chain blocks after the first `locator` hash found on the main chain (from genesis
-    /// when none is), at most `max` and about `SOFT_RESPONSE_BYTES` in all.
-    pub fn blocks_after(
-        &self,
-        locator: &[BlockHash],
-        max: usize,
-    ) -> Result<Vec<Block>, ChainError> {
-        let r = self.store.read()?;
-        let Some(tip) = r.tip()? else {
-            return Ok(vec![]);
-        };
-        let mut start = 0;
-        for hash in locator {
-            if let Some(entry) = r.index(hash)?
-                && r.hash_at(entry.height)? == Some(*hash)
-            {
-                start = entry.height + 1;
-                break;
-            }
-        }
-        let (mut blocks, mut bytes) = (Vec::new(), 0usize);
-        for height in start..=tip.height {
-            if blocks.len() >= max.min(MAX_BLOCKS_PER_RESPONSE) || bytes >= SOFT_RESPONSE_BYTES {
-                break;
-            }
-            let hash = r
-                .hash_at(height)?
-                .ok_or_else(|| missing(&BlockHash::ZERO))?;
-            let block = r.block(&hash)?.ok_or_else(|| missing(&hash))?;
-            bytes += gossipcoin_proto::encode::to_bytes(&block).len();
-            blocks.push(block);
-        }
-        Ok(blocks)
+        Ok(locator(&self.store.read()?)?)
     }
 
     /// The main-chain blocks from height `from` up to the tip (oldest first).
@@ -212,19 +200,59 @@ impl Chain {
 
     /// Validates `block` and adds it to the store, moving the tip if it makes the chain with the
     /// most work. `now` is the node's clock (seconds since 1970), for the future-time rule.
-    pub fn accept_block(&self, block: &Block, now: u32) -> Result<Accepted, ChainError> {
+    ///
+    /// Cheap refusals come first: a block known to be invalid, or building on one, is refused
+    /// from the index without validating anything. A block that breaks a rule (other than by
+    /// being mutated in transit, or too early for our clock) is remembered as failed, with every
+    /// descendant, so it is never validated again.
+    pub fn accept_block(
+        &self,
+        block: &Block,
+        now: u32,
+        origin: Origin,
+    ) -> Result<Accepted, ChainError> {
         let hash = block.block_hash();
         let invalid = |source| ChainError::Invalid { hash, source };
         let (parent, tip) = {
             let r = self.store.read()?;
-            if r.index(&hash)?.is_some() {
-                return Err(ChainError::Duplicate { hash });
+            match r.status(&hash)? {
+                Some(status) if status.is_failed() => {
+                    return Err(ChainError::KnownInvalid { hash });
+                }
+                Some(status) if status.has_data() => return Err(ChainError::Duplicate { hash }),
+                _ => {}
             }
-            let parent = r.index(&block.header.prev)?;
+            let parent = match r.index(&block.header.prev)? {
+                Some(parent) => Some((parent, r.status(&block.header.prev)?)),
+                None => None,
+            };
             (parent, r.tip()?)
         };
-        consensus::check_block(block, &self.params).map_err(invalid)?;
-        let Some(parent) = parent else {
+        let entry_on = |parent: &IndexEntry| IndexEntry {
+            header: block.header,
+            height: parent.height + 1,
+            chain_work: parent.chain_work.saturating_add(self.params.block_work()),
+        };
+        if let Some((parent, Some(status))) = &parent
+            && status.is_failed()
+        {
+            let entry = entry_on(parent);
+            self.store
+                .write(|w| w.put_header(entry, BlockStatus::DescendantOfFailed))?;
+            return Err(ChainError::InvalidAncestor {
+                hash,
+                failed: block.header.prev,
+            });
+        }
+        if let Err(source) = consensus::check_block(block, &self.params) {
+            if let Some((parent, _)) = &parent
+                && !source.is_mutation()
+            {
+                self.remember_failed(entry_on(parent), &source)?;
+            }
+            return Err(invalid(source));
+        }
+        let Some((parent, _)) = parent else {
             return Err(ChainError::Orphan {
                 hash,
                 prev: block.header.prev,
@@ -234,18 +262,26 @@ impl Chain {
             median_time_past: self.median_time_past(&block.header.prev)?,
             now,
         };
-        consensus::check_header_context(&block.header, &ctx, &self.params).map_err(invalid)?;
+        let entry = entry_on(&parent);
+        if let Err(source) = consensus::check_header_context(&block.header, &ctx, &self.params) {
+            self.remember_failed(entry, &source)?;
+            return Err(invalid(source));
+        }
 
-        let height = parent.height + 1;
-        let chain_work = parent.chain_work.saturating_add(self.params.block_work());
-        let entry = IndexEntry {
-            header: block.header,
-            height,
-            chain_work,
-        };
+        let (height, chain_work) = (entry.height, entry.chain_work);
         let tip = tip.ok_or_else(|| StoreError::Corrupt("store has no tip".into()))?;
 
         if chain_work <= tip.chain_work {
+            let store = match origin {
+                Origin::Requested => true,
+                Origin::Unrequested { may_store_side } => {
+                    chain_work == tip.chain_work && may_store_side
+                }
+            };
+            if !store {
+                debug!(target: "chain", height, %hash, "not storing an unrequested block on a branch with no more work than the tip");
+                return Ok(Accepted::NotStored { hash, height });
+            }
             self.store
                 .write(|w| -> Result<(), ChainError> { Ok(w.put_block(block, entry)?) })?;
             info!(target: "chain", height, %hash, "stored block on a side branch (no more work than the tip)");
@@ -253,10 +289,34 @@ impl Chain {
         }
 
         let started = std::time::Instant::now();
-        let disconnected = self.store.write(|w| {
+        let result = self.store.write(|w| {
             w.put_block(block, entry)?;
             self.reorganise_to(w, hash, height)
-        })?;
+        });
+        let disconnected = match result {
+            Ok(disconnected) => disconnected,
+            Err(ChainError::Invalid { hash: failed, source }) if !source.is_mutation() => {
+                // The write was rolled back. Remember the block that broke the rule (and so
+                // every block built on it, this one included) as failed, in a write of its own.
+                if failed == hash {
+                    self.store
+                        .write(|w| w.put_header(entry, BlockStatus::Failed))?;
+                    return Err(ChainError::Invalid { hash, source });
+                }
+                self.store.write(|w| -> Result<(), ChainError> {
+                    w.mark_failed(&failed)?;
+                    w.put_header(entry, BlockStatus::DescendantOfFailed)?;
+                    Ok(())
+                })?;
+                warn!(target: "chain", height, %hash, %failed, "a block of this branch is invalid: branch marked failed");
+                return Err(ChainError::AncestorFailed {
+                    hash,
+                    failed,
+                    source,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let new_tip = Tip {
             hash,
             height,
@@ -273,6 +333,19 @@ impl Chain {
             tip: new_tip,
             disconnected,
         })
+    }
+
+    /// Indexes a block that broke `source` as failed (unless it may become valid later: a time
+    /// ahead of our clock), so it is refused from the index next time.
+    fn remember_failed(&self, entry: IndexEntry, source: &ValidationError) -> Result<(), ChainError> {
+        if !source.is_block_misbehaviour() {
+            return Ok(());
+        }
+        let hash = entry.hash();
+        self.store
+            .write(|w| w.put_header(entry, BlockStatus::Failed))?;
+        debug!(target: "chain", height = entry.height, %hash, "remembered invalid block");
+        Ok(())
     }
 
     /// Inside one write transaction: disconnects the main chain down to the fork point with the
@@ -313,6 +386,64 @@ impl Chain {
         }
         Ok(disconnected)
     }
+}
+
+/// A block locator of the main chain in snapshot `r`: the tip, the 9 blocks below it, then
+/// steps doubling in size, and always genesis; at most `MAX_LOCATOR_HASHES` hashes.
+pub fn locator(r: &impl ChainRead) -> Result<Vec<BlockHash>, StoreError> {
+    let Some(tip) = r.tip()? else {
+        return Ok(vec![]);
+    };
+    let mut hashes = Vec::new();
+    let (mut height, mut step) = (i64::from(tip.height), 1i64);
+    while height > 0 && hashes.len() < MAX_LOCATOR_HASHES - 1 {
+        hashes.extend(r.hash_at(height as u32)?);
+        if hashes.len() >= 10 {
+            step *= 2;
+        }
+        height -= step;
+    }
+    hashes.extend(r.hash_at(0)?);
+    Ok(hashes)
+}
+
+/// Main-chain blocks of snapshot `r` after the first `locator` hash found on its main chain
+/// (from genesis when none is): at most `max` blocks, and no more than `max_bytes` of them
+/// (always at least one, which is at most the chain's block size limit). Sizes are read from
+/// the store before a block is loaded, so what a peer asks for is bounded before it is read.
+pub fn blocks_after(
+    r: &impl ChainRead,
+    locator: &[BlockHash],
+    max: usize,
+    max_bytes: usize,
+) -> Result<Vec<Block>, StoreError> {
+    let Some(tip) = r.tip()? else {
+        return Ok(vec![]);
+    };
+    let mut start = 0;
+    for hash in locator {
+        if let Some(entry) = r.index(hash)?
+            && r.hash_at(entry.height)? == Some(*hash)
+        {
+            start = entry.height + 1;
+            break;
+        }
+    }
+    let (mut blocks, mut bytes) = (Vec::new(), 0usize);
+    for height in start..=tip.height {
+        if blocks.len() >= max.min(MAX_BLOCKS_PER_RESPONSE) {
+            break;
+        }
+        let missing = || StoreError::Corrupt(format!("main-chain block {height} is missing"));
+        let hash = r.hash_at(height)?.ok_or_else(missing)?;
+        let size = r.block_size(&hash)?.ok_or_else(missing)?;
+        if !blocks.is_empty() && bytes + size > max_bytes {
+            break;
+        }
+        bytes += size;
+        blocks.push(r.block(&hash)?.ok_or_else(missing)?);
+    }
+    Ok(blocks)
 }
 
 fn missing(hash: &BlockHash) -> ChainError {
@@ -416,20 +547,20 @@ mod tests {
     fn extends_the_tip_and_refuses_duplicates_and_orphans() {
         let (_d, chain, g) = new_chain();
         let b1 = child(&g, 1, &key(3), vec![payment(&g)], 0);
-        let accepted = chain.accept_block(&b1, NOW).unwrap();
+        let accepted = chain.accept_block(&b1, NOW, Origin::Requested).unwrap();
         assert!(
             matches!(accepted, Accepted::NewTip { ref tip, ref disconnected } if tip.height == 1 && disconnected.is_empty())
         );
         assert_eq!(balance(&chain, &key(2)), coins(4));
         assert!(matches!(
-            chain.accept_block(&b1, NOW),
+            chain.accept_block(&b1, NOW, Origin::Requested),
             Err(ChainError::Duplicate { .. })
         ));
         let mut orphan = child(&b1, 2, &key(3), vec![], 0);
         orphan.header.prev = BlockHash([9; 32]);
         crate::consensus::testutil::remine(&mut orphan, &params());
         assert!(matches!(
-            chain.accept_block(&orphan, NOW),
+            chain.accept_block(&orphan, NOW, Origin::Requested),
             Err(ChainError::Orphan { .. })
         ));
         assert_eq!(chain.tip().unwrap().height, 1);
@@ -442,7 +573,7 @@ mod tests {
         let mut greedy = child(&g, 1, &key(3), vec![], 0);
         greedy.txs[0].outputs[0].value = Amount::from_units(coins(10).units() + 1).unwrap();
         crate::consensus::testutil::remine(&mut greedy, &params());
-        let err = chain.accept_block(&greedy, NOW).unwrap_err();
+        let err = chain.accept_block(&greedy, NOW, Origin::Requested).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -458,7 +589,7 @@ mod tests {
         let mut early = child(&g, 1, &key(3), vec![], 0);
         early.header.time = NOW + params().max_future_block_time + 1;
         crate::consensus::testutil::remine(&mut early, &params());
-        let err = chain.accept_block(&early, NOW).unwrap_err();
+        let err = chain.accept_block(&early, NOW, Origin::Requested).unwrap_err();
         assert!(!err.is_peer_misbehaviour(), "{err}");
         assert_eq!(chain.tip().unwrap().hash, g.block_hash());
         chain.store().check_consistency().unwrap();
@@ -470,8 +601,8 @@ mod tests {
         // Main chain: a1 (key 1 pays key 2), a2.
         let a1 = child(&g, 1, &key(3), vec![payment(&g)], 0);
         let a2 = child(&a1, 2, &key(3), vec![], 0);
-        chain.accept_block(&a1, NOW).unwrap();
-        chain.accept_block(&a2, NOW).unwrap();
+        chain.accept_block(&a1, NOW, Origin::Requested).unwrap();
+        chain.accept_block(&a2, NOW, Origin::Requested).unwrap();
         assert_eq!(balance(&chain, &key(2)), coins(4));
         // Branch: b1, b2 (equal work: stays a side branch), b3 takes over.
         let mut b1 = child(&g, 1, &key(4), vec![], 0);
@@ -480,14 +611,14 @@ mod tests {
         let b2 = child(&b1, 2, &key(4), vec![], 0);
         let b3 = child(&b2, 3, &key(4), vec![], 0);
         assert!(matches!(
-            chain.accept_block(&b1, NOW).unwrap(),
+            chain.accept_block(&b1, NOW, Origin::Requested).unwrap(),
             Accepted::SideBranch { height: 1, .. }
         ));
         assert!(matches!(
-            chain.accept_block(&b2, NOW).unwrap(),
+            chain.accept_block(&b2, NOW, Origin::Requested).unwrap(),
             Accepted::SideBranch { height: 2, .. }
         ));
-        let Accepted::NewTip { tip, disconnected } = chain.accept_block(&b3, NOW).unwrap() else {
+        let Accepted::NewTip { tip, disconnected } = chain.accept_block(&b3, NOW, Origin::Requested).unwrap() else {
             panic!("b3 should be the new tip");
         };
         assert_eq!((tip.hash, tip.height), (b3.block_hash(), 3));
@@ -501,8 +632,8 @@ mod tests {
         // And back again: a3, a4 make the first branch heavier.
         let a3 = child(&a2, 3, &key(3), vec![], 0);
         let a4 = child(&a3, 4, &key(3), vec![], 0);
-        chain.accept_block(&a3, NOW).unwrap();
-        chain.accept_block(&a4, NOW).unwrap();
+        chain.accept_block(&a3, NOW, Origin::Requested).unwrap();
+        chain.accept_block(&a4, NOW, Origin::Requested).unwrap();
         assert_eq!(chain.tip().unwrap().hash, a4.block_hash());
         assert_eq!(balance(&chain, &key(2)), coins(4));
         assert_eq!(balance(&chain, &key(3)), coins(40));
@@ -515,7 +646,7 @@ mod tests {
         let mut blocks = vec![g];
         for h in 1..=30 {
             let b = child(blocks.last().unwrap(), h, &key(3), vec![], 0);
-            chain.accept_block(&b, NOW).unwrap();
+            chain.accept_block(&b, NOW, Origin::Requested).unwrap();
             blocks.push(b);
         }
         let loc = chain.locator().unwrap();
@@ -527,27 +658,30 @@ mod tests {
         assert_eq!(loc.last(), Some(&hash(0)));
         assert!(loc.len() < 20);
         // A peer that knows up to height 12 (and a hash we don't know) gets 13.. in order.
-        let after = chain
-            .blocks_after(&[BlockHash([9; 32]), hash(12), hash(5)], 5)
-            .unwrap();
+        let r = chain.store().read().unwrap();
+        let after = blocks_after(&r, &[BlockHash([9; 32]), hash(12), hash(5)], 5, usize::MAX).unwrap();
         assert_eq!(
             after.iter().map(Block::block_hash).collect::<Vec<_>>(),
             (13..18).map(hash).collect::<Vec<_>>()
         );
         // An unknown locator starts from genesis.
-        assert_eq!(chain.blocks_after(&[], 2).unwrap()[0].block_hash(), hash(0));
-        assert!(chain.blocks_after(&[hash(30)], 10).unwrap().is_empty());
+        assert_eq!(blocks_after(&r, &[], 2, usize::MAX).unwrap()[0].block_hash(), hash(0));
+        assert!(blocks_after(&r, &[hash(30)], 10, usize::MAX).unwrap().is_empty());
+        // The byte bound: one block at least, then only what fits.
+        let size = r.block_size(&hash(13)).unwrap().unwrap();
+        assert_eq!(blocks_after(&r, &[hash(12)], 10, 1).unwrap().len(), 1);
+        assert_eq!(blocks_after(&r, &[hash(12)], 10, 3 * size).unwrap().len(), 3);
     }
 
     #[test]
     fn a_reorg_onto_an_invalid_branch_is_refused_whole() {
         let (_d, chain, g) = new_chain();
         let a1 = child(&g, 1, &key(3), vec![], 0);
-        chain.accept_block(&a1, NOW).unwrap();
+        chain.accept_block(&a1, NOW, Origin::Requested).unwrap();
         let mut b1 = child(&g, 1, &key(4), vec![payment(&g)], 0);
         b1.header.time += 7;
         crate::consensus::testutil::remine(&mut b1, &params());
-        chain.accept_block(&b1, NOW).unwrap(); // side branch, spends not yet checked
+        chain.accept_block(&b1, NOW, Origin::Requested).unwrap(); // side branch, spends not yet checked
         // b2 spends the genesis coin again: the branch is invalid once connected.
         let again = {
             let (k1, k5) = (key(1), key(5));
@@ -557,7 +691,7 @@ mod tests {
             )
         };
         let b2 = child(&b1, 2, &key(4), vec![again], 0);
-        let err = chain.accept_block(&b2, NOW).unwrap_err();
+        let err = chain.accept_block(&b2, NOW, Origin::Requested).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -571,5 +705,138 @@ mod tests {
         assert_eq!(chain.tip().unwrap().hash, a1.block_hash());
         assert_eq!(balance(&chain, &key(1)), coins(10));
         chain.store().check_consistency().unwrap();
+    }
+
+    /// Core's side-branch rules: an unrequested block on a branch with less work than the tip
+    /// is not stored; one with equal work only within the sender's allowance; a requested one
+    /// always.
+    #[test]
+    fn unrequested_side_blocks_are_stored_only_with_equal_work_and_allowance() {
+        let (_d, chain, g) = new_chain();
+        let a1 = child(&g, 1, &key(3), vec![], 0);
+        let a2 = child(&a1, 2, &key(3), vec![], 0);
+        chain.accept_block(&a1, NOW, Origin::Requested).unwrap();
+        let mut b1 = child(&g, 1, &key(4), vec![], 0);
+        b1.header.time += 7;
+        crate::consensus::testutil::remine(&mut b1, &params());
+        let gossip = |may_store_side| Origin::Unrequested { may_store_side };
+        // equal work, no allowance left: not stored
+        assert!(matches!(
+            chain.accept_block(&b1, NOW, gossip(false)).unwrap(),
+            Accepted::NotStored { height: 1, .. }
+        ));
+        assert!(!chain.store().read().unwrap().has_block(&b1.block_hash()).unwrap());
+        chain.accept_block(&a2, NOW, Origin::Requested).unwrap();
+        // less work than the tip now: not stored even with an allowance
+        assert!(matches!(
+            chain.accept_block(&b1, NOW, gossip(true)).unwrap(),
+            Accepted::NotStored { .. }
+        ));
+        assert!(chain.store().read().unwrap().status(&b1.block_hash()).unwrap().is_none());
+        // asked for (sync): stored
+        assert!(matches!(
+            chain.accept_block(&b1, NOW, Origin::Requested).unwrap(),
+            Accepted::SideBranch { height: 1, .. }
+        ));
+        let a3 = child(&a2, 3, &key(3), vec![], 0);
+        let mut b3 = child(&a2, 3, &key(4), vec![], 0);
+        b3.header.time += 9;
+        crate::consensus::testutil::remine(&mut b3, &params());
+        chain.accept_block(&a3, NOW, Origin::Requested).unwrap();
+        // equal work with an allowance: stored
+        assert!(matches!(
+            chain.accept_block(&b3, NOW, gossip(true)).unwrap(),
+            Accepted::SideBranch { height: 3, .. }
+        ));
+        chain.store().check_consistency().unwrap();
+    }
+
+    /// An invalid block stored on a side branch (its spends are not checked there) is found out
+    /// when its branch gets more work: it is remembered as failed with its descendants, the
+    /// block that revealed it blames nobody, and from then on the branch is refused from the
+    /// index alone, as misbehaviour.
+    #[test]
+    fn an_invalid_side_branch_is_remembered_and_refused_cheaply() {
+        let (_d, chain, g) = new_chain();
+        let a1 = child(&g, 1, &key(3), vec![], 0);
+        chain.accept_block(&a1, NOW, Origin::Requested).unwrap();
+        // b1 pays itself 1,000 coins: only the spends check (on connect) sees it
+        let mut b1 = child(&g, 1, &key(4), vec![], 0);
+        b1.txs[0].outputs[0].value = coins(1000);
+        b1.header.time += 7;
+        crate::consensus::testutil::remine(&mut b1, &params());
+        let side = Origin::Unrequested {
+            may_store_side: true,
+        };
+        assert!(matches!(
+            chain.accept_block(&b1, NOW, side).unwrap(),
+            Accepted::SideBranch { .. }
+        ));
+        let b2 = child(&b1, 2, &key(4), vec![], 0);
+        let err = chain.accept_block(&b2, NOW, side).unwrap_err();
+        assert!(
+            matches!(err, ChainError::AncestorFailed { failed, .. } if failed == b1.block_hash()),
+            "{err}"
+        );
+        assert!(!err.is_peer_misbehaviour(), "b2's sender could not know");
+        let r = chain.store().read().unwrap();
+        assert_eq!(r.status(&b1.block_hash()).unwrap(), Some(BlockStatus::Failed));
+        assert_eq!(
+            r.status(&b2.block_hash()).unwrap(),
+            Some(BlockStatus::DescendantOfFailed)
+        );
+        assert!(!r.has_block(&b2.block_hash()).unwrap(), "no data kept for b2");
+        drop(r);
+        assert_eq!(chain.tip().unwrap().hash, a1.block_hash());
+        // again: refused from the index, and now it is misbehaviour
+        let err = chain.accept_block(&b2, NOW, side).unwrap_err();
+        assert!(matches!(err, ChainError::KnownInvalid { .. }), "{err}");
+        assert!(err.is_peer_misbehaviour());
+        let b3 = child(&b2, 3, &key(4), vec![], 0);
+        let err = chain.accept_block(&b3, NOW, Origin::Requested).unwrap_err();
+        assert!(matches!(err, ChainError::InvalidAncestor { .. }), "{err}");
+        assert!(err.is_peer_misbehaviour());
+        chain.store().check_consistency().unwrap();
+    }
+
+    /// CVE-2012-2459: a copy of a valid block with its transactions altered (merkle root no
+    /// longer matching) is refused but does not condemn the hash; the real block still connects.
+    #[test]
+    fn a_mutated_copy_does_not_poison_the_valid_block() {
+        let (_d, chain, g) = new_chain();
+        let a1 = child(&g, 1, &key(3), vec![payment(&g)], 0);
+        let mut mutated = a1.clone();
+        mutated.txs.pop();
+        let err = chain.accept_block(&mutated, NOW, Origin::Requested).unwrap_err();
+        assert!(err.is_peer_misbehaviour(), "{err}");
+        assert!(chain.store().read().unwrap().status(&a1.block_hash()).unwrap().is_none());
+        assert!(matches!(
+            chain.accept_block(&a1, NOW, Origin::Requested).unwrap(),
+            Accepted::NewTip { .. }
+        ));
+    }
+
+    /// A block that breaks a context-free rule after its merkle root was checked is remembered.
+    #[test]
+    fn a_block_breaking_a_rule_is_remembered_as_failed() {
+        let (_d, chain, g) = new_chain();
+        let mut two_coinbases = child(&g, 1, &key(3), vec![], 0);
+        two_coinbases
+            .txs
+            .push(Transaction::coinbase(7, key(3).pubkey_hash(), coins(1)));
+        crate::consensus::testutil::remine(&mut two_coinbases, &params());
+        let err = chain
+            .accept_block(&two_coinbases, NOW, Origin::Requested)
+            .unwrap_err();
+        assert!(matches!(err, ChainError::Invalid { .. }), "{err}");
+        let hash = two_coinbases.block_hash();
+        assert_eq!(
+            chain.store().read().unwrap().status(&hash).unwrap(),
+            Some(BlockStatus::Failed)
+        );
+        let err = chain
+            .accept_block(&two_coinbases, NOW, Origin::Requested)
+            .unwrap_err();
+        assert!(matches!(err, ChainError::KnownInvalid { .. }), "{err}");
     }
 }

@@ -14,6 +14,7 @@
 //! - `config`: role files layered under command-line flags
 //! - `client`: submits a transaction to a running node
 //! - `testnet`: a local network of node processes: up, status, logs, down
+//! - `datadir`: who owns a data directory (the daemon's lock, its address file)
 //! - `cli`, `commands`, `demo`, `logging`: the command line
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod consensus;
+pub mod datadir;
 pub mod demo;
 pub mod keys;
 pub mod logging;

@@ -58,6 +58,7 @@ pub struct Metrics {
     txs_rejected: Labeled,
     gossip: Labeled,
     sync_served: Labeled,
+    ingest_dropped: Labeled,
     validation: Histogram,
     reorgs: Histogram,
     hashes: Counter,
@@ -76,12 +77,19 @@ impl Metrics {
             txs_rejected: Labeled::new(),
             gossip: Labeled::new(),
             sync_served: Labeled::new(),
+            ingest_dropped: Labeled::new(),
             validation: Histogram::new(&[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
             reorgs: Histogram::new(&[1.0, 2.0, 3.0, 5.0, 10.0, 50.0, 100.0]),
             hashes: Counter::new(),
             hash_rate: Counter::new(),
             api_requests: Labeled::new(),
         }
+    }
+
+    /// Work from a peer found no room in an ingest queue (`queue_full`, `peer_full`).
+    pub fn ingest_dropped(&self, queue: &str, reason: &str) {
+        self.ingest_dropped
+            .inc(&format!("queue=\"{}\",reason=\"{}\"", escape(queue), escape(reason)));
     }
 
     /// A block reached the chain from `source`.
@@ -210,6 +218,11 @@ impl Metrics {
             "sync_requests_served_total",
             "Sync requests answered, by kind.",
             "kind",
+        );
+        self.ingest_dropped.render_raw(
+            &mut out,
+            "ingest_dropped_total",
+            "Peer work dropped because its ingest queue was full, by queue and reason.",
         );
         self.validation.render(
             &mut out,

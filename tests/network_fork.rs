@@ -161,3 +161,58 @@ fn two_miners_race_and_every_node_converges_on_the_most_work_tip() {
         assert_eq!(total, format!("{} coins", (height + 1) * 10), "{report}");
     }
 }
+
+/// A deterministic fork: two nodes with the same chain mine apart (A one block, B two), then
+/// meet. A must reorganise onto B's heavier branch: its tip becomes B's, its reorg counter in
+/// `/metrics` counts a reorg of depth 1, and A's own block is no longer on its main chain.
+#[test]
+fn a_node_reorganises_onto_a_heavier_branch_when_two_halves_meet() {
+    let (a, b) = (Node::new(), Node::new());
+    let easy = common::params_file(&a, "0x207fffff");
+    let owner = a.new_address();
+    a.ok(&["--params", &easy, "createblockchain", "--address", &owner]);
+    b.copy_chain_from(&a);
+    let start = |n: &Node| {
+        let listen = addr(free_port());
+        n.start(&["--params", &easy, "--role", "central", "--listen", &listen])
+    };
+    let (da, db) = (start(&a), start(&b));
+    let (api_a, api_b) = (da.api(), db.api());
+    let mine = |api: &str, cookie: &str| {
+        let r = common::http_get(&format!("{api}/mine"), Some(cookie));
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body["block"]["hash"].as_str().unwrap().to_owned()
+    };
+    let ours = mine(&api_a, &da.cookie());
+    mine(&api_b, &db.cookie());
+    let theirs = mine(&api_b, &db.cookie());
+    let status = |api: &str| common::http_get(&format!("{api}/status"), None).body;
+    assert_eq!(status(&api_a)["tip"], ours.as_str());
+
+    let b_addr = status(&api_b)["listen"][0].as_str().unwrap().to_owned();
+    let r = common::http_post(
+        &format!("{api_a}/nodes/register"),
+        &format!(r#"{{"nodes":["{b_addr}"]}}"#),
+        "application/json",
+        Some(&da.cookie()),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    wait_until(60, "A to adopt B's heavier branch", || {
+        status(&api_a)["tip"] == theirs.as_str()
+    });
+    let metrics = common::http_get(&format!("{api_a}/metrics"), None).text;
+    let reorgs: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gossipcoin_reorg_depth_count "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no reorg count in /metrics:\n{metrics}"));
+    assert_eq!(reorgs, 1, "{metrics}");
+    assert!(
+        metrics.contains("gossipcoin_reorg_depth_bucket{le=\"1\"} 1"),
+        "{metrics}"
+    );
+    let r = common::http_get(&format!("{api_a}/blocks/1"), None);
+    assert_eq!(r.status, 200, "{r:?}");
+    let at_1 = r.body["hash"].as_str().map(str::to_owned);
+    assert!(at_1.is_some() && at_1 != Some(ours), "{r:?}");
+}

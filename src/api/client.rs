@@ -40,7 +40,7 @@ impl ApiClient {
 
     /// The API of the daemon running on `data_dir`, or `None` when no daemon runs there.
     pub fn of_running_node(data_dir: &Path) -> Result<Option<Self>> {
-        if !crate::node::is_running(data_dir) {
+        if !crate::datadir::is_running(data_dir) {
             return Ok(None);
         }
         let url = std::fs::read_to_string(data_dir.join(ADDR_FILE)).with_context(|| {

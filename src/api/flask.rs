@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult, rejection};
 use super::{ApiState, views};
-use crate::node::PaymentRequest;
+use crate::node::{ControlError, PaymentRequest};
 use crate::store::ChainRead;
 
 /// Blocks per `/chain` page unless `limit` says otherwise, and the most a page may hold.
@@ -178,7 +178,11 @@ pub async fn register(
     let mut added = Vec::new();
     let mut failed = Vec::new();
     for node in nodes {
-        match s.control.register(node).await {
+        let registered = match p2p_addr_of(node).await {
+            Ok(addr) => s.control.register(node, &addr).await,
+            Err(e) => Err(e),
+        };
+        match registered {
             Ok(r) => added.push(json!({ "node": r.node, "dialed": r.dialed })),
             Err(e) => failed.push(format!("{node}: {e}")),
         }
@@ -243,4 +247,34 @@ pub async fn wallet_balance(
         "address": address.to_string(),
         "balance": balance.to_string(),
     })))
+}
+
+/// The p2p multiaddr of what an operator named: a multiaddr as it is, or another node's API
+/// URL, whose `/status` lists its p2p addresses.
+async fn p2p_addr_of(node: &str) -> Result<String, ControlError> {
+    if node.starts_with("http://") || node.starts_with("https://") {
+        let url = node.trim_end_matches('/').to_owned();
+        tokio::task::spawn_blocking(move || listen_addr_of(&url))
+            .await
+            .map_err(|e| ControlError::Internal(e.to_string()))?
+    } else if node.starts_with('/') {
+        Ok(node.to_owned())
+    } else {
+        Err(ControlError::BadRequest(format!(
+            "{node:?} is neither a multiaddr (/ip4/127.0.0.1/tcp/3001/p2p/...) nor a node \
+             API URL (http://127.0.0.1:4001)"
+        )))
+    }
+}
+
+/// Asks another node's API for its first p2p listen address.
+fn listen_addr_of(url: &str) -> Result<String, ControlError> {
+    let api = super::client::ApiClient::new(url, None).timeout(std::time::Duration::from_secs(5));
+    let status = api
+        .get("/status")
+        .map_err(|e| ControlError::BadRequest(format!("cannot ask {url}: {e:#}")))?;
+    status["listen"][0]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ControlError::BadRequest(format!("{url}/status did not list a p2p address")))
 }

@@ -220,7 +220,10 @@ fn start_node(dir: &Path, params: ChainParams, overrides: crate::config::Overrid
             info!(target: "net", "signal received: shutting down");
             let _ = stop_tx.send(true);
         });
-        crate::node::run(config, params, stop_rx).await
+        let (api, data_dir) = (config.api.clone(), config.data_dir.clone());
+        let node = crate::node::start(config, params, stop_rx.clone()).await?;
+        let _api = crate::api::serve(node.control(), api, &data_dir, stop_rx).await?;
+        node.run().await
     })
 }
 
@@ -267,7 +270,7 @@ fn generate(dir: &Path, params: ChainParams, blocks: u32, address: &str) -> Resu
             Amount::ZERO,
         )?;
         block.header = mine_header(&block, 1)?;
-        chain.accept_block(&block, unix_now())?;
+        chain.accept_block(&block, unix_now(), crate::chain::Origin::Requested)?;
     }
     let tip = chain.tip()?;
     println!("Done! Tip {} at height {}", tip.hash, tip.height);

@@ -112,7 +112,7 @@ pub(super) fn send_and_mine(dir: &Path, params: ChainParams, req: SendRequest) -
         fee,
     )?;
     block.header = mine_header(&block, req.threads)?;
-    match chain.accept_block(&block, unix_now())? {
+    match chain.accept_block(&block, unix_now(), crate::chain::Origin::Requested)? {
         Accepted::NewTip { tip, .. } => {
             println!(
                 "Success! txid {txid} mined in block {} at height {}",
@@ -120,7 +120,7 @@ pub(super) fn send_and_mine(dir: &Path, params: ChainParams, req: SendRequest) -
             );
             Ok(())
         }
-        Accepted::SideBranch { hash, .. } => {
+        Accepted::SideBranch { hash, .. } | Accepted::NotStored { hash, .. } => {
             bail!("block {hash} did not become the tip (another process extended the chain)")
         }
     }

@@ -8,22 +8,30 @@
 
 use std::collections::HashSet;
 
-use gossipcoin_proto::{Block, Txid, merkle_root, sha256d};
+use gossipcoin_proto::{Block, Transaction, Txid, merkle_root, sha256d};
 use rayon::prelude::*;
 
 use super::error::ValidationError;
 use super::transaction::{check_transaction_sized, txid_and_size};
 use crate::params::ChainParams;
 
-/// Checks the rules a block must satisfy whatever chain it extends:
+/// The smallest encoded transaction that can pass [`super::check_transaction`]: one input
+/// (outpoint, 64-byte signature, 33-byte key) and one output (amount, 20-byte owner). A block
+/// cannot hold more transactions than its size limit divided by this, so a longer list is
+/// refused before any transaction is encoded or hashed.
+pub const MIN_TX_BYTES: usize = 1 + 1 + 32 + 1 + 64 + 33 + 1 + 1 + 20;
+
+/// Checks the rules a block must satisfy whatever chain it extends, cheapest first:
 /// - `header.bits == params.pow_bits`, and the block hash meets that target;
+/// - structure, before any hashing: at most `max_block_size / MIN_TX_BYTES` transactions, none
+///   without inputs or outputs, and an encoded size of at most `params.max_block_size`;
 /// - the merkle root matches the transactions, and no txid repeats (CVE-2012-2459);
-/// - the encoded size is at most `params.max_block_size`;
 /// - exactly one coinbase, first, with an all-zero signature and public key;
 /// - every transaction passes [`super::check_transaction`].
 ///
-/// Each transaction is encoded once (in parallel): that one encoding gives its txid, used for
-/// the merkle root and the duplicate check, and its size, used for both size limits.
+/// Everything before the merkle check is about this copy of the block (the header does not yet
+/// commit to it): those errors are mutations ([`ValidationError::is_mutation`]). Each
+/// transaction is encoded once (in parallel): the encoding gives its size, then its txid.
 pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), ValidationError> {
     let header = &block.header;
     if header.bits != params.pow_bits {
@@ -36,6 +44,7 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), Validation
     if !params.target().is_met_by(&hash) {
         return Err(ValidationError::HighHash { hash });
     }
+    check_structure(block, params)?;
 
     let encoded: Vec<(Txid, usize)> = block.txs.par_iter().map(txid_and_size).collect();
     let txids: Vec<Txid> = encoded.iter().map(|&(txid, _)| txid).collect();
@@ -51,14 +60,6 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), Validation
         return Err(ValidationError::DuplicateTxid { txid });
     }
 
-    let size = encoded_block_size(block.txs.len(), encoded.iter().map(|&(_, s)| s).sum());
-    if size > params.max_block_size {
-        return Err(ValidationError::BlockTooLarge {
-            size,
-            max: params.max_block_size,
-        });
-    }
-
     check_coinbase_position(block)?;
     let coinbase_input = &block.txs[0].inputs[0];
     if coinbase_input.signature.0 != [0; 64] || coinbase_input.pubkey.0 != [0; 33] {
@@ -67,6 +68,33 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), Validation
 
     for (tx, &(txid, size)) in block.txs.iter().zip(&encoded) {
         check_transaction_sized(tx, txid, size)?;
+    }
+    Ok(())
+}
+
+/// The checks that need no hashing: transaction count, empty transactions, encoded size.
+fn check_structure(block: &Block, params: &ChainParams) -> Result<(), ValidationError> {
+    let max = params.max_block_size / MIN_TX_BYTES;
+    if block.txs.len() > max {
+        return Err(ValidationError::TooManyTransactions {
+            count: block.txs.len(),
+            max,
+        });
+    }
+    if let Some(index) = block
+        .txs
+        .iter()
+        .position(|tx| tx.inputs.is_empty() || tx.outputs.is_empty())
+    {
+        return Err(ValidationError::EmptyTransaction { index });
+    }
+    let txs_size: usize = block.txs.par_iter().map(Transaction::encoded_len).sum();
+    let size = encoded_block_size(block.txs.len(), txs_size);
+    if size > params.max_block_size {
+        return Err(ValidationError::BlockTooLarge {
+            size,
+            max: params.max_block_size,
+        });
     }
     Ok(())
 }
@@ -119,7 +147,7 @@ fn encoded_block_size(tx_count: usize, txs_size: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use gossipcoin_proto::{Signature, Transaction, encode};
+    use gossipcoin_proto::{Amount, Signature, Transaction, encode};
 
     use super::super::testutil::*;
     use super::*;
@@ -187,6 +215,54 @@ mod tests {
                 max: size - 1
             })
         );
+    }
+
+    /// The fat-block attack: a header with valid proof of work over a long list of empty
+    /// 3-byte transactions. It is refused on its structure, before any transaction is hashed
+    /// (its merkle root is wrong too, and that is not what is reported), and as a mutation, so
+    /// the header's hash is not condemned.
+    #[test]
+    fn fat_blocks_are_refused_on_structure_before_hashing() {
+        let empty = Transaction {
+            version: 1,
+            inputs: vec![],
+            outputs: vec![],
+        };
+        assert_eq!(encode::to_bytes(&empty).len(), 3);
+        let p = params();
+        let max = p.max_block_size / MIN_TX_BYTES;
+        let mut fat = good_block();
+        fat.txs.extend(std::iter::repeat_n(empty.clone(), max));
+        fat.header.merkle_root = Default::default();
+        remine_header_only(&mut fat, &p);
+        let err = check_block(&fat, &p).unwrap_err();
+        assert_eq!(
+            err,
+            ValidationError::TooManyTransactions {
+                count: max + 3,
+                max
+            }
+        );
+        assert!(err.is_mutation() && err.is_block_misbehaviour());
+
+        let mut one_empty = good_block();
+        one_empty.txs.push(empty);
+        one_empty.header.merkle_root = Default::default();
+        remine_header_only(&mut one_empty, &p);
+        let err = check_block(&one_empty, &p).unwrap_err();
+        assert_eq!(err, ValidationError::EmptyTransaction { index: 3 });
+        assert!(err.is_mutation());
+    }
+
+    #[test]
+    fn the_smallest_valid_transaction_is_min_tx_bytes() {
+        let k = key(1);
+        let tx = signed_tx(
+            &[(outpoint(1, 0), pay(&k, coins(0)), &k)],
+            vec![pay(&key(2), Amount::ZERO)],
+        );
+        assert_eq!(check_transaction_sized(&tx, tx.compute_txid(), tx.encoded_len()), Ok(()));
+        assert_eq!(tx.encoded_len(), MIN_TX_BYTES);
     }
 
     #[test]
@@ -319,11 +395,10 @@ mod tests {
         let mut block = good_block();
         block.txs[0].outputs.clear();
         remine(&mut block, &p);
+        // found by the structural checks, before any hashing
         assert_eq!(
             check_block(&block, &p),
-            Err(ValidationError::EmptyOutputs {
-                txid: block.txs[0].compute_txid()
-            })
+            Err(ValidationError::EmptyTransaction { index: 0 })
         );
     }
 }

@@ -17,6 +17,10 @@ pub enum ValidationError {
     // ---- block, context-free ----
     #[error("block is {size} bytes, above the limit of {max} bytes")]
     BlockTooLarge { size: usize, max: usize },
+    #[error("block has {count} transactions, more than {max} could fit in its size limit")]
+    TooManyTransactions { count: usize, max: usize },
+    #[error("transaction {index} of the block has no inputs or no outputs")]
+    EmptyTransaction { index: usize },
     #[error("block has target bits {got:#010x}, but this chain requires {expected:#010x}")]
     WrongBits { got: u32, expected: u32 },
     #[error("block hash {hash} does not meet the proof-of-work target")]
@@ -109,14 +113,26 @@ impl ValidationError {
         )
     }
 
+    /// [`Self::is_peer_misbehaviour`] for an error found in a *block*: a block's height is
+    /// fixed, so a spend of an immature coinbase in it never becomes valid. Only a block time
+    /// ahead of our clock may.
+    pub fn is_block_misbehaviour(&self) -> bool {
+        !matches!(self, Self::TimeTooNew { .. })
+    }
+
     /// Whether the header may still belong to a valid block whose transaction list was altered
-    /// in transit (a bad merkle root, or a repeated txid that keeps the root). The sender sent
-    /// invalid data, but the block hash must not be remembered as invalid: the unaltered block
-    /// with the same hash may be valid.
+    /// in transit: a bad merkle root, a repeated txid that keeps the root, or a structural
+    /// fault found before the merkle root was checked (too many or empty transactions, too
+    /// large). The sender sent invalid data, but the block hash must not be remembered as
+    /// invalid: the unaltered block with the same hash may be valid.
     pub fn is_mutation(&self) -> bool {
         matches!(
             self,
-            Self::BadMerkleRoot { .. } | Self::DuplicateTxid { .. }
+            Self::BadMerkleRoot { .. }
+                | Self::DuplicateTxid { .. }
+                | Self::TooManyTransactions { .. }
+                | Self::EmptyTransaction { .. }
+                | Self::BlockTooLarge { .. }
         )
     }
 }

@@ -138,6 +138,15 @@ pub fn remine(block: &mut Block, params: &ChainParams) {
     }
 }
 
+/// Finds a nonce meeting the target without touching the merkle root (for blocks whose
+/// header must not commit to their transactions).
+pub fn remine_header_only(block: &mut Block, params: &ChainParams) {
+    let target = params.target();
+    while !target.is_met_by(&block.block_hash()) {
+        block.header.nonce += 1;
+    }
+}
+
 /// A block at `height` paying `cb` coins in its coinbase, followed by `txs`, mined.
 pub fn block_at(height: u32, cb: Amount, txs: Vec<Transaction>, params: &ChainParams) -> Block {
     let mut all = vec![coinbase(height, cb)];

@@ -38,6 +38,9 @@ pub struct NetConfig {
     pub discovery_interval: Duration,
     /// The gossipsub heartbeat: mesh maintenance and gossip emission.
     pub heartbeat: Duration,
+    /// Gossip blocks are decoded against this limit (the chain's max block size): a larger
+    /// message is rejected before it is decoded.
+    pub max_block_bytes: usize,
 }
 
 impl NetConfig {
@@ -55,6 +58,7 @@ impl NetConfig {
             discovery: true,
             discovery_interval: Duration::from_secs(30),
             heartbeat: Duration::from_millis(500),
+            max_block_bytes: gossipcoin_proto::MAX_BLOCK_BYTES,
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use futures::FutureExt;
 use gossipcoin_proto::encode::from_bytes;
-use gossipcoin_proto::message::{MAX_GOSSIP_BYTES, Request, Response, TopicKind};
+use gossipcoin_proto::message::{Request, Response, TopicKind};
 use gossipcoin_proto::{Block, MAX_TX_BYTES, Transaction};
 use libp2p::core::ConnectedPoint;
 use libp2p::request_response::{self, InboundFailure, Message, OutboundFailure, ResponseChannel};
@@ -85,10 +85,11 @@ impl Service {
     }
 
     fn on_connected(&mut self, peer: libp2p::PeerId, endpoint: ConnectedPoint) {
-        let addr = match endpoint {
-            ConnectedPoint::Dialer { address, .. } => address,
-            ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr,
+        let (addr, outbound) = match endpoint {
+            ConnectedPoint::Dialer { address, .. } => (address, true),
+            ConnectedPoint::Listener { send_back_addr, .. } => (send_back_addr, false),
         };
+        let bootstrap = outbound && self.is_bootstrap(&peer, &addr);
         if !self.peers.connected(peer, addr.clone(), Instant::now()) {
             return;
         }
@@ -96,11 +97,27 @@ impl Service {
         self.emit(NetworkEvent::PeerConnected {
             peer: PeerId(peer),
             addr: addr.to_string(),
+            outbound,
+            bootstrap,
         });
         if self.config.discovery && !self.bootstrapped {
             // Our first peer: ask the DHT for our neighbours (kad repeats it periodically).
             self.bootstrapped = self.swarm.behaviour_mut().kad.bootstrap().is_ok();
         }
+    }
+
+    /// Whether a connection we dialled to `peer` at `addr` is one of our bootstrap peers: the
+    /// address is a bootstrap address, or a bootstrap address names this peer id.
+    fn is_bootstrap(&self, peer: &libp2p::PeerId, addr: &libp2p::Multiaddr) -> bool {
+        use libp2p::multiaddr::Protocol;
+        let plain = |a: &libp2p::Multiaddr| {
+            a.iter()
+                .filter(|p| !matches!(p, Protocol::P2p(_)))
+                .collect::<libp2p::Multiaddr>()
+        };
+        self.bootstrap.iter().any(|b| {
+            plain(b) == plain(addr) || b.iter().any(|p| matches!(p, Protocol::P2p(id) if id == *peer))
+        })
     }
 
     fn on_disconnected(&mut self, peer: libp2p::PeerId, cause: Option<String>) {
@@ -144,11 +161,12 @@ impl Service {
     ) {
         let kind = self.topics.as_ref().and_then(|t| t.kind_of(&message.topic));
         let (event, problem) = match kind {
-            Some(TopicKind::Block) => match from_bytes::<Block>(&message.data, MAX_GOSSIP_BYTES) {
+            Some(TopicKind::Block) => match from_bytes::<Block>(&message.data, self.config.max_block_bytes) {
                 Ok(block) => {
                     debug!(target: "net", peer = %source, hash = %block.block_hash(), "gossip block");
                     let (id, peer) = (MessageId(id.clone()), PeerId(source));
-                    (Some(NetworkEvent::GossipBlock { id, peer, block }), None)
+                    let bytes = message.data.len();
+                    (Some(NetworkEvent::GossipBlock { id, peer, block, bytes }), None)
                 }
                 Err(e) => (None, Some(format!("undecodable block: {e}"))),
             },
@@ -156,7 +174,8 @@ impl Service {
                 Ok(tx) => {
                     debug!(target: "net", peer = %source, txid = %tx.compute_txid(), "gossip transaction");
                     let (id, peer) = (MessageId(id.clone()), PeerId(source));
-                    (Some(NetworkEvent::GossipTx { id, peer, tx }), None)
+                    let bytes = message.data.len();
+                    (Some(NetworkEvent::GossipTx { id, peer, tx, bytes }), None)
                 }
                 Err(e) => (None, Some(format!("undecodable transaction: {e}"))),
             },

@@ -14,7 +14,7 @@ use libp2p::{Multiaddr, gossipsub};
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::parse_addr;
-use super::{MessageId, NetError, PeerId, PeerInfo, Verdict};
+use super::{MessageId, Misbehaviour, NetError, PeerId, PeerInfo, Verdict};
 
 /// A request from a handle to the service.
 pub(super) enum Command {
@@ -37,6 +37,11 @@ pub(super) enum Command {
         peer: libp2p::PeerId,
         request: Request,
         reply: oneshot::Sender<Result<Response, NetError>>,
+    },
+    ReportPeer {
+        peer: libp2p::PeerId,
+        action: Misbehaviour,
+        reason: String,
     },
     Ban {
         peer: libp2p::PeerId,
@@ -166,6 +171,15 @@ impl NetHandle {
             Ok(answer) => answer?,
             Err(_) => Err(NetError::Timeout { peer }),
         }
+    }
+
+    /// Reports an offence of `peer` to the peer manager, which decides what it costs.
+    pub fn report_peer(&self, peer: PeerId, action: Misbehaviour, reason: &str) {
+        let _ = self.send(Command::ReportPeer {
+            peer: peer.0,
+            action,
+            reason: reason.to_owned(),
+        });
     }
 
     /// Bans `peer`: it is put on the block list, disconnected, and never reconnected to.

@@ -46,7 +46,7 @@ pub use error::NetError;
 pub use gossip::REPORT_WINDOW;
 pub use handle::NetHandle;
 pub use peers::BAN_SCORE;
-pub use types::{MessageId, NetworkEvent, PeerId, PeerInfo, Reply, Verdict};
+pub use types::{MessageId, Misbehaviour, NetworkEvent, PeerId, PeerInfo, Reply, Verdict};
 
 use behaviour::Behaviour;
 use service::Service;

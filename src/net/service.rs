@@ -167,6 +167,16 @@ impl Service {
                 let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
                 self.requests.insert(id, (peer, reply));
             }
+            Command::ReportPeer {
+                peer,
+                action,
+                reason,
+            } => match action {
+                super::Misbehaviour::Fatal => self.ban(peer, &reason),
+                super::Misbehaviour::High => self.penalise(peer, Penalty::InvalidGossip),
+                super::Misbehaviour::Mid => self.penalise(peer, Penalty::BadRequest),
+                super::Misbehaviour::Low => self.penalise(peer, Penalty::RateLimited),
+            },
             Command::Ban {
                 peer,
                 reason,
@@ -233,6 +243,7 @@ impl Service {
         behaviour.gossipsub.blacklist_peer(&peer);
         behaviour.kad.remove_peer(&peer);
         warn!(target: "net", peer = %peer, reason, "banned peer");
+        self.emit(NetworkEvent::PeerBanned { peer: PeerId(peer) });
     }
 
     fn peer_infos(&self) -> Vec<PeerInfo> {

@@ -29,6 +29,14 @@ impl fmt::Debug for PeerId {
     }
 }
 
+impl PeerId {
+    /// A fresh random peer id (for tests of code that keys things by peer).
+    #[doc(hidden)]
+    pub fn random() -> Self {
+        Self(libp2p::PeerId::random())
+    }
+}
+
 impl FromStr for PeerId {
     type Err = NetError;
 
@@ -59,6 +67,20 @@ pub enum Verdict {
     Reject,
     /// Not forwarded, no penalty: orphan, duplicate, conflict, or not checkable now.
     Ignore,
+}
+
+/// How bad a peer's offence is (Lighthouse's `PeerAction`): the peer manager turns it into
+/// lost score, and a ban at [`super::BAN_SCORE`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Misbehaviour {
+    /// Provably malicious or on another network: banned at once.
+    Fatal,
+    /// Invalid data: three of these get a peer banned.
+    High,
+    /// Malformed or over-limit requests: about ten get a peer banned.
+    Mid,
+    /// Mostly harmless excess (over a rate limit): only many in a short time get a ban.
+    Low,
 }
 
 /// What a peer is known to be, as [`super::NetHandle::peers`] reports it.
@@ -102,7 +124,15 @@ pub enum NetworkEvent {
     /// A listener is up on `addr`.
     Listening { addr: String },
     /// The first connection to `peer` opened (the sync layer sends its Status now).
-    PeerConnected { peer: PeerId, addr: String },
+    /// `outbound`: we dialled it; `bootstrap`: at one of the configured bootstrap addresses.
+    PeerConnected {
+        peer: PeerId,
+        addr: String,
+        outbound: bool,
+        bootstrap: bool,
+    },
+    /// `peer` was banned: nothing more comes from it; drop its queued work.
+    PeerBanned { peer: PeerId },
     /// The last connection to `peer` closed.
     PeerDisconnected { peer: PeerId },
     /// A block from gossip, decoded. Report a [`Verdict`] for `id` soon (within the gossip
@@ -111,12 +141,16 @@ pub enum NetworkEvent {
         id: MessageId,
         peer: PeerId,
         block: Block,
+        /// The encoded size, for the node's byte bounds.
+        bytes: usize,
     },
     /// A transaction from gossip, decoded; report a [`Verdict`] as for blocks.
     GossipTx {
         id: MessageId,
         peer: PeerId,
         tx: Transaction,
+        /// The encoded size, for the node's byte bounds.
+        bytes: usize,
     },
     /// A sync request from `peer`, within its byte, count and rate limits.
     InboundRequest {

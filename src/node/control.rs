@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use gossipcoin_proto::message::{Request, Response, Role};
 use gossipcoin_proto::{Address, Amount, Block, BlockHash, Transaction, Txid, U256};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Mutex;
 use tracing::info;
 
-use super::chain_task::{BlockOutcome, ChainGone, ChainHandle};
+use super::chain_handle::{BlockOutcome, ChainGone, ChainHandle};
+use super::reads::{ReadError, Reads};
+use crate::chain::Origin;
 use super::sync::Sync;
 use crate::config::NodeConfig;
 use crate::mempool::{MempoolEntry, MempoolError};
@@ -20,7 +22,7 @@ use crate::metrics::{Gauges, Source, metrics};
 use crate::miner;
 use crate::net::{NetHandle, PeerInfo};
 use crate::params::ChainParams;
-use crate::store::{ChainRead, ReadView, Store, StoreError};
+use crate::store::{ChainRead, ReadView, StoreError};
 use crate::wallet::{self, Wallet, WalletError};
 
 /// Why an operator's request failed.
@@ -46,6 +48,15 @@ pub enum ControlError {
 impl From<ChainGone> for ControlError {
     fn from(e: ChainGone) -> Self {
         Self::Unavailable(e.to_string())
+    }
+}
+
+impl From<ReadError> for ControlError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Empty | ReadError::Stopping => Self::Unavailable(e.to_string()),
+            ReadError::Store(_) | ReadError::Panicked(_) => Self::Internal(e.to_string()),
+        }
     }
 }
 
@@ -150,7 +161,9 @@ struct Inner {
     chain: ChainHandle,
     net: NetHandle,
     sync: Arc<Sync>,
-    store: Store,
+    /// Snapshot reads, bounded so that a flood of queries cannot take every core from the
+    /// chain actor that validates blocks.
+    reads: Reads,
     params: ChainParams,
     config: NodeConfig,
     started: Instant,
@@ -158,9 +171,6 @@ struct Inner {
     wallet_lock: Mutex<()>,
     /// One `mine` at a time.
     mining: Mutex<()>,
-    /// Bounds the API's concurrent store readers, so a flood of queries cannot take every
-    /// core from the chain thread that validates blocks.
-    readers: Semaphore,
 }
 
 impl Control {
@@ -168,7 +178,7 @@ impl Control {
         chain: ChainHandle,
         net: NetHandle,
         sync: Arc<Sync>,
-        store: Store,
+        reads: Reads,
         params: ChainParams,
         config: NodeConfig,
     ) -> Self {
@@ -177,13 +187,12 @@ impl Control {
                 chain,
                 net,
                 sync,
-                store,
+                reads,
                 params,
                 config,
                 started: Instant::now(),
                 wallet_lock: Mutex::new(()),
                 mining: Mutex::new(()),
-                readers: Semaphore::new(max_readers()),
             }),
         }
     }
@@ -202,16 +211,7 @@ impl Control {
         T: Send + 'static,
         F: FnOnce(&ReadView) -> Result<T, ControlError> + Send + 'static,
     {
-        let _permit = self
-            .inner
-            .readers
-            .acquire()
-            .await
-            .map_err(|_| ControlError::Unavailable("the node is stopping".into()))?;
-        let store = self.inner.store.clone();
-        tokio::task::spawn_blocking(move || f(&store.read()?))
-            .await
-            .map_err(|e| ControlError::Internal(format!("store reader failed: {e}")))?
+        self.inner.reads.run(f).await
     }
 
     pub async fn status(&self) -> Result<NodeStatus, ControlError> {
@@ -354,10 +354,25 @@ impl Control {
         }
     }
 
+    /// Offers a block made elsewhere (Bitcoin Core's `submitblock`): validated like our own,
+    /// relayed if it becomes the tip.
+    pub async fn submit_block(&self, block: Block) -> Result<BlockOutcome, ControlError> {
+        metrics().block_received(Source::Local);
+        let outcome = self
+            .inner
+            .chain
+            .submit_block(block.clone(), Origin::Requested, "operator".into())
+            .await?;
+        if let BlockOutcome::NewTip { .. } = outcome {
+            self.inner.net.publish_block(&block).await;
+        }
+        Ok(outcome)
+    }
+
     /// Mines one block of the mempool's best transactions on the tip now, and relays it.
     pub async fn mine(&self, reward_to: Option<Address>) -> Result<Block, ControlError> {
         let _one = self.inner.mining.lock().await;
-        let ours = self.inner.chain.status().await?;
+        let ours = self.inner.reads.status().await?;
         let peers = self.inner.net.peers().await;
         if let (SyncState::Syncing, best) = sync_state(&peers, ours.chain_work) {
             return Err(ControlError::Unavailable(format!(
@@ -389,7 +404,7 @@ impl Control {
         match self
             .inner
             .chain
-            .submit_block(block.clone(), "api".into())
+            .submit_block(block.clone(), Origin::Requested, "api".into())
             .await?
         {
             BlockOutcome::NewTip { .. } => {
@@ -402,22 +417,10 @@ impl Control {
         }
     }
 
-    /// Connects to another node: a multiaddr is dialled; an `http://host:port` URL is another
-    /// node's API, asked for its p2p address first.
-    pub async fn register(&self, node: &str) -> Result<Registered, ControlError> {
-        let addr = if node.starts_with("http://") || node.starts_with("https://") {
-            let url = node.trim_end_matches('/').to_owned();
-            tokio::task::spawn_blocking(move || listen_addr_of(&url))
-                .await
-                .map_err(|e| ControlError::Internal(e.to_string()))??
-        } else if node.starts_with('/') {
-            node.to_owned()
-        } else {
-            return Err(ControlError::BadRequest(format!(
-                "{node:?} is neither a multiaddr (/ip4/127.0.0.1/tcp/3001/p2p/...) nor a node \
-                 API URL (http://127.0.0.1:4001)"
-            )));
-        };
+    /// Connects to another node at the multiaddr `addr` (`node` is what the operator named:
+    /// the address itself, or another node's API URL the caller resolved to it).
+    pub async fn register(&self, node: &str, addr: &str) -> Result<Registered, ControlError> {
+        let addr = addr.to_owned();
         self.inner
             .net
             .dial(&addr)
@@ -434,10 +437,10 @@ impl Control {
     /// status and downloads from any with more work. Says whether our tip changed.
     pub async fn resolve(&self) -> Result<Resolved, ControlError> {
         let i = &self.inner;
-        let before = i.chain.status().await?;
+        let before = i.reads.status().await?;
         let peers = i.net.peers().await;
         for p in &peers {
-            let ours = i.chain.status().await?;
+            let ours = i.reads.status().await?;
             let theirs = match i.net.request(p.peer, Request::Status(ours)).await {
                 Ok(Response::Status(s)) => s,
                 _ => continue,
@@ -450,7 +453,7 @@ impl Control {
                 let _ = i.sync.download_now(p.peer).await;
             }
         }
-        let after = i.chain.status().await?;
+        let after = i.reads.status().await?;
         Ok(Resolved {
             changed: after.tip != before.tip,
             old_tip: before.tip,
@@ -475,19 +478,3 @@ fn sync_state(peers: &[PeerInfo], ours: U256) -> (SyncState, Option<u32>) {
     (state, best.map(|s| s.height))
 }
 
-/// Concurrent store readers for the API: one per core, at least two.
-fn max_readers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
-}
-
-/// Asks another node's API for its first p2p listen address.
-fn listen_addr_of(url: &str) -> Result<String, ControlError> {
-    let api = crate::api::client::ApiClient::new(url, None).timeout(Duration::from_secs(5));
-    let status = api
-        .get("/status")
-        .map_err(|e| ControlError::BadRequest(format!("cannot ask {url}: {e:#}")))?;
-    status["listen"][0]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| ControlError::BadRequest(format!("{url}/status did not list a p2p address")))
-}

@@ -11,7 +11,8 @@ use gossipcoin_proto::{Block, PubkeyHash};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
-use super::chain_task::{BlockOutcome, ChainHandle};
+use super::chain_handle::{BlockOutcome, ChainHandle};
+use crate::chain::Origin;
 use crate::config::MiningConfig;
 use crate::metrics::{Source, metrics};
 use crate::miner;
@@ -87,7 +88,7 @@ pub async fn run(
             continue;
         };
         metrics().block_received(Source::Local);
-        match chain.submit_block(block.clone(), "miner".into()).await {
+        match chain.submit_block(block.clone(), Origin::Requested, "miner".into()).await {
             Ok(BlockOutcome::NewTip { .. }) => {
                 if mined.send(block).await.is_err() {
                     return;

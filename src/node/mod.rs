@@ -1,54 +1,90 @@
 //! The daemon (`startnode`): wiring in one place.
 //!
 //! ```text
-//!   net (owns the libp2p swarm) ──events──▶ router ──▶ chain task (owns Chain + Mempool,
-//!        ▲                                    │           the only store writer)
-//!        └────────── publish / request ───────┘              ▲
-//!                                   miner role ──template / mined block──┘
+//!   net (owns the swarm, the peer manager) ──events──▶ router ──▶ ingest queues (bounded, fair)
+//!        ▲                                                           │ blocks │ txs │ requests
+//!        │ publish / request / report_peer                            ▼        ▼       ▼
+//!        └──────────── sync (status, catch-up, orphans) ◀── chain actor (the only writer)
+//!                                                                     reads (store snapshots)
+//!                           miner role ──template / mined block──▶ chain actor
 //! ```
-//! `Node::run` creates the channels and tasks, adopts the bootstrap peer's genesis when the
-//! store is empty, and on shutdown stops the tasks and lets the chain thread close the store last.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod.rs` | [`start`] and [`Node::run`]: channels, tasks, shutdown order |
+//! | `genesis.rs` | adopting a bootstrap peer's genesis into an empty store |
+//! | `router.rs` | the switchboard: network events → ingest, sync |
+//! | `queue.rs` | [`queue::FairQueue`]: bounded, per-peer, round-robin |
+//! | `ingest.rs` | the queues between network and chain, and their workers |
+//! | `sync.rs`, `orphans.rs` | Status exchange, catch-up, the orphan pool (with senders) |
+//! | `chain_actor.rs`, `chain_handle.rs` | the chain's thread (writes only) and its handle |
+//! | `reads.rs` | snapshot reads for peers and the API, off the chain's thread |
+//! | `control.rs` | what an operator may ask (the API's only way in) |
+//! | `mining.rs` | the miner role |
+//!
+//! Shutdown flows from one `watch` channel. The node also stops — with an error — when the
+//! chain actor ends on its own (a fatal store error or a panic): a node that cannot write
+//! its chain must not keep answering as if it could.
 
-mod chain_task;
+mod chain_actor;
+mod chain_handle;
 mod control;
+mod genesis;
+mod ingest;
 mod mining;
+mod orphans;
+pub mod queue;
+mod reads;
 mod router;
 mod sync;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use gossipcoin_proto::message::{Request, Response, Role};
-use gossipcoin_proto::{Block, BlockHash};
-use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use gossipcoin_proto::Block;
+use gossipcoin_proto::message::Role;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, info};
 
-pub use chain_task::{BlockOutcome, ChainHandle, ChainState, unix_now};
+pub use chain_actor::unix_now;
+pub use chain_handle::{BlockOutcome, ChainGone, ChainHandle, ChainState};
 pub use control::{Control, ControlError, NodeStatus, PaymentRequest, SyncState};
+pub use reads::{ReadError, Reads};
 
+pub use crate::datadir::{ADDR_FILE, LOCK_FILE, is_running};
 use crate::chain::Chain;
 use crate::config::NodeConfig;
 use crate::net::{self, NetConfig, NetHandle, NetworkEvent};
 use crate::params::ChainParams;
 use crate::store::Store;
 
-/// The file a running daemon writes its addresses to: one multiaddr per line, ending in
-/// `/p2p/<peer id>`, so that the CLI and tests can find it.
-pub const ADDR_FILE: &str = "node.addr";
-/// The lock a running daemon holds, so two daemons never share a data directory.
-pub const LOCK_FILE: &str = "node.lock";
+/// A started node: its network is up and its chain open; [`Node::run`] routes until shutdown.
+pub struct Node {
+    config: NodeConfig,
+    net: NetHandle,
+    events: mpsc::Receiver<NetworkEvent>,
+    chain: ChainHandle,
+    chain_stopped: oneshot::Receiver<chain_actor::Stopped>,
+    reads: Reads,
+    sync: Arc<sync::Sync>,
+    control: Control,
+    shutdown: watch::Receiver<bool>,
+    _lock: std::fs::File,
+}
 
-/// Runs a node until `shutdown` turns true.
-pub async fn run(
+/// Starts a node: locks the data directory, opens (or adopts) the chain, starts the network
+/// and the chain actor. Returns once the node can be asked things ([`Node::control`]).
+pub async fn start(
     config: NodeConfig,
     params: ChainParams,
     shutdown: watch::Receiver<bool>,
-) -> Result<()> {
+) -> Result<Node> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-    let _lock = lock_data_dir(dir)?;
+    let lock = crate::datadir::lock(dir)?;
     let chain_dir = dir.join("chain");
     let existing = if Store::exists(&chain_dir) {
         Some(Chain::open(&chain_dir, params.clone())?)
@@ -72,13 +108,14 @@ pub async fn run(
     net_config.max_peers = config.net.max_peers;
     net_config.request_timeout = Duration::from_secs(config.net.request_timeout_secs);
     net_config.requests_per_second_per_peer = config.net.requests_per_second;
+    net_config.max_block_bytes = params.max_block_size;
     let (net, mut events) = net::spawn(net_config, shutdown.clone()).await?;
     write_addr_file(dir, &net).await?;
 
     let chain = match existing {
         Some(chain) => chain,
         None => {
-            adopt_genesis(
+            genesis::adopt(
                 &net,
                 &mut events,
                 &chain_dir,
@@ -92,122 +129,99 @@ pub async fn run(
     let tip = chain.tip()?;
     info!(target: "chain", role = %config.role, height = tip.height, hash = %tip.hash,
           peer = %net.local_peer_id(), "node started");
-    let store = chain.store().clone();
-    let chain = chain_task::spawn(chain, &config.mempool, config.role)?;
-    let sync = sync::Sync::new(net.clone(), chain.clone());
+    let reads = Reads::new(chain.store().clone(), config.role);
+    let (chain, chain_stopped) = chain_actor::spawn(chain, &config.mempool)?;
+    let sync = sync::Sync::new(net.clone(), chain.clone(), reads.clone());
     let control = Control::new(
         chain.clone(),
         net.clone(),
         sync.clone(),
-        store,
-        params.clone(),
+        reads.clone(),
+        params,
         config.clone(),
     );
-    let _api = crate::api::serve(control, config.api, dir, shutdown.clone()).await?;
-
-    let (mined_tx, mined_rx) = mpsc::channel(16);
-    if config.role == Role::Miner {
-        let reward_to = config
-            .miner_address
-            .ok_or_else(|| anyhow!("a miner needs --miner-address"))?;
-        tokio::spawn(mining::run(
-            chain.clone(),
-            config.mining.clone(),
-            reward_to.pubkey_hash(),
-            mined_tx,
-            shutdown.clone(),
-        ));
-    }
-    router::run(net, events, chain, sync, mined_rx, shutdown).await;
-    info!(target: "net", "node stopping");
-    let _ = std::fs::remove_file(dir.join(ADDR_FILE));
-    Ok(())
+    Ok(Node {
+        config,
+        net,
+        events,
+        chain,
+        chain_stopped,
+        reads,
+        sync,
+        control,
+        shutdown,
+        _lock: lock,
+    })
 }
 
-/// An empty store: fetch the genesis block (and whatever follows) from the first peer that
-/// answers, check it against `--genesis` if pinned, create the store with it and join its network.
-async fn adopt_genesis(
-    net: &NetHandle,
-    events: &mut mpsc::Receiver<NetworkEvent>,
-    chain_dir: &Path,
-    params: &ChainParams,
-    pinned: Option<BlockHash>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<Chain> {
-    info!(target: "sync", "empty store: waiting for a peer to adopt its genesis block");
-    loop {
-        let event = tokio::select! {
-            e = events.recv() => e.ok_or_else(|| anyhow!("the network stopped"))?,
-            _ = shutdown.changed() => bail!("stopped before a genesis block was found"),
-        };
-        let peer = match event {
-            NetworkEvent::PeerConnected { peer, .. } => peer,
-            NetworkEvent::InboundRequest { reply, .. } => {
-                reply.send(Response::Error("this node has no chain yet".into()));
-                continue;
-            }
-            _ => continue,
-        };
-        let request = Request::GetBlocks {
-            locator: vec![],
-            max: 1,
-        };
-        let genesis: Block = match net.request(peer, request).await {
-            Ok(Response::Blocks(mut blocks)) if !blocks.is_empty() => blocks.swap_remove(0),
-            other => {
-                warn!(target: "sync", %peer, "no genesis from this peer: {other:?}");
-                continue;
-            }
-        };
-        let hash = genesis.block_hash();
-        if pinned.is_some_and(|p| p != hash) {
-            warn!(target: "sync", %peer, %hash, "peer's genesis is not the pinned one: blocking it");
-            net.ban(peer, "genesis differs from --genesis").await;
-            continue;
+impl Node {
+    /// What an operator may ask of this node (the HTTP API serves it).
+    pub fn control(&self) -> Control {
+        self.control.clone()
+    }
+
+    /// Routes until shutdown, then stops the tasks and the chain actor. An error when the chain
+    /// actor stopped on its own (fatal store error, panic).
+    pub async fn run(self) -> Result<()> {
+        let Node {
+            config,
+            net,
+            events,
+            chain,
+            chain_stopped,
+            reads,
+            sync,
+            control,
+            shutdown,
+            _lock,
+        } = self;
+        let (mined_tx, mined_rx) = mpsc::channel::<Block>(16);
+        if config.role == Role::Miner {
+            let reward_to = config
+                .miner_address
+                .ok_or_else(|| anyhow!("a miner needs --miner-address"))?;
+            tokio::spawn(mining::run(
+                chain.clone(),
+                config.mining.clone(),
+                reward_to.pubkey_hash(),
+                mined_tx,
+                shutdown.clone(),
+            ));
         }
-        match Chain::create(chain_dir, params.clone(), &genesis) {
-            Ok(chain) => {
-                info!(target: "sync", %peer, %hash, "adopted genesis block");
-                net.join(hash).await?;
-                return Ok(chain);
-            }
-            Err(e) => {
-                warn!(target: "sync", %peer, "peer's genesis block is invalid: {e}");
-                net.ban(peer, "invalid genesis").await;
-            }
+        let workers = ingest::Workers {
+            net: net.clone(),
+            chain: chain.clone(),
+            reads,
+            sync: sync.clone(),
+        };
+        let ingest = ingest::Ingest::start(workers, control.params().max_block_size);
+        let routing = router::run(net.clone(), events, ingest, sync, mined_rx, shutdown);
+        let result = tokio::select! {
+            () = routing => Ok(()),
+            stopped = chain_stopped => match stopped {
+                Ok(Ok(())) | Err(_) => Err(anyhow!("the chain task stopped unexpectedly")),
+                Ok(Err(reason)) => Err(anyhow!(reason)),
+            },
+        };
+        if let Err(e) = &result {
+            error!(target: "chain", "stopping the node: {e:#}");
         }
+        info!(target: "net", "node stopping");
+        chain.shutdown().await;
+        drop(control);
+        let _ = std::fs::remove_file(config.data_dir.join(ADDR_FILE));
+        result
     }
 }
 
-/// Whether a node is running on `dir` (some process holds its `node.lock`). When the lock is
-/// free this takes it for an instant, so a node starting at that moment may find it busy.
-pub fn is_running(dir: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(dir.join(LOCK_FILE)) else {
-        return false;
-    };
-    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
-}
-
-fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
-    let path = dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            bail!(
-                "another gossipcoin node is already running on {}",
-                dir.display()
-            )
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot lock {}", path.display()))
-        }
-    }
+/// Runs a node until `shutdown` turns true (no HTTP API: for tests and embedding; the daemon
+/// command serves [`Node::control`] over HTTP between [`start`] and [`Node::run`]).
+pub async fn run(
+    config: NodeConfig,
+    params: ChainParams,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    start(config, params, shutdown).await?.run().await
 }
 
 async fn write_addr_file(dir: &Path, net: &NetHandle) -> Result<()> {
@@ -225,20 +239,4 @@ async fn write_addr_file(dir: &Path, net: &NetHandle) -> Result<()> {
         info!(target: "net", addr = line.trim(), "reachable at");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_held_lock_is_seen_and_a_free_one_left_free() {
-        let tmp = tempfile::tempdir().unwrap();
-        assert!(!is_running(tmp.path()));
-        let path = tmp.path().join(LOCK_FILE);
-        let held = std::fs::File::create(&path).unwrap();
-        assert!(!is_running(tmp.path()));
-        held.try_lock().unwrap(); // the probe did not keep it
-        assert!(is_running(tmp.path()));
-    }
 }

@@ -1,33 +1,30 @@
-//! The router: turns network events into calls on the chain task and sync, and answers the
-//! peers' requests. Each arm of its loop is one call; slow work runs in its own task so the loop
-//! never waits on validation or the store.
+//! The router: a switchboard from network events to the ingest queues, sync and the peer
+//! bookkeeping. Each arm is one call; nothing here validates, reads the store or waits on the
+//! chain, so the loop always keeps up with the network.
 
 use std::sync::Arc;
 
-use gossipcoin_proto::message::{Request, Response};
-use gossipcoin_proto::{Block, Transaction};
+use gossipcoin_proto::Block;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info};
 
-use super::chain_task::{BlockOutcome, ChainHandle};
+use super::ingest::Ingest;
 use super::sync::Sync;
-use crate::metrics::{Source, metrics};
-use crate::net::{MessageId, NetHandle, NetworkEvent, PeerId, Reply, Verdict};
+use crate::net::{NetHandle, NetworkEvent, PeerId};
 
 /// Routes until the network stops or `shutdown` turns true.
 pub async fn run(
     net: NetHandle,
     mut events: mpsc::Receiver<NetworkEvent>,
-    chain: ChainHandle,
+    ingest: Ingest,
     sync: Arc<Sync>,
     mut mined: mpsc::Receiver<Block>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let router = Router { net, chain, sync };
+    let router = Router { net, ingest, sync };
     // Peers connected before the router started (e.g. the one a fresh node took its genesis
     // from) are greeted now; later ones on `PeerConnected`.
     for info in router.net.peers().await {
-        tokio::spawn(router.sync.clone().greet(info.peer));
+        router.on_connected(info.peer);
     }
     loop {
         tokio::select! {
@@ -35,149 +32,58 @@ pub async fn run(
                 Some(event) => router.on_event(event),
                 None => break,
             },
-            Some(block) = mined.recv() => router.on_mined(block),
+            Some(block) = mined.recv() => router.on_mined(block).await,
             _ = shutdown.changed() => break,
         }
     }
+    router.ingest.close();
 }
 
-#[derive(Clone)]
 struct Router {
     net: NetHandle,
-    chain: ChainHandle,
+    ingest: Ingest,
     sync: Arc<Sync>,
 }
 
 impl Router {
     fn on_event(&self, event: NetworkEvent) {
-        let this = self.clone();
         match event {
             NetworkEvent::Listening { .. } | NetworkEvent::PeerDisconnected { .. } => {}
-            NetworkEvent::PeerConnected { peer, .. } => {
-                tokio::spawn(this.sync.greet(peer));
-            }
-            NetworkEvent::GossipBlock { id, peer, block } => {
-                metrics().gossip("in", "blocks");
-                tokio::spawn(async move { this.on_gossip_block(id, peer, block).await });
-            }
-            NetworkEvent::GossipTx { id, peer, tx } => {
-                metrics().gossip("in", "txs");
-                tokio::spawn(async move { this.on_gossip_tx(id, peer, tx).await });
-            }
+            NetworkEvent::PeerConnected { peer, .. } => self.on_connected(peer),
+            NetworkEvent::PeerBanned { peer } => self.on_banned(peer),
+            NetworkEvent::GossipBlock {
+                id,
+                peer,
+                block,
+                bytes,
+            } => self.ingest.block(peer, id, block, bytes),
+            NetworkEvent::GossipTx {
+                id,
+                peer,
+                tx,
+                bytes,
+            } => self.ingest.tx(peer, id, tx, bytes),
             NetworkEvent::InboundRequest {
                 peer,
                 request,
                 reply,
-            } => {
-                tokio::spawn(async move { this.on_request(peer, request, reply).await });
-            }
+            } => self.ingest.request(peer, request, reply),
         }
     }
 
-    fn on_mined(&self, block: Block) {
-        let net = self.net.clone();
-        tokio::spawn(async move { net.publish_block(&block).await });
+    /// A new peer: exchange Status (one short task per connection; connections are bounded).
+    fn on_connected(&self, peer: PeerId) {
+        tokio::spawn(self.sync.clone().greet(peer));
     }
 
-    async fn on_gossip_block(self, id: MessageId, peer: PeerId, block: Block) {
-        let hash = block.block_hash();
-        metrics().block_received(Source::Gossip);
-        let Ok(outcome) = self
-            .chain
-            .submit_block(block.clone(), peer.to_string())
-            .await
-        else {
-            return;
-        };
-        let verdict = match &outcome {
-            BlockOutcome::NewTip { .. } | BlockOutcome::SideBranch { .. } => Verdict::Accept,
-            BlockOutcome::Duplicate => Verdict::Ignore,
-            BlockOutcome::Orphan { .. } => Verdict::Ignore,
-            BlockOutcome::Invalid {
-                misbehaviour: true, ..
-            } => Verdict::Reject,
-            BlockOutcome::Invalid {
-                misbehaviour: false,
-                ..
-            } => Verdict::Ignore,
-        };
-        debug!(target: "net", %peer, %hash, ?verdict, "gossip block validated");
-        self.net.report(id, peer, verdict);
-        if let BlockOutcome::NewTip { .. } = outcome
-            && let Ok(ours) = self.chain.status().await
-        {
-            self.net.note_peer_tip(peer, ours);
-        }
-        match outcome {
-            BlockOutcome::Orphan { .. } => self.sync.on_orphan(block, peer).await,
-            BlockOutcome::NewTip { .. } | BlockOutcome::SideBranch { .. } => {
-                // Orphans waiting for this block can connect now.
-                self.sync.connect_orphans_of(hash, &peer).await;
-            }
-            _ => {}
-        }
+    /// A banned peer's queued work and pooled orphans are dropped.
+    fn on_banned(&self, peer: PeerId) {
+        self.ingest.drop_peer(&peer);
+        let sync = self.sync.clone();
+        tokio::spawn(async move { sync.drop_peer(&peer).await });
     }
 
-    async fn on_gossip_tx(self, id: MessageId, peer: PeerId, tx: Transaction) {
-        metrics().tx_received(Source::Gossip);
-        let Ok(result) = self.chain.submit_tx(tx, peer.to_string()).await else {
-            return;
-        };
-        let verdict = match &result {
-            Ok(_) => Verdict::Accept,
-            Err(e) if e.is_peer_misbehaviour() => Verdict::Reject,
-            Err(_) => Verdict::Ignore,
-        };
-        self.net.report(id, peer, verdict);
-    }
-
-    async fn on_request(self, peer: PeerId, request: Request, reply: Reply) {
-        metrics().sync_served(match &request {
-            Request::Status(_) => "status",
-            Request::GetBlocks { .. } => "get_blocks",
-            Request::GetBlock { .. } => "get_block",
-            Request::SubmitTx(_) => "submit_tx",
-        });
-        let response = match request {
-            Request::Status(theirs) => {
-                let ours = self.chain.status().await;
-                if !self.sync.on_peer_status(peer, theirs).await {
-                    Response::Error("different genesis: another network".into())
-                } else {
-                    match ours {
-                        Ok(s) => Response::Status(s),
-                        Err(e) => Response::Error(e.to_string()),
-                    }
-                }
-            }
-            Request::GetBlocks { locator, max } => {
-                match self.chain.blocks_after(locator, max).await {
-                    Ok(blocks) => Response::Blocks(blocks),
-                    Err(e) => Response::Error(e.to_string()),
-                }
-            }
-            Request::GetBlock { hash } => match self.chain.block(hash).await {
-                Ok(block) => Response::Block(block),
-                Err(e) => Response::Error(e.to_string()),
-            },
-            Request::SubmitTx(tx) => {
-                metrics().tx_received(Source::Sync);
-                let relay = tx.clone();
-                match self
-                    .chain
-                    .submit_tx(tx, format!("{peer} (submitted)"))
-                    .await
-                {
-                    Ok(Ok(txid)) => {
-                        info!(target: "mempool", %txid, %peer, "transaction submitted by a client; relaying");
-                        self.net.publish_tx(&relay).await;
-                        Response::TxAccepted(txid)
-                    }
-                    Ok(Err(e)) => Response::TxRejected(e.to_string()),
-                    Err(e) => Response::Error(e.to_string()),
-                }
-            }
-        };
-        reply.send(response);
+    async fn on_mined(&self, block: Block) {
+        self.net.publish_block(&block).await;
     }
 }

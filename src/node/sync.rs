@@ -1,8 +1,10 @@
 //! Chain sync over `/gossipcoin/sync/1`: the Status exchange on connect, locator-based catch-up
-//! in bounded batches from a peer with more work, and the orphan pool that holds gossiped blocks
-//! whose parent is missing until sync has fetched their ancestors.
+//! in bounded batches from a peer with more work, and the orphans waiting for their ancestors.
+//!
+//! Accountability: every block is charged to the peer that sent it. A batch comes from the peer
+//! we asked; a pooled orphan keeps its own sender ([`super::orphans`]). Sync never decides a
+//! penalty itself: it reports to the peer manager through [`NetHandle::report_peer`].
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,61 +13,29 @@ use gossipcoin_proto::{Block, BlockHash};
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
-use super::chain_task::{BlockOutcome, ChainHandle};
-use crate::net::{NetHandle, PeerId};
-
-/// How many orphan blocks are kept at most (oldest dropped first).
-const MAX_ORPHANS: usize = 100;
+use super::chain_handle::{BlockOutcome, ChainHandle};
+use super::orphans::Orphans;
+use super::reads::Reads;
+use crate::chain::Origin;
+use crate::metrics::{Source, metrics};
+use crate::net::{Misbehaviour, NetHandle, PeerId};
 
 /// What the sync side of the node shares between its tasks.
 pub struct Sync {
     net: NetHandle,
     chain: ChainHandle,
+    reads: Reads,
     /// One catch-up at a time.
     busy: AtomicBool,
     orphans: Mutex<Orphans>,
 }
 
-#[derive(Default)]
-struct Orphans {
-    by_parent: HashMap<BlockHash, Vec<Block>>,
-    order: VecDeque<(BlockHash, BlockHash)>, // (parent, hash), oldest first
-}
-
-impl Orphans {
-    fn add(&mut self, block: Block) {
-        let (parent, hash) = (block.header.prev, block.block_hash());
-        let siblings = self.by_parent.entry(parent).or_default();
-        if siblings.iter().any(|b| b.block_hash() == hash) {
-            return;
-        }
-        siblings.push(block);
-        self.order.push_back((parent, hash));
-        while self.order.len() > MAX_ORPHANS {
-            let Some((p, h)) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(v) = self.by_parent.get_mut(&p) {
-                v.retain(|b| b.block_hash() != h);
-                if v.is_empty() {
-                    self.by_parent.remove(&p);
-                }
-            }
-        }
-    }
-
-    fn children_of(&mut self, parent: &BlockHash) -> Vec<Block> {
-        let children = self.by_parent.remove(parent).unwrap_or_default();
-        self.order.retain(|(p, _)| p != parent);
-        children
-    }
-}
-
 impl Sync {
-    pub fn new(net: NetHandle, chain: ChainHandle) -> Arc<Self> {
+    pub fn new(net: NetHandle, chain: ChainHandle, reads: Reads) -> Arc<Self> {
         Arc::new(Self {
             net,
             chain,
+            reads,
             busy: AtomicBool::new(false),
             orphans: Mutex::default(),
         })
@@ -74,13 +44,14 @@ impl Sync {
     /// Compares a peer's status with ours: a different genesis gets the peer banned; more work
     /// starts a catch-up from it. Returns false when the peer was banned.
     pub async fn on_peer_status(self: &Arc<Self>, peer: PeerId, theirs: Status) -> bool {
-        let Ok(ours) = self.chain.status().await else {
+        let Ok(ours) = self.reads.status().await else {
             return false;
         };
         if theirs.genesis != ours.genesis {
             warn!(target: "sync", %peer, their_genesis = %theirs.genesis, our_genesis = %ours.genesis,
                   "peer is on another network: disconnecting and blocking it");
-            self.net.ban(peer, "different genesis").await;
+            self.net
+                .report_peer(peer, Misbehaviour::Fatal, "different genesis");
             return false;
         }
         self.net.set_peer_status(peer, theirs);
@@ -92,7 +63,7 @@ impl Sync {
 
     /// Asks a newly connected peer for its status.
     pub async fn greet(self: Arc<Self>, peer: PeerId) {
-        let Ok(ours) = self.chain.status().await else {
+        let Ok(ours) = self.reads.status().await else {
             return;
         };
         match self.net.request(peer, Request::Status(ours)).await {
@@ -133,7 +104,7 @@ impl Sync {
         let started = std::time::Instant::now();
         let mut total = 0usize;
         loop {
-            let locator = self.chain.locator().await.map_err(|e| e.to_string())?;
+            let locator = self.reads.locator().await.map_err(|e| e.to_string())?;
             let request = Request::GetBlocks {
                 locator,
                 max: MAX_BLOCKS_PER_RESPONSE as u32,
@@ -144,18 +115,16 @@ impl Sync {
                 Err(e) => return Err(e.to_string()),
             };
             if blocks.len() > MAX_BLOCKS_PER_RESPONSE {
-                self.net.ban(peer, "oversized block batch").await;
+                self.net
+                    .report_peer(peer, Misbehaviour::Fatal, "oversized block batch");
                 return Err("oversized batch".into());
             }
             let n = blocks.len();
-            let mut progressed = false;
-            for block in blocks {
-                match self.submit(block, &peer).await {
-                    Some(true) => progressed = true,
-                    Some(false) => {}
-                    None => return Err("peer sent an invalid block".into()),
-                }
-            }
+            let batch = blocks
+                .into_iter()
+                .map(|b| (b, peer, Origin::Requested))
+                .collect();
+            let progressed = self.process(batch).await?;
             total += n;
             if n == 0 || !progressed {
                 break;
@@ -169,60 +138,77 @@ impl Sync {
         Ok(())
     }
 
-    /// Hands a block to the chain, then any pooled orphans that build on it. `Some(true)` when
-    /// something new was stored, `None` when a block was invalid (the peer is banned).
-    pub async fn submit(&self, block: Block, peer: &PeerId) -> Option<bool> {
-        self.process(vec![block], peer).await
-    }
-
     /// After `parent` was stored (e.g. from gossip): connects the pooled orphans waiting for it.
-    pub async fn connect_orphans_of(&self, parent: BlockHash, peer: &PeerId) {
-        let children = self.orphans.lock().await.children_of(&parent);
+    pub async fn connect_orphans_of(&self, parent: BlockHash) {
+        let children = self.orphan_children(&parent).await;
         if !children.is_empty() {
-            self.process(children, peer).await;
+            let _ = self.process(children).await;
         }
     }
 
-    async fn process(&self, mut queue: Vec<Block>, peer: &PeerId) -> Option<bool> {
+    async fn orphan_children(&self, parent: &BlockHash) -> Vec<(Block, PeerId, Origin)> {
+        let side = Origin::Unrequested {
+            may_store_side: false,
+        };
+        self.orphans
+            .lock()
+            .await
+            .children_of(parent)
+            .into_iter()
+            .map(|o| (o.block, o.from, side))
+            .collect()
+    }
+
+    /// Hands blocks to the chain, each charged to its own sender, then any pooled orphans that
+    /// build on them. `Ok(true)` when something new was stored; `Err` when a block of the
+    /// batch (not an orphan) was invalid.
+    async fn process(&self, mut queue: Vec<(Block, PeerId, Origin)>) -> Result<bool, String> {
+        queue.reverse(); // popped from the back: keep the batch's order
         let mut stored = false;
-        while let Some(block) = queue.pop() {
+        while let Some((block, from, origin)) = queue.pop() {
             let hash = block.block_hash();
-            crate::metrics::metrics().block_received(crate::metrics::Source::Sync);
-            match self
+            metrics().block_received(Source::Sync);
+            let outcome = self
                 .chain
-                .submit_block(block, peer.to_string())
+                .submit_block(block, origin, from.to_string())
                 .await
-                .ok()?
-            {
+                .map_err(|e| e.to_string())?;
+            match outcome {
                 BlockOutcome::NewTip { .. } | BlockOutcome::SideBranch { .. } => {
                     stored = true;
-                    queue.extend(self.orphans.lock().await.children_of(&hash));
+                    let mut children = self.orphan_children(&hash).await;
+                    children.reverse();
+                    queue.extend(children);
                 }
-                BlockOutcome::Duplicate | BlockOutcome::Orphan { .. } => {}
-                BlockOutcome::Invalid {
-                    misbehaviour,
-                    reason,
-                } => {
-                    if misbehaviour {
-                        self.net.ban(*peer, &reason).await;
-                        return None;
+                BlockOutcome::Duplicate | BlockOutcome::Orphan { .. } | BlockOutcome::NotStored => {}
+                BlockOutcome::Invalid { reason, blame } => {
+                    if blame {
+                        self.net.report_peer(from, Misbehaviour::Fatal, &reason);
+                    }
+                    if origin == Origin::Requested {
+                        return Err(format!("peer sent an invalid block: {reason}"));
                     }
                 }
             }
         }
-        Some(stored)
+        Ok(stored)
     }
 
-    /// A gossiped block whose parent is missing: keep it, and fetch its ancestors from the
-    /// peer that sent it.
-    pub async fn on_orphan(self: &Arc<Self>, block: Block, peer: PeerId) {
+    /// A gossiped block whose parent is missing: keep it (charged to `peer`), and fetch its
+    /// ancestors from the peer that sent it.
+    pub async fn on_orphan(self: &Arc<Self>, block: Block, peer: PeerId, bytes: usize) {
         debug!(target: "sync", %peer, hash = %block.block_hash(), prev = %block.header.prev, "orphan block: fetching its ancestors");
-        self.orphans.lock().await.add(block);
+        self.orphans.lock().await.add(block, peer, bytes);
         self.clone().catch_up(peer);
     }
 
+    /// Forgets what a banned peer left in the orphan pool.
+    pub async fn drop_peer(&self, peer: &PeerId) {
+        self.orphans.lock().await.drop_peer(peer);
+    }
+
     async fn best_peer_except(&self, skip: PeerId) -> Option<PeerId> {
-        let ours = self.chain.status().await.ok()?;
+        let ours = self.reads.status().await.ok()?;
         self.net
             .peers()
             .await

@@ -1,225 +1,76 @@
-//! The chain task: one OS thread that owns the [`Chain`] and the [`Mempool`] and is the only
-//! writer of the store. Everyone else sends it a [`ChainCommand`] and awaits the answer, so
-//! blocking LMDB writes and signature checks never run on the async threads.
+//! The chain actor: one OS thread that owns the [`Chain`] and the [`Mempool`] and is the only
+//! writer of the store. Everyone else sends it a [`ChainCommand`] through a
+//! [`ChainHandle`] and awaits the answer, so blocking LMDB writes and signature checks never run
+//! on the async threads. It only writes: reads come from snapshots (`reads.rs`).
+//!
+//! How it stops is reported on the `stopped` channel [`spawn`] returns: `Ok` after a
+//! [`ChainCommand::Shutdown`] or when every handle is gone, `Err` when the store failed (a
+//! fatal error: the node must stop, not call the block invalid) or the thread panicked. The
+//! node stops on either.
 
 use std::time::Instant;
 
-use gossipcoin_proto::message::{Role, Status};
-use gossipcoin_proto::{Amount, Block, BlockHash, Coin, OutPoint, PubkeyHash, Transaction, Txid};
+use gossipcoin_proto::{Amount, Block, Coin, OutPoint, PubkeyHash, Transaction, Txid};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::chain::{Accepted, Chain, ChainError};
+use super::chain_handle::{BlockOutcome, ChainCommand, ChainHandle, ChainState};
+use crate::chain::{Accepted, Chain, ChainError, Origin};
 use crate::config::MempoolConfig;
-use crate::mempool::{Mempool, MempoolEntry, MempoolError, MempoolLimits};
+use crate::mempool::{Mempool, MempoolError, MempoolLimits};
 use crate::metrics::{metrics, reason_code};
 use crate::miner;
 use crate::store::ChainRead;
 
-/// What happened to a block handed to the chain.
-#[derive(Debug)]
-pub enum BlockOutcome {
-    /// It is the new tip (`reorg_depth` blocks were disconnected first).
-    NewTip { height: u32, reorg_depth: usize },
-    /// Valid so far and stored on a side branch.
-    SideBranch { height: u32 },
-    /// Already known.
-    Duplicate,
-    /// Its parent is unknown.
-    Orphan { prev: BlockHash },
-    /// Refused; `misbehaviour` says whether the sender provably sent invalid data.
-    Invalid { reason: String, misbehaviour: bool },
-}
+/// How the chain actor ended: `Err` with the reason when the node must stop because of it.
+pub type Stopped = Result<(), String>;
 
-/// The state the chain task publishes after every change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChainState {
-    pub tip: BlockHash,
-    pub height: u32,
-    pub mempool_txs: usize,
-    pub mempool_bytes: usize,
-}
+/// Commands wait here when the actor is busy; the ingest queues in front of it bound the rest.
+const COMMAND_QUEUE: usize = 64;
 
-/// A request to the chain task.
-pub enum ChainCommand {
-    SubmitBlock {
-        block: Block,
-        source: String,
-        reply: oneshot::Sender<BlockOutcome>,
-    },
-    SubmitTx {
-        tx: Transaction,
-        source: String,
-        reply: oneshot::Sender<Result<Txid, MempoolError>>,
-    },
-    Status {
-        reply: oneshot::Sender<Status>,
-    },
-    Locator {
-        reply: oneshot::Sender<Vec<BlockHash>>,
-    },
-    BlocksAfter {
-        locator: Vec<BlockHash>,
-        max: u32,
-        reply: oneshot::Sender<Vec<Block>>,
-    },
-    GetBlock {
-        hash: BlockHash,
-        reply: oneshot::Sender<Option<Block>>,
-    },
-    /// A block to mine: the mempool's best transactions on the tip, paying `reward_to`.
-    Template {
-        reward_to: PubkeyHash,
-        reply: oneshot::Sender<Option<Block>>,
-    },
-    /// Every mempool entry, best fee rate first.
-    Mempool {
-        reply: oneshot::Sender<Vec<MempoolEntry>>,
-    },
-    /// One mempool entry.
-    MempoolTx {
-        txid: Txid,
-        reply: oneshot::Sender<Option<MempoolEntry>>,
-    },
-    /// The coins `owner` can spend in the next block, as a wallet on this node sees them:
-    /// mature confirmed coins no mempool tx spends, plus unspent mempool outputs to `owner`.
-    Spendable {
-        owner: PubkeyHash,
-        reply: oneshot::Sender<Result<Vec<(OutPoint, Coin)>, String>>,
-    },
-    /// Stop: close the store, then answer.
-    Shutdown {
-        reply: oneshot::Sender<()>,
-    },
-}
-
-/// The cloneable way to talk to the chain task.
-#[derive(Clone)]
-pub struct ChainHandle {
-    tx: mpsc::Sender<ChainCommand>,
-    state: watch::Receiver<ChainState>,
-}
-
-/// The chain task stopped (the node is shutting down).
-#[derive(Debug, thiserror::Error)]
-#[error("the chain task has stopped")]
-pub struct ChainGone;
-
-impl ChainHandle {
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> ChainCommand,
-    ) -> Result<T, ChainGone> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| ChainGone)?;
-        rx.await.map_err(|_| ChainGone)
-    }
-
-    pub async fn submit_block(
-        &self,
-        block: Block,
-        source: String,
-    ) -> Result<BlockOutcome, ChainGone> {
-        self.ask(|reply| ChainCommand::SubmitBlock {
-            block,
-            source,
-            reply,
-        })
-        .await
-    }
-
-    pub async fn submit_tx(
-        &self,
-        tx: Transaction,
-        source: String,
-    ) -> Result<Result<Txid, MempoolError>, ChainGone> {
-        self.ask(|reply| ChainCommand::SubmitTx { tx, source, reply })
-            .await
-    }
-
-    pub async fn status(&self) -> Result<Status, ChainGone> {
-        self.ask(|reply| ChainCommand::Status { reply }).await
-    }
-
-    pub async fn locator(&self) -> Result<Vec<BlockHash>, ChainGone> {
-        self.ask(|reply| ChainCommand::Locator { reply }).await
-    }
-
-    pub async fn blocks_after(
-        &self,
-        locator: Vec<BlockHash>,
-        max: u32,
-    ) -> Result<Vec<Block>, ChainGone> {
-        self.ask(|reply| ChainCommand::BlocksAfter {
-            locator,
-            max,
-            reply,
-        })
-        .await
-    }
-
-    pub async fn block(&self, hash: BlockHash) -> Result<Option<Block>, ChainGone> {
-        self.ask(|reply| ChainCommand::GetBlock { hash, reply })
-            .await
-    }
-
-    pub async fn template(&self, reward_to: PubkeyHash) -> Result<Option<Block>, ChainGone> {
-        self.ask(|reply| ChainCommand::Template { reward_to, reply })
-            .await
-    }
-
-    pub async fn mempool(&self) -> Result<Vec<MempoolEntry>, ChainGone> {
-        self.ask(|reply| ChainCommand::Mempool { reply }).await
-    }
-
-    pub async fn mempool_tx(&self, txid: Txid) -> Result<Option<MempoolEntry>, ChainGone> {
-        self.ask(|reply| ChainCommand::MempoolTx { txid, reply })
-            .await
-    }
-
-    /// See [`ChainCommand::Spendable`].
-    pub async fn spendable(
-        &self,
-        owner: PubkeyHash,
-    ) -> Result<Result<Vec<(OutPoint, Coin)>, String>, ChainGone> {
-        self.ask(|reply| ChainCommand::Spendable { owner, reply })
-            .await
-    }
-
-    /// Stops the chain task and waits until the store is closed. Later requests fail.
-    pub async fn shutdown(&self) {
-        let _ = self.ask(|reply| ChainCommand::Shutdown { reply }).await;
-    }
-
-    /// The latest published state; `changed()` on a clone wakes on every update.
-    pub fn state(&self) -> watch::Receiver<ChainState> {
-        self.state.clone()
-    }
-}
-
-/// Starts the chain thread; it ends when every handle is dropped.
-pub fn spawn(chain: Chain, mempool: &MempoolConfig, role: Role) -> Result<ChainHandle, ChainError> {
-    let (tx, rx) = mpsc::channel(256);
+/// Starts the chain thread. It ends on [`ChainHandle::shutdown`], when every handle is
+/// dropped, on a fatal store error, or on a panic; the receiver says which.
+pub fn spawn(
+    chain: Chain,
+    mempool: &MempoolConfig,
+) -> Result<(ChainHandle, oneshot::Receiver<Stopped>), ChainError> {
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let task = ChainTask {
         mempool: Mempool::new(MempoolLimits {
             max_bytes: mempool.max_bytes,
             min_fee_rate: mempool.min_fee_rate,
         }),
-        role,
         state: watch::channel(initial_state(&chain)?).0,
         chain,
+        fatal: None,
     };
     let state = task.state.subscribe();
+    let (stopped_tx, stopped) = oneshot::channel();
     std::thread::Builder::new()
         .name("chain".into())
-        .spawn(move || task.run(rx))
+        .spawn(move || {
+            let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run(rx)));
+            let result = match ended {
+                Ok(result) => result,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    error!(target: "chain", "the chain thread panicked: {what}; stopping the node");
+                    Err(format!("the chain thread panicked: {what}"))
+                }
+            };
+            let _ = stopped_tx.send(result);
+        })
         .map_err(|e| {
             ChainError::Store(crate::store::StoreError::io(
                 "cannot start the chain thread",
                 e,
             ))
         })?;
-    Ok(ChainHandle { tx, state })
+    Ok((ChainHandle::new(tx, state), stopped))
 }
 
 fn initial_state(chain: &Chain) -> Result<ChainState, ChainError> {
@@ -235,52 +86,27 @@ fn initial_state(chain: &Chain) -> Result<ChainState, ChainError> {
 struct ChainTask {
     chain: Chain,
     mempool: Mempool,
-    role: Role,
     state: watch::Sender<ChainState>,
+    /// Set by a fatal store error: the loop ends and the node stops.
+    fatal: Option<String>,
 }
 
 impl ChainTask {
-    fn run(mut self, mut rx: mpsc::Receiver<ChainCommand>) {
+    fn run(mut self, mut rx: mpsc::Receiver<ChainCommand>) -> Stopped {
         let mut closed = None;
         while let Some(cmd) = rx.blocking_recv() {
             // A dropped reply means the asker gave up; nothing to do about it.
             match cmd {
                 ChainCommand::SubmitBlock {
                     block,
+                    origin,
                     source,
                     reply,
                 } => {
-                    let _ = reply.send(self.on_block(&block, &source));
+                    let _ = reply.send(self.on_block(&block, origin, &source));
                 }
                 ChainCommand::SubmitTx { tx, source, reply } => {
                     let _ = reply.send(self.on_tx(tx, &source));
-                }
-                ChainCommand::Status { reply } => {
-                    let _ = self.status().map(|s| reply.send(s));
-                }
-                ChainCommand::Locator { reply } => {
-                    let _ = reply.send(self.chain.locator().unwrap_or_default());
-                }
-                ChainCommand::BlocksAfter {
-                    locator,
-                    max,
-                    reply,
-                } => {
-                    let _ = reply.send(
-                        self.chain
-                            .blocks_after(&locator, max as usize)
-                            .unwrap_or_default(),
-                    );
-                }
-                ChainCommand::GetBlock { hash, reply } => {
-                    let _ = reply.send(
-                        self.chain
-                            .store()
-                            .read()
-                            .and_then(|r| r.block(&hash))
-                            .ok()
-                            .flatten(),
-                    );
                 }
                 ChainCommand::Template { reward_to, reply } => {
                     let _ = reply.send(self.template(reward_to));
@@ -299,24 +125,20 @@ impl ChainTask {
                     break;
                 }
             }
+            if self.fatal.is_some() {
+                break;
+            }
         }
-        drop(self); // closes the LMDB environment (the last clone of it)
-        info!(target: "chain", "chain task stopped; store closed");
+        let fatal = self.fatal.take();
+        drop(self); // the chain's clone of the store
+        info!(target: "chain", "chain task stopped");
         if let Some(reply) = closed {
             let _ = reply.send(());
         }
-    }
-
-    fn status(&self) -> Result<Status, ChainError> {
-        let r = self.chain.store().read()?;
-        let tip = self.chain.tip()?;
-        Ok(Status {
-            genesis: r.genesis_hash()?.unwrap_or(BlockHash::ZERO),
-            tip: tip.hash,
-            height: tip.height,
-            chain_work: tip.chain_work,
-            role: self.role,
-        })
+        match fatal {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
     }
 
     fn publish_state(&self) {
@@ -330,11 +152,11 @@ impl ChainTask {
         }
     }
 
-    fn on_block(&mut self, block: &Block, source: &str) -> BlockOutcome {
+    fn on_block(&mut self, block: &Block, origin: Origin, source: &str) -> BlockOutcome {
         let hash = block.block_hash();
         let started = Instant::now();
         let old_height = self.chain.tip().map(|t| t.height).unwrap_or(0);
-        let outcome = match self.chain.accept_block(block, unix_now()) {
+        let outcome = match self.chain.accept_block(block, unix_now(), origin) {
             Ok(Accepted::NewTip { tip, disconnected }) => {
                 info!(target: "chain", height = tip.height, %hash, txs = block.txs.len(), from = source,
                       ms = started.elapsed().as_millis() as u64, "accepted block");
@@ -353,6 +175,11 @@ impl ChainTask {
                 metrics().block_accepted(started.elapsed());
                 BlockOutcome::SideBranch { height }
             }
+            Ok(Accepted::NotStored { height, .. }) => {
+                metrics().block_rejected("not_stored_less_work");
+                info!(target: "chain", height, %hash, from = source, "ignored an unrequested block on a branch with no more work");
+                BlockOutcome::NotStored
+            }
             Err(ChainError::Duplicate { .. }) => {
                 metrics().block_rejected("duplicate");
                 BlockOutcome::Duplicate
@@ -361,16 +188,24 @@ impl ChainTask {
                 metrics().block_rejected("orphan");
                 BlockOutcome::Orphan { prev }
             }
+            Err(e) if e.is_fatal() => {
+                error!(target: "chain", %hash, from = source, "store failure while accepting a block: {e}; stopping the node");
+                self.fatal = Some(format!("chain store failure: {e}"));
+                BlockOutcome::Invalid {
+                    reason: e.to_string(),
+                    blame: false,
+                }
+            }
             Err(e) => {
                 metrics().block_rejected(&match &e {
                     ChainError::Invalid { source, .. } => reason_code(&format!("{source:?}")),
                     other => reason_code(&format!("{other:?}")),
                 });
-                let misbehaviour = e.is_peer_misbehaviour();
-                warn!(target: "chain", %hash, from = source, misbehaviour, "refused block: {e}");
+                let blame = e.is_peer_misbehaviour();
+                warn!(target: "chain", %hash, from = source, blame, "refused block: {e}");
                 BlockOutcome::Invalid {
                     reason: e.to_string(),
-                    misbehaviour,
+                    blame,
                 }
             }
         };

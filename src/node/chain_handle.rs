@@ -1,0 +1,166 @@
+//! `ChainHandle`: the cloneable way to talk to the chain actor, the commands it carries, and
+//! what the actor answers.
+//!
+//! Only writes and the mempool go through the actor's queue: submitting blocks and
+//! transactions, block templates, mempool queries. Reads of the chain (status, locators, blocks
+//! for peers, the API's queries) come from store snapshots off the actor's thread
+//! ([`super::reads::Reads`]), so they never wait behind validation.
+
+use gossipcoin_proto::{Block, BlockHash, Coin, OutPoint, PubkeyHash, Transaction, Txid};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::chain::Origin;
+use crate::mempool::{MempoolEntry, MempoolError};
+
+/// What happened to a block handed to the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockOutcome {
+    /// It is the new tip (`reorg_depth` blocks were disconnected first). Only such a block is
+    /// relayed: it was fully validated on the main chain.
+    NewTip { height: u32, reorg_depth: usize },
+    /// Valid so far and stored on a side branch with as much work as the tip; not relayed.
+    SideBranch { height: u32 },
+    /// Unrequested, on a branch with less work than the tip (or past the sender's side-branch
+    /// allowance): not stored, not relayed, no penalty.
+    NotStored,
+    /// Already known.
+    Duplicate,
+    /// Its parent is unknown.
+    Orphan { prev: BlockHash },
+    /// Refused. `blame` says whether the sender provably sent invalid data; a block that
+    /// failed only because an ancestor did blames nobody.
+    Invalid { reason: String, blame: bool },
+}
+
+/// The state the chain actor publishes after every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainState {
+    pub tip: BlockHash,
+    pub height: u32,
+    pub mempool_txs: usize,
+    pub mempool_bytes: usize,
+}
+
+/// A request to the chain actor.
+pub(super) enum ChainCommand {
+    SubmitBlock {
+        block: Block,
+        origin: Origin,
+        /// Who sent it, for the logs (a peer id, "miner", "api").
+        source: String,
+        reply: oneshot::Sender<BlockOutcome>,
+    },
+    SubmitTx {
+        tx: Transaction,
+        source: String,
+        reply: oneshot::Sender<Result<Txid, MempoolError>>,
+    },
+    /// A block to mine: the mempool's best transactions on the tip, paying `reward_to`.
+    Template {
+        reward_to: PubkeyHash,
+        reply: oneshot::Sender<Option<Block>>,
+    },
+    /// Every mempool entry, best fee rate first.
+    Mempool {
+        reply: oneshot::Sender<Vec<MempoolEntry>>,
+    },
+    /// One mempool entry.
+    MempoolTx {
+        txid: Txid,
+        reply: oneshot::Sender<Option<MempoolEntry>>,
+    },
+    /// The coins `owner` can spend in the next block, as a wallet on this node sees them:
+    /// mature confirmed coins no mempool tx spends, plus unspent mempool outputs to `owner`.
+    Spendable {
+        owner: PubkeyHash,
+        reply: oneshot::Sender<Result<Vec<(OutPoint, Coin)>, String>>,
+    },
+    /// Stop: close the store, then answer.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// The cloneable way to talk to the chain actor.
+#[derive(Clone)]
+pub struct ChainHandle {
+    tx: mpsc::Sender<ChainCommand>,
+    state: watch::Receiver<ChainState>,
+}
+
+/// The chain actor stopped (the node is shutting down, or the store failed).
+#[derive(Debug, thiserror::Error)]
+#[error("the chain task has stopped")]
+pub struct ChainGone;
+
+impl ChainHandle {
+    pub(super) fn new(tx: mpsc::Sender<ChainCommand>, state: watch::Receiver<ChainState>) -> Self {
+        Self { tx, state }
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> ChainCommand,
+    ) -> Result<T, ChainGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| ChainGone)?;
+        rx.await.map_err(|_| ChainGone)
+    }
+
+    /// Validates and stores a block; see [`BlockOutcome`].
+    pub async fn submit_block(
+        &self,
+        block: Block,
+        origin: Origin,
+        source: String,
+    ) -> Result<BlockOutcome, ChainGone> {
+        self.ask(|reply| ChainCommand::SubmitBlock {
+            block,
+            origin,
+            source,
+            reply,
+        })
+        .await
+    }
+
+    /// Offers a transaction to the mempool.
+    pub async fn submit_tx(
+        &self,
+        tx: Transaction,
+        source: String,
+    ) -> Result<Result<Txid, MempoolError>, ChainGone> {
+        self.ask(|reply| ChainCommand::SubmitTx { tx, source, reply })
+            .await
+    }
+
+    pub async fn template(&self, reward_to: PubkeyHash) -> Result<Option<Block>, ChainGone> {
+        self.ask(|reply| ChainCommand::Template { reward_to, reply })
+            .await
+    }
+
+    pub async fn mempool(&self) -> Result<Vec<MempoolEntry>, ChainGone> {
+        self.ask(|reply| ChainCommand::Mempool { reply }).await
+    }
+
+    pub async fn mempool_tx(&self, txid: Txid) -> Result<Option<MempoolEntry>, ChainGone> {
+        self.ask(|reply| ChainCommand::MempoolTx { txid, reply })
+            .await
+    }
+
+    /// See [`ChainCommand::Spendable`].
+    pub async fn spendable(
+        &self,
+        owner: PubkeyHash,
+    ) -> Result<Result<Vec<(OutPoint, Coin)>, String>, ChainGone> {
+        self.ask(|reply| ChainCommand::Spendable { owner, reply })
+            .await
+    }
+
+    /// Stops the chain actor and waits until the store is closed. Later requests fail.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(|reply| ChainCommand::Shutdown { reply }).await;
+    }
+
+    /// The latest published state; `changed()` on a clone wakes on every update.
+    pub fn state(&self) -> watch::Receiver<ChainState> {
+        self.state.clone()
+    }
+}

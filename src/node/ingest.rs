@@ -1,0 +1,350 @@
+//! Ingestion: the bounded queues between the network and the chain, and the workers that drain
+//! them. Nothing a peer sends becomes a task of its own.
+//!
+//! | queue | worker(s) | what |
+//! |---|---|---|
+//! | blocks | 1 | gossip blocks, validated by the chain actor in arrival order |
+//! | txs | 1 | gossip transactions and `SubmitTx` requests, one peer's in the order sent |
+//! | requests | 2 | Status, GetBlocks, GetBlock: answered from store snapshots |
+//!
+//! Each queue is a [`FairQueue`]: bounded in items and bytes (in all and per peer), peers
+//! served in turn. A full queue answers at once — gossip gets Ignore (not forwarded, no
+//! penalty: the fault is ours), a request gets an error — and counts it in
+//! `gossipcoin_ingest_dropped_total`. When a peer is banned its queued work is dropped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gossipcoin_proto::message::{Request, Response, SOFT_RESPONSE_BYTES};
+use gossipcoin_proto::{Block, Transaction};
+use tracing::{debug, info};
+
+use super::chain_handle::{BlockOutcome, ChainHandle};
+use super::queue::{Bounds, FairQueue, Full};
+use super::reads::Reads;
+use super::sync::Sync;
+use crate::chain::Origin;
+use crate::metrics::{Source, metrics};
+use crate::net::{MessageId, Misbehaviour, NetHandle, PeerId, Reply, Verdict};
+
+/// Side-branch blocks (equal work, unrequested) stored per peer per [`SIDE_WINDOW`].
+pub const MAX_SIDE_BLOCKS_PER_PEER: u32 = 8;
+/// The window of [`MAX_SIDE_BLOCKS_PER_PEER`].
+pub const SIDE_WINDOW: Duration = Duration::from_secs(3600);
+/// Request workers (reads from snapshots).
+const REQUEST_WORKERS: usize = 2;
+
+/// A gossip block waiting for validation.
+struct BlockJob {
+    id: MessageId,
+    block: Block,
+    bytes: usize,
+}
+
+/// A transaction waiting for the mempool, from gossip or a `SubmitTx` request.
+enum TxJob {
+    Gossip { id: MessageId, tx: Transaction },
+    Submit { tx: Transaction, reply: Reply },
+}
+
+/// A read request waiting for a worker.
+struct RequestJob {
+    request: Request,
+    reply: Reply,
+}
+
+/// The queues; cheap to clone.
+#[derive(Clone)]
+pub struct Ingest {
+    blocks: Arc<FairQueue<PeerId, BlockJob>>,
+    txs: Arc<FairQueue<PeerId, TxJob>>,
+    requests: Arc<FairQueue<PeerId, RequestJob>>,
+    net: NetHandle,
+}
+
+/// What the workers need.
+#[derive(Clone)]
+pub struct Workers {
+    pub net: NetHandle,
+    pub chain: ChainHandle,
+    pub reads: Reads,
+    pub sync: Arc<Sync>,
+}
+
+impl Ingest {
+    /// Creates the queues for blocks of at most `max_block_bytes` and starts their workers.
+    pub fn start(workers: Workers, max_block_bytes: usize) -> Self {
+        let blocks = Arc::new(FairQueue::new(Bounds {
+            items: 64,
+            bytes: 16 * max_block_bytes,
+            bytes_per_peer: 3 * max_block_bytes,
+        }));
+        let txs = Arc::new(FairQueue::new(Bounds {
+            items: 4096,
+            bytes: 16 << 20,
+            bytes_per_peer: 2 << 20,
+        }));
+        let requests = Arc::new(FairQueue::new(Bounds {
+            items: 256,
+            bytes: 256,
+            bytes_per_peer: 16,
+        }));
+        let ingest = Self {
+            blocks,
+            txs,
+            requests,
+            net: workers.net.clone(),
+        };
+        tokio::spawn(block_worker(ingest.blocks.clone(), workers.clone()));
+        tokio::spawn(tx_worker(ingest.txs.clone(), workers.clone()));
+        for _ in 0..REQUEST_WORKERS {
+            tokio::spawn(request_worker(ingest.requests.clone(), workers.clone()));
+        }
+        ingest
+    }
+
+    /// Queues a gossip block, or answers Ignore at once when there is no room.
+    pub fn block(&self, peer: PeerId, id: MessageId, block: Block, bytes: usize) {
+        metrics().gossip("in", "blocks");
+        if let Err((job, full)) = self.blocks.push(peer, BlockJob { id, block, bytes }, bytes) {
+            dropped("blocks", full, &peer);
+            self.net.report(job.id, peer, Verdict::Ignore);
+        }
+    }
+
+    /// Queues a gossip transaction, or answers Ignore at once when there is no room.
+    pub fn tx(&self, peer: PeerId, id: MessageId, tx: Transaction, bytes: usize) {
+        metrics().gossip("in", "txs");
+        if let Err((job, full)) = self.txs.push(peer, TxJob::Gossip { id, tx }, bytes) {
+            dropped("txs", full, &peer);
+            if let TxJob::Gossip { id, .. } = job {
+                self.net.report(id, peer, Verdict::Ignore);
+            }
+        }
+    }
+
+    /// Queues a request; `SubmitTx` joins the peer's transactions, in order.
+    pub fn request(&self, peer: PeerId, request: Request, reply: Reply) {
+        let kind = request_kind(&request);
+        metrics().sync_served(kind);
+        let refused = match request {
+            Request::SubmitTx(tx) => {
+                let bytes = tx.encoded_len();
+                self.txs
+                    .push(peer, TxJob::Submit { tx, reply }, bytes)
+                    .err()
+                    .map(|(job, full)| (full, job_reply(job)))
+            }
+            request => self
+                .requests
+                .push(peer, RequestJob { request, reply }, 1)
+                .err()
+                .map(|(job, full)| (full, Some(job.reply))),
+        };
+        if let Some((full, reply)) = refused {
+            dropped(kind, full, &peer);
+            if let Some(reply) = reply {
+                reply.send(Response::Error("busy: try again later".into()));
+            }
+        }
+    }
+
+    /// Drops everything a banned peer has queued.
+    pub fn drop_peer(&self, peer: &PeerId) {
+        let blocks = self.blocks.drop_peer(peer);
+        let txs = self.txs.drop_peer(peer);
+        let requests = self.requests.drop_peer(peer).len();
+        if !blocks.is_empty() || !txs.is_empty() || requests > 0 {
+            info!(target: "net", %peer, blocks = blocks.len(), txs = txs.len(), requests,
+                  "dropped a banned peer's queued work");
+        }
+        for job in blocks {
+            self.net.report(job.id, *peer, Verdict::Ignore);
+        }
+        for job in txs {
+            if let TxJob::Gossip { id, .. } = job {
+                self.net.report(id, *peer, Verdict::Ignore);
+            }
+        }
+    }
+
+    /// Stops taking work; the workers finish what is queued and end.
+    pub fn close(&self) {
+        self.blocks.close();
+        self.txs.close();
+        self.requests.close();
+    }
+}
+
+fn job_reply(job: TxJob) -> Option<Reply> {
+    match job {
+        TxJob::Submit { reply, .. } => Some(reply),
+        TxJob::Gossip { .. } => None,
+    }
+}
+
+fn dropped(queue: &'static str, full: Full, peer: &PeerId) {
+    metrics().ingest_dropped(queue, full.label());
+    debug!(target: "net", %peer, queue, reason = full.label(), "no room in the queue: dropped");
+}
+
+fn request_kind(request: &Request) -> &'static str {
+    match request {
+        Request::Status(_) => "status",
+        Request::GetBlocks { .. } => "get_blocks",
+        Request::GetBlock { .. } => "get_block",
+        Request::SubmitTx(_) => "submit_tx",
+    }
+}
+
+/// Equal-work side blocks stored per peer: each peer may make us store a few per hour.
+#[derive(Default)]
+struct SideAllowance {
+    used: HashMap<PeerId, (u32, Instant)>,
+}
+
+impl SideAllowance {
+    fn has_room(&mut self, peer: &PeerId, now: Instant) -> bool {
+        self.used
+            .retain(|_, (_, since)| now.saturating_duration_since(*since) < SIDE_WINDOW);
+        self.used
+            .get(peer)
+            .is_none_or(|(n, _)| *n < MAX_SIDE_BLOCKS_PER_PEER)
+    }
+
+    fn charge(&mut self, peer: PeerId, now: Instant) {
+        self.used.entry(peer).or_insert((0, now)).0 += 1;
+    }
+}
+
+async fn block_worker(queue: Arc<FairQueue<PeerId, BlockJob>>, w: Workers) {
+    let mut side = SideAllowance::default();
+    while let Some((peer, job)) = queue.pop().await {
+        let BlockJob { id, block, bytes } = job;
+        let hash = block.block_hash();
+        metrics().block_received(Source::Gossip);
+        let origin = Origin::Unrequested {
+            may_store_side: side.has_room(&peer, Instant::now()),
+        };
+        let Ok(outcome) = w
+            .chain
+            .submit_block(block.clone(), origin, peer.to_string())
+            .await
+        else {
+            return;
+        };
+        let verdict = match &outcome {
+            BlockOutcome::NewTip { .. } => Verdict::Accept,
+            BlockOutcome::Invalid { blame: true, .. } => Verdict::Reject,
+            _ => Verdict::Ignore,
+        };
+        debug!(target: "net", %peer, %hash, ?verdict, "gossip block validated");
+        w.net.report(id, peer, verdict);
+        match outcome {
+            BlockOutcome::NewTip { .. } => {
+                if let Ok(ours) = w.reads.status().await {
+                    w.net.note_peer_tip(peer, ours);
+                }
+                w.sync.connect_orphans_of(hash).await;
+            }
+            BlockOutcome::SideBranch { .. } => {
+                side.charge(peer, Instant::now());
+                w.sync.connect_orphans_of(hash).await;
+            }
+            BlockOutcome::Orphan { .. } => w.sync.on_orphan(block, peer, bytes).await,
+            _ => {}
+        }
+    }
+}
+
+async fn tx_worker(queue: Arc<FairQueue<PeerId, TxJob>>, w: Workers) {
+    while let Some((peer, job)) = queue.pop().await {
+        match job {
+            TxJob::Gossip { id, tx } => {
+                metrics().tx_received(Source::Gossip);
+                let Ok(result) = w.chain.submit_tx(tx, peer.to_string()).await else {
+                    return;
+                };
+                let verdict = match &result {
+                    Ok(_) => Verdict::Accept,
+                    Err(e) if e.is_peer_misbehaviour() => Verdict::Reject,
+                    Err(_) => Verdict::Ignore,
+                };
+                w.net.report(id, peer, verdict);
+            }
+            TxJob::Submit { tx, reply } => {
+                metrics().tx_received(Source::Sync);
+                let relay = tx.clone();
+                let source = format!("{peer} (submitted)");
+                let response = match w.chain.submit_tx(tx, source).await {
+                    Ok(Ok(txid)) => {
+                        info!(target: "mempool", %txid, %peer, "transaction submitted by a client; relaying");
+                        w.net.publish_tx(&relay).await;
+                        Response::TxAccepted(txid)
+                    }
+                    Ok(Err(e)) => {
+                        if e.is_peer_misbehaviour() {
+                            w.net.report_peer(
+                                peer,
+                                Misbehaviour::High,
+                                &format!("submitted an invalid transaction: {e}"),
+                            );
+                        }
+                        Response::TxRejected(e.to_string())
+                    }
+                    Err(e) => Response::Error(e.to_string()),
+                };
+                reply.send(response);
+            }
+        }
+    }
+}
+
+async fn request_worker(queue: Arc<FairQueue<PeerId, RequestJob>>, w: Workers) {
+    while let Some((peer, RequestJob { request, reply })) = queue.pop().await {
+        let response = match request {
+            Request::Status(theirs) => match w.reads.status().await {
+                Ok(ours) if w.sync.on_peer_status(peer, theirs).await => Response::Status(ours),
+                Ok(_) => Response::Error("different genesis: another network".into()),
+                Err(e) => Response::Error(e.to_string()),
+            },
+            Request::GetBlocks { locator, max } => {
+                match w
+                    .reads
+                    .blocks_after(locator, max as usize, SOFT_RESPONSE_BYTES)
+                    .await
+                {
+                    Ok(blocks) => Response::Blocks(blocks),
+                    Err(e) => Response::Error(e.to_string()),
+                }
+            }
+            Request::GetBlock { hash } => match w.reads.block(hash).await {
+                Ok(block) => Response::Block(block),
+                Err(e) => Response::Error(e.to_string()),
+            },
+            // queued with the transactions, never here
+            Request::SubmitTx(_) => Response::Error("unexpected request".into()),
+        };
+        reply.send(response);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn side_allowance_runs_out_and_comes_back() {
+        let t0 = Instant::now();
+        let (p, q) = (PeerId::random(), PeerId::random());
+        let mut side = SideAllowance::default();
+        for _ in 0..MAX_SIDE_BLOCKS_PER_PEER {
+            assert!(side.has_room(&p, t0));
+            side.charge(p, t0);
+        }
+        assert!(!side.has_room(&p, t0));
+        assert!(side.has_room(&q, t0));
+        assert!(side.has_room(&p, t0 + SIDE_WINDOW));
+    }
+}

@@ -1,0 +1,119 @@
+//! `Reads`: everything peers and the API read from the chain, answered from read-only store
+//! snapshots on blocking threads, never by the chain actor (which only writes).
+//!
+//! At most one reader per core runs at a time (a semaphore), so a flood of requests or queries
+//! cannot take every core from validation; what a peer may ask for is bounded in bytes before
+//! any block is loaded ([`crate::chain::blocks_after`] reads sizes first).
+
+use std::sync::Arc;
+
+use gossipcoin_proto::message::{Role, Status};
+use gossipcoin_proto::{Block, BlockHash};
+use tokio::sync::Semaphore;
+
+use crate::chain;
+use crate::store::{ChainRead, ReadView, Store, StoreError};
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the chain is empty")]
+    Empty,
+    #[error("the node is stopping")]
+    Stopping,
+    #[error("store reader failed: {0}")]
+    Panicked(String),
+}
+
+/// Snapshot reads of the chain store. Cheap to clone.
+#[derive(Clone)]
+pub struct Reads {
+    store: Store,
+    role: Role,
+    readers: Arc<Semaphore>,
+}
+
+impl Reads {
+    pub fn new(store: Store, role: Role) -> Self {
+        Self {
+            store,
+            role,
+            readers: Arc::new(Semaphore::new(max_readers())),
+        }
+    }
+
+    /// Runs `f` on a fresh snapshot, on a blocking thread, once a reader slot is free.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<ReadError> + Send + 'static,
+        F: FnOnce(&ReadView) -> Result<T, E> + Send + 'static,
+    {
+        let _permit = self
+            .readers
+            .acquire()
+            .await
+            .map_err(|_| ReadError::Stopping)?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let view = store.read().map_err(ReadError::from)?;
+            f(&view)
+        })
+        .await
+        .map_err(|e| ReadError::Panicked(e.to_string()))?
+    }
+
+    /// Our Status for peers: genesis, tip, height, chain work, role.
+    pub async fn status(&self) -> Result<Status, ReadError> {
+        let role = self.role;
+        self.run(move |r| status_of(r, role)).await
+    }
+
+    /// A locator of our main chain.
+    pub async fn locator(&self) -> Result<Vec<BlockHash>, ReadError> {
+        self.run(|r| Ok(chain::locator(r)?)).await
+    }
+
+    /// Main-chain blocks after `locator`: at most `max`, and about `max_bytes`.
+    pub async fn blocks_after(
+        &self,
+        locator: Vec<BlockHash>,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Block>, ReadError> {
+        self.run(move |r| Ok(chain::blocks_after(r, &locator, max, max_bytes)?))
+            .await
+    }
+
+    /// One block by hash, on the main chain or not (never a block known to be invalid).
+    pub async fn block(&self, hash: BlockHash) -> Result<Option<Block>, ReadError> {
+        self.run(move |r| {
+            if r.status(&hash)?.is_some_and(|s| s.is_failed()) {
+                return Ok(None);
+            }
+            Ok(r.block(&hash)?)
+        })
+        .await
+    }
+}
+
+/// The Status of the chain in snapshot `r`.
+pub fn status_of(r: &impl ChainRead, role: Role) -> Result<Status, ReadError> {
+    let (Some(genesis), Some(tip)) = (r.genesis_hash()?, r.tip()?) else {
+        return Err(ReadError::Empty);
+    };
+    Ok(Status {
+        genesis,
+        tip: tip.hash,
+        height: tip.height,
+        chain_work: tip.chain_work,
+        role,
+    })
+}
+
+/// Concurrent store readers: one per core, at least two.
+fn max_readers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
