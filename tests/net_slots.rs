@@ -100,7 +100,8 @@ async fn identity(
     tokio::spawn(async move {
         loop {
             if dialer.peers().await.is_empty() {
-                let _ = dialer.dial(&victim).await;
+                // bounded: a dial refused mid-handshake was seen to never answer
+                let _ = tokio::time::timeout(Duration::from_secs(2), dialer.dial(&victim)).await;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
