@@ -1,7 +1,10 @@
 //! The libp2p behaviour of a gossipcoin node: which protocols it speaks, and their settings.
 //!
-//! The denying behaviours (connection limits, block list) come first, so a connection they
-//! refuse is never half-set-up in the others. Then gossipsub (blocks and transactions),
+//! The denying behaviours (connection slots, connection limits, block list) come first, so a
+//! connection they refuse is never half-set-up in the others. `slots` (per-address limits,
+//! banned addresses, inbound eviction) goes first of all: it may keep a newcomer to full
+//! inbound slots by evicting someone, so `limits` leaves it [`slots::EVICTION_SLACK`] of room
+//! and only holds the hard caps. Then gossipsub (blocks and transactions),
 //! request-response (`/gossipcoin/sync/1`), identify (listen addresses for the DHT), kad (peer
 //! discovery on our own protocol name, always in server mode: on loopback an external address is
 //! never confirmed, and a client-mode node is invisible), and ping (keeps NATs and dead links
@@ -15,6 +18,7 @@ use libp2p::{
 };
 
 use super::codec::SyncCodec;
+use super::slots::{self, Slots};
 use super::{NetConfig, NetError, gossip};
 use gossipcoin_proto::message::SYNC_PROTOCOL;
 
@@ -25,6 +29,7 @@ const IDENTIFY_PROTOCOL: &str = "/gossipcoin/id/1";
 
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
+    pub(super) slots: Slots,
     pub(super) limits: connection_limits::Behaviour,
     pub(super) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(super) gossipsub: gossipsub::Behaviour,
@@ -38,8 +43,11 @@ impl Behaviour {
     pub(super) fn new(key: &Keypair, config: &NetConfig) -> Result<Self, NetError> {
         let peer_id = key.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
-            .with_max_pending_incoming(Some(32))
-            .with_max_established_incoming(Some(config.max_peers))
+            .with_max_pending_incoming(Some(slots::MAX_PENDING_INBOUND))
+            // Slots owns the inbound limit (it evicts to make room): this is the hard cap
+            .with_max_established_incoming(Some(
+                config.max_peers.saturating_add(slots::EVICTION_SLACK),
+            ))
             .with_max_established_outgoing(Some(config.max_peers))
             // two, not one: when two peers dial each other at once, each side may keep a
             // different connection and a limit of one would close both
@@ -85,6 +93,7 @@ impl Behaviour {
         kad.set_mode(Some(kad::Mode::Server));
 
         Ok(Self {
+            slots: Slots::new(config.max_peers),
             limits: connection_limits::Behaviour::new(limits),
             blocked: allow_block_list::Behaviour::default(),
             gossipsub,

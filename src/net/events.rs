@@ -31,6 +31,7 @@ impl Service {
                     self.peers.set_ping(&e.peer, rtt);
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Slots(never)) => match never {},
             SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
             SwarmEvent::Behaviour(BehaviourEvent::Blocked(never)) => match never {},
             SwarmEvent::NewListenAddr { address, .. } => {

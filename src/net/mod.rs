@@ -35,6 +35,7 @@ mod identity;
 mod peers;
 mod publish;
 mod service;
+mod slots;
 mod types;
 
 use libp2p::{SwarmBuilder, noise, tcp, yamux};
@@ -88,6 +89,9 @@ pub async fn spawn(
         .with_behaviour(|_| behaviour)
         .map_err(|e| NetError::Config(format!("behaviour: {e}")))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        // TCP + Noise + Yamux must finish within this, both ways: a socket that never speaks
+        // holds an inbound handshake slot for this long at most
+        .with_connection_timeout(slots::HANDSHAKE_TIMEOUT)
         .build();
 
     let (command_tx, command_rx) = mpsc::unbounded_channel();

@@ -6,6 +6,7 @@
 mod discovery;
 mod gossip;
 mod identity;
+mod slots;
 mod sync;
 
 use std::future::Future;

@@ -1,0 +1,735 @@
+//! Connection slots: who may hold an inbound connection, and who gives one up for a newcomer.
+//!
+//! [`Slots`] is the first behaviour of the node, so what it refuses is never half set up in the
+//! others. It follows the shape of `connection_limits::Behaviour` (count at
+//! `handle_pending_inbound_connection` / `handle_established_inbound_connection`, keep the books
+//! in `on_swarm_event`) and adds what that behaviour cannot do (it counts; it does not choose):
+//!
+//! - **Per-address limits.** At most [`PENDING_PER_IP`] inbound connections in their handshake
+//!   from one IP, and at most [`ESTABLISHED_PER_IP`] established ones ([`ESTABLISHED_PER_LOOPBACK_IP`]
+//!   for a loopback address, where a whole test network shares 127.0.0.1). The pending limit is
+//!   the same for loopback: a handshake takes milliseconds, and half-open sockets from one
+//!   address must not take every pending slot (the global limit is [`MAX_PENDING_INBOUND`]).
+//!   With [`HANDSHAKE_TIMEOUT`] a silent socket costs its slot for a few seconds at most.
+//! - **Denied addresses.** [`Slots::ban_ip`] until an instant, [`Slots::unban_ip`]; checked when
+//!   a connection arrives, before any handshake work.
+//! - **Inbound eviction**, as Bitcoin Core's `SelectNodeToEvict` (net.cpp): when an inbound
+//!   connection is established while the inbound slots (`max_peers`) are full, the newcomer is
+//!   kept and one existing inbound connection is closed instead. Protected from eviction are the
+//!   peers that most recently delivered a valid block or transaction ([`Slots::note_useful`]),
+//!   those with the lowest ping ([`Slots::note_rtt`]), and the longest-connected half of the
+//!   rest; among the others, the network group (the IP on loopback, the /16 of an IPv4 address,
+//!   the /32 of an IPv6 one) with the most connections loses its youngest connection. Only when
+//!   everyone is protected is the newcomer refused. Outbound connections are never candidates:
+//!   outbound slots are counted separately (by `connection_limits`) and stay ours.
+//!
+//! The choice is the pure function [`select_to_evict`] over [`Candidate`] records.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use libp2p::core::multiaddr::Protocol;
+use libp2p::core::transport::PortUse;
+use libp2p::core::{ConnectedPoint, Endpoint, Multiaddr};
+use libp2p::swarm::behaviour::{ConnectionClosed, ConnectionEstablished, ListenFailure};
+use libp2p::swarm::{
+    CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
+    THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
+};
+use tracing::{debug, info};
+
+/// Inbound connections from one IP still in their TCP + Noise + Yamux handshake.
+pub(super) const PENDING_PER_IP: usize = 8;
+/// Established inbound connections from one non-loopback IP.
+pub(super) const ESTABLISHED_PER_IP: usize = 4;
+/// Established inbound connections from one loopback IP (a local testnet shares 127.0.0.1).
+pub(super) const ESTABLISHED_PER_LOOPBACK_IP: usize = 64;
+/// Inbound connections in their handshake, from everyone: high enough that the per-IP limit,
+/// not this one, stops a single attacker.
+pub(super) const MAX_PENDING_INBOUND: u32 = 128;
+/// Inbound connections allowed above `max_peers` while evicted ones are still closing: the
+/// hard cap is `max_peers + EVICTION_SLACK`.
+pub(super) const EVICTION_SLACK: u32 = 8;
+/// A connection that has not finished TCP + Noise + Yamux by then is dropped (libp2p's
+/// default is 10 s, during which a silent socket holds a pending slot).
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most this many recently useful peers are protected (Core: 4 for blocks + 4 for txs).
+const PROTECT_USEFUL: usize = 8;
+/// At most this many lowest-ping peers are protected (Core: 8).
+const PROTECT_PING: usize = 8;
+
+/// Why [`Slots`] refused an inbound connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// The address is denied until its ban expires.
+    Banned(IpAddr),
+    /// Too many handshakes from this address.
+    PendingPerIp { ip: IpAddr, limit: usize },
+    /// Too many established connections from this address.
+    EstablishedPerIp { ip: IpAddr, limit: usize },
+    /// The inbound slots are full and every holder is protected (or the hard cap is reached).
+    Full { limit: usize },
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Banned(ip) => write!(f, "address {ip} is banned"),
+            Self::PendingPerIp { ip, limit } => {
+                write!(f, "already {limit} handshakes in progress from {ip}")
+            }
+            Self::EstablishedPerIp { ip, limit } => {
+                write!(f, "already {limit} inbound connections from {ip}")
+            }
+            Self::Full { limit } => {
+                write!(f, "all {limit} inbound slots are taken by protected peers")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// What eviction knows about one inbound connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Candidate {
+    /// Its network group ([`net_group`]).
+    pub(super) group: IpAddr,
+    /// When it was established.
+    pub(super) since: Instant,
+    /// The peer's lowest ping so far, if measured.
+    pub(super) rtt: Option<Duration>,
+    /// When the peer last delivered a valid block or transaction.
+    pub(super) useful: Option<Instant>,
+}
+
+/// The index of the inbound connection to close for a newcomer, or `None` when every
+/// candidate is protected (Core's `SelectNodeToEvict`, scaled down for small `max_peers`:
+/// each protection takes at most a quarter of the candidates left, uptime half).
+pub(super) fn select_to_evict(candidates: &[Candidate]) -> Option<usize> {
+    let mut left: Vec<usize> = (0..candidates.len()).collect();
+    // Recently useful peers, most recent first.
+    let quota = PROTECT_USEFUL.min(left.len() / 4);
+    left.sort_by_key(|&i| std::cmp::Reverse(candidates[i].useful));
+    let protected = left
+        .iter()
+        .take(quota)
+        .take_while(|&&i| candidates[i].useful.is_some())
+        .count();
+    left.drain(..protected);
+    // The lowest pings (unmeasured peers are not protected).
+    let quota = PROTECT_PING.min(left.len() / 4);
+    left.sort_by_key(|&i| (candidates[i].rtt.is_none(), candidates[i].rtt));
+    let protected = left
+        .iter()
+        .take(quota)
+        .take_while(|&&i| candidates[i].rtt.is_some())
+        .count();
+    left.drain(..protected);
+    // The longest-connected half of the rest.
+    left.sort_by_key(|&i| candidates[i].since);
+    left.drain(..left.len() / 2);
+    // The group with the most connections (ties: the one with the youngest member) loses its
+    // youngest connection.
+    let mut groups: HashMap<IpAddr, (usize, usize)> = HashMap::new(); // count, youngest
+    for &i in &left {
+        let entry = groups.entry(candidates[i].group).or_insert((0, i));
+        entry.0 += 1;
+        if candidates[i].since >= candidates[entry.1].since {
+            entry.1 = i;
+        }
+    }
+    groups
+        .into_values()
+        .max_by_key(|&(count, youngest)| (count, candidates[youngest].since))
+        .map(|(_, youngest)| youngest)
+}
+
+/// The network group of an address: the address itself on loopback (each local process is
+/// its own group), else the /16 of an IPv4 address or the /32 of an IPv6 one (Core's groups
+/// without the AS map).
+pub(super) fn net_group(ip: IpAddr) -> IpAddr {
+    let ip = ip.to_canonical();
+    if ip.is_loopback() {
+        return ip;
+    }
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            IpAddr::V4(Ipv4Addr::new(a, b, 0, 0))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], 0, 0, 0, 0, 0, 0))
+        }
+    }
+}
+
+/// How many established inbound connections one IP may hold.
+pub(super) fn established_limit(ip: IpAddr) -> usize {
+    if ip.to_canonical().is_loopback() {
+        ESTABLISHED_PER_LOOPBACK_IP
+    } else {
+        ESTABLISHED_PER_IP
+    }
+}
+
+/// The IP of a TCP multiaddr (`/ip4/…/tcp/…`), canonical (IPv4-mapped IPv6 → IPv4).
+fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip).to_canonical()),
+        _ => None,
+    })
+}
+
+/// One established inbound connection.
+#[derive(Debug, Clone, Copy)]
+struct Inbound {
+    peer: PeerId,
+    ip: Option<IpAddr>,
+    since: Instant,
+}
+
+/// The connection-slot behaviour (see the module docs).
+pub(super) struct Slots {
+    /// Inbound slots (`NetConfig::max_peers`).
+    max_inbound: usize,
+    pending: HashMap<ConnectionId, IpAddr>,
+    inbound: HashMap<ConnectionId, Inbound>,
+    /// Inbound connections we asked the swarm to close, not yet closed.
+    closing: HashSet<ConnectionId>,
+    banned: HashMap<IpAddr, Instant>,
+    useful: HashMap<PeerId, Instant>,
+    rtt: HashMap<PeerId, Duration>,
+    to_close: VecDeque<(PeerId, ConnectionId)>,
+    waker: Option<Waker>,
+}
+
+impl Slots {
+    /// Slots for at most `max_inbound` inbound connections (outbound ones are not counted).
+    pub(super) fn new(max_inbound: u32) -> Self {
+        Self {
+            max_inbound: max_inbound as usize,
+            pending: HashMap::new(),
+            inbound: HashMap::new(),
+            closing: HashSet::new(),
+            banned: HashMap::new(),
+            useful: HashMap::new(),
+            rtt: HashMap::new(),
+            to_close: VecDeque::new(),
+            waker: None,
+        }
+    }
+
+    /// Refuses inbound connections from `ip` until `until` (existing ones stay; the peer
+    /// manager closes the offender's).
+    #[allow(dead_code)] // until the service calls it (issue 9 integration)
+    pub(super) fn ban_ip(&mut self, ip: IpAddr, until: Instant) {
+        let ip = ip.to_canonical();
+        let now = Instant::now();
+        self.banned.retain(|_, t| *t > now);
+        debug!(target: "net", %ip, in_secs = until.saturating_duration_since(now).as_secs(), "address banned");
+        self.banned.insert(ip, until);
+    }
+
+    /// Lifts a ban on `ip`.
+    #[allow(dead_code)] // until the service calls it (issue 9 integration)
+    pub(super) fn unban_ip(&mut self, ip: IpAddr) {
+        self.banned.remove(&ip.to_canonical());
+    }
+
+    /// Records that `peer` just delivered a valid block or transaction (eviction protects the
+    /// most recent ones).
+    #[allow(dead_code)] // until the service calls it (issue 9 integration)
+    pub(super) fn note_useful(&mut self, peer: PeerId) {
+        self.useful.insert(peer, Instant::now());
+    }
+
+    /// Records a ping round trip of `peer` (eviction protects the lowest).
+    #[allow(dead_code)] // until the service calls it (issue 9 integration)
+    pub(super) fn note_rtt(&mut self, peer: PeerId, rtt: Duration) {
+        let best = self.rtt.entry(peer).or_insert(rtt);
+        *best = (*best).min(rtt);
+    }
+
+    fn is_banned(&mut self, ip: IpAddr) -> bool {
+        match self.banned.get(&ip) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                self.banned.remove(&ip);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Established inbound connections not being closed.
+    fn active(&self) -> impl Iterator<Item = (&ConnectionId, &Inbound)> {
+        self.inbound
+            .iter()
+            .filter(|(id, _)| !self.closing.contains(id))
+    }
+
+    /// The active inbound connection eviction would close, other than `except`.
+    fn victim(&self, except: Option<ConnectionId>) -> Option<(ConnectionId, PeerId)> {
+        let (ids, candidates): (Vec<_>, Vec<_>) = self
+            .active()
+            .filter(|(id, _)| Some(**id) != except)
+            .map(|(id, c)| {
+                let candidate = Candidate {
+                    // a non-IP connection is a group of its own: the unspecified address is
+                    // never a real peer's
+                    group: c.ip.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), net_group),
+                    since: c.since,
+                    rtt: self.rtt.get(&c.peer).copied(),
+                    useful: self.useful.get(&c.peer).copied(),
+                };
+                ((*id, c.peer), candidate)
+            })
+            .unzip();
+        select_to_evict(&candidates).map(|i| ids[i])
+    }
+
+    fn deny(refused: Refused) -> ConnectionDenied {
+        debug!(target: "net", "inbound connection refused: {refused}");
+        ConnectionDenied::new(refused)
+    }
+
+    fn on_established(&mut self, id: ConnectionId, peer: PeerId, remote: &Multiaddr) {
+        self.inbound.insert(
+            id,
+            Inbound {
+                peer,
+                ip: ip_of(remote),
+                since: Instant::now(),
+            },
+        );
+        if self.active().count() <= self.max_inbound {
+            return;
+        }
+        let (id, peer) = self.victim(Some(id)).unwrap_or((id, peer));
+        info!(target: "net", %peer, inbound = self.max_inbound, "inbound slots full; evicting a peer");
+        self.closing.insert(id);
+        self.to_close.push_back((peer, id));
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl NetworkBehaviour for Slots {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = Infallible;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        _local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        let Some(ip) = ip_of(remote) else {
+            return Ok(());
+        };
+        if self.is_banned(ip) {
+            return Err(Self::deny(Refused::Banned(ip)));
+        }
+        if self.pending.values().filter(|p| **p == ip).count() >= PENDING_PER_IP {
+            return Err(Self::deny(Refused::PendingPerIp {
+                ip,
+                limit: PENDING_PER_IP,
+            }));
+        }
+        self.pending.insert(id, ip);
+        Ok(())
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        _peer: PeerId,
+        _local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.pending.remove(&id);
+        if let Some(ip) = ip_of(remote) {
+            if self.is_banned(ip) {
+                return Err(Self::deny(Refused::Banned(ip)));
+            }
+            let limit = established_limit(ip);
+            if self.active().filter(|(_, c)| c.ip == Some(ip)).count() >= limit {
+                return Err(Self::deny(Refused::EstablishedPerIp { ip, limit }));
+            }
+        }
+        let hard_cap = self.max_inbound + EVICTION_SLACK as usize;
+        if self.inbound.len() >= hard_cap
+            || (self.active().count() >= self.max_inbound && self.victim(None).is_none())
+        {
+            return Err(Self::deny(Refused::Full {
+                limit: self.max_inbound,
+            }));
+        }
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _id: ConnectionId,
+        _peer: PeerId,
+        _addr: &Multiaddr,
+        _role: Endpoint,
+        _port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint: ConnectedPoint::Listener { send_back_addr, .. },
+                ..
+            }) => self.on_established(connection_id, peer_id, send_back_addr),
+            FromSwarm::ConnectionClosed(ConnectionClosed {
+                peer_id,
+                connection_id,
+                remaining_established,
+                ..
+            }) => {
+                self.inbound.remove(&connection_id);
+                self.closing.remove(&connection_id);
+                if remaining_established == 0 {
+                    self.useful.remove(&peer_id);
+                    self.rtt.remove(&peer_id);
+                }
+            }
+            FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
+                self.pending.remove(&connection_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _peer: PeerId,
+        _id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        if let Some((peer_id, id)) = self.to_close.pop_front() {
+            return Poll::Ready(ToSwarm::CloseConnection {
+                peer_id,
+                connection: CloseConnection::One(id),
+            });
+        }
+        self.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// `n` candidates from `group`, the i-th connected i seconds after `t0`.
+    fn cands(t0: Instant, groups: &[&str]) -> Vec<Candidate> {
+        groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| Candidate {
+                group: net_group(ip(g)),
+                since: t0 + Duration::from_secs(i as u64),
+                rtt: None,
+                useful: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn groups_are_the_loopback_ip_or_a_prefix() {
+        assert_eq!(net_group(ip("127.0.0.2")), ip("127.0.0.2"));
+        assert_eq!(net_group(ip("::1")), ip("::1"));
+        assert_eq!(net_group(ip("::ffff:127.0.0.3")), ip("127.0.0.3"));
+        assert_eq!(net_group(ip("203.0.113.9")), ip("203.0.0.0"));
+        assert_eq!(net_group(ip("::ffff:203.0.113.9")), ip("203.0.0.0"));
+        assert_eq!(net_group(ip("2001:db8:1:2::5")), ip("2001:db8::"));
+        assert_eq!(
+            established_limit(ip("127.0.0.2")),
+            ESTABLISHED_PER_LOOPBACK_IP
+        );
+        assert_eq!(established_limit(ip("::1")), ESTABLISHED_PER_LOOPBACK_IP);
+        assert_eq!(established_limit(ip("10.0.0.1")), ESTABLISHED_PER_IP);
+    }
+
+    #[test]
+    fn with_nothing_known_the_youngest_of_the_biggest_group_goes() {
+        let t0 = Instant::now();
+        // 4 honest peers from distinct groups, then 6 from one attacker address
+        let mut groups = vec!["1.1.0.1", "2.2.0.1", "3.3.0.1", "4.4.0.1"];
+        groups.extend(["127.0.0.2"; 6]);
+        let c = cands(t0, &groups);
+        assert_eq!(select_to_evict(&c), Some(9));
+        // the attacker's connections came first: its older half is protected by uptime, yet
+        // what is left of it is still the biggest group, and its youngest goes, not the
+        // honest newcomers
+        let mut groups = vec!["127.0.0.2"; 8];
+        groups.extend(["1.1.0.1", "2.2.0.1", "3.3.0.1", "4.4.0.1"]);
+        let c = cands(t0, &groups);
+        assert_eq!(select_to_evict(&c), Some(7));
+    }
+
+    #[test]
+    fn one_address_is_one_group_only_on_loopback() {
+        let t0 = Instant::now();
+        // the oldest half (0, 1, 2) is protected; of the rest, two addresses share 9.9/16,
+        // the biggest group, whose youngest (4) goes rather than the youngest of all (5)
+        let c = cands(
+            t0,
+            &[
+                "5.5.0.1", "6.6.0.1", "9.9.1.1", "9.9.2.2", "9.9.3.3", "7.7.0.1",
+            ],
+        );
+        assert_eq!(select_to_evict(&c), Some(4));
+        // on loopback each address is its own group: a tie of singletons, the youngest goes
+        let c = cands(
+            t0,
+            &[
+                "127.0.0.1",
+                "127.0.0.2",
+                "127.0.0.3",
+                "127.0.0.4",
+                "127.0.0.5",
+                "127.0.0.6",
+            ],
+        );
+        assert_eq!(select_to_evict(&c), Some(5));
+    }
+
+    #[test]
+    fn useful_and_fast_peers_are_protected() {
+        let t0 = Instant::now();
+        let mut c = cands(t0, &["127.0.0.2"; 8]);
+        // without protection the youngest (7) goes
+        assert_eq!(select_to_evict(&c), Some(7));
+        // 7 delivered a block: protected; 6 goes
+        c[7].useful = Some(t0 + Duration::from_secs(100));
+        assert_eq!(select_to_evict(&c), Some(6));
+        // 6 has the lowest ping: protected too; of the rest (0..=5) the older half is
+        // protected and 5 goes
+        for (i, cand) in c.iter_mut().enumerate() {
+            cand.rtt = Some(Duration::from_millis(50 - i as u64));
+        }
+        assert_eq!(select_to_evict(&c), Some(5));
+    }
+
+    #[test]
+    fn protection_is_bounded_so_someone_can_always_go() {
+        let t0 = Instant::now();
+        let mut c = cands(t0, &["127.0.0.1"; 4]);
+        for cand in &mut c {
+            cand.useful = Some(t0);
+            cand.rtt = Some(Duration::from_millis(1));
+        }
+        // 1 useful, 0 by ping (a quarter of 3), 1 by uptime: one of the last two goes
+        let victim = select_to_evict(&c).unwrap();
+        assert!(victim >= 2, "{victim}");
+        // a single inbound peer can be replaced
+        assert_eq!(select_to_evict(&c[..1]), Some(0));
+        assert_eq!(select_to_evict(&[]), None);
+    }
+
+    #[test]
+    fn many_useful_peers_protect_at_most_eight() {
+        let t0 = Instant::now();
+        let mut c = cands(t0, &["127.0.0.1"; 40]);
+        for (i, cand) in c.iter_mut().enumerate() {
+            cand.useful = Some(t0 + Duration::from_secs(i as u64));
+        }
+        // 32..=39 (most recent) protected; of 0..=31, 0..=15 by uptime; 31 goes
+        assert_eq!(select_to_evict(&c), Some(31));
+    }
+
+    fn multiaddr(s: &str) -> Multiaddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn pending_connections_are_limited_per_address_and_bans_expire() {
+        let mut slots = Slots::new(4);
+        let local = multiaddr("/ip4/127.0.0.1/tcp/1");
+        let attacker = multiaddr("/ip4/127.0.0.2/tcp/5000");
+        for n in 0..PENDING_PER_IP {
+            slots
+                .handle_pending_inbound_connection(
+                    ConnectionId::new_unchecked(n),
+                    &local,
+                    &attacker,
+                )
+                .unwrap();
+        }
+        let next = ConnectionId::new_unchecked(100);
+        assert!(
+            slots
+                .handle_pending_inbound_connection(next, &local, &attacker)
+                .is_err()
+        );
+        // another address is not affected
+        let honest = multiaddr("/ip4/127.0.0.1/tcp/6000");
+        slots
+            .handle_pending_inbound_connection(next, &local, &honest)
+            .unwrap();
+
+        // a handshake that fails frees its slot
+        slots.on_swarm_event(FromSwarm::ListenFailure(ListenFailure {
+            local_addr: &local,
+            send_back_addr: &attacker,
+            error: &libp2p::swarm::ListenError::Aborted,
+            connection_id: ConnectionId::new_unchecked(0),
+            peer_id: None,
+        }));
+        let again = ConnectionId::new_unchecked(101);
+        slots
+            .handle_pending_inbound_connection(again, &local, &attacker)
+            .unwrap();
+
+        // a banned address is refused until the ban expires or is lifted
+        let banned = multiaddr("/ip6/::ffff:203.0.113.9/tcp/7");
+        slots.ban_ip(ip("203.0.113.9"), Instant::now() + Duration::from_secs(60));
+        let c = ConnectionId::new_unchecked(102);
+        let err = slots
+            .handle_pending_inbound_connection(c, &local, &banned)
+            .unwrap_err();
+        assert!(err.to_string().contains("banned") || format!("{err:?}").contains("Banned"));
+        slots.unban_ip(ip("203.0.113.9"));
+        slots
+            .handle_pending_inbound_connection(c, &local, &banned)
+            .unwrap();
+        slots.ban_ip(ip("198.51.100.1"), Instant::now());
+        let expired = multiaddr("/ip4/198.51.100.1/tcp/7");
+        slots
+            .handle_pending_inbound_connection(ConnectionId::new_unchecked(103), &local, &expired)
+            .unwrap();
+    }
+
+    /// Establishes inbound connection `n` from `remote` as the swarm would.
+    fn establish(
+        slots: &mut Slots,
+        n: usize,
+        remote: &Multiaddr,
+    ) -> Result<PeerId, ConnectionDenied> {
+        let local = multiaddr("/ip4/127.0.0.1/tcp/1");
+        let id = ConnectionId::new_unchecked(n);
+        let peer = PeerId::random();
+        slots.handle_pending_inbound_connection(id, &local, remote)?;
+        slots.handle_established_inbound_connection(id, peer, &local, remote)?;
+        let endpoint = ConnectedPoint::Listener {
+            local_addr: local,
+            send_back_addr: remote.clone(),
+        };
+        slots.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+            peer_id: peer,
+            connection_id: id,
+            endpoint: &endpoint,
+            failed_addresses: &[],
+            other_established: 0,
+        }));
+        Ok(peer)
+    }
+
+    fn closes(slots: &mut Slots) -> Vec<ConnectionId> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut out = Vec::new();
+        while let Poll::Ready(ToSwarm::CloseConnection {
+            connection: CloseConnection::One(id),
+            ..
+        }) = slots.poll(&mut cx)
+        {
+            out.push(id);
+        }
+        out
+    }
+
+    #[test]
+    fn established_connections_are_limited_per_address() {
+        let mut slots = Slots::new(50);
+        let remote = multiaddr("/ip4/203.0.113.9/tcp/5000");
+        for n in 0..ESTABLISHED_PER_IP {
+            establish(&mut slots, n, &remote).unwrap();
+        }
+        assert!(establish(&mut slots, 99, &remote).is_err());
+        // the refused one left no pending entry behind
+        assert!(slots.pending.is_empty());
+        // loopback has room for a local testnet
+        let local = multiaddr("/ip4/127.0.0.5/tcp/5000");
+        for n in 100..100 + ESTABLISHED_PER_IP + 1 {
+            establish(&mut slots, n, &local).unwrap();
+        }
+        assert!(closes(&mut slots).is_empty());
+    }
+
+    #[test]
+    fn a_newcomer_to_full_slots_evicts_and_closed_connections_free_their_slot() {
+        let mut slots = Slots::new(6);
+        let attacker = multiaddr("/ip4/127.0.0.2/tcp/5000");
+        let mut peers = Vec::new();
+        for n in 0..6 {
+            peers.push(establish(&mut slots, n, &attacker).unwrap());
+        }
+        assert!(closes(&mut slots).is_empty());
+        let honest = multiaddr("/ip4/127.0.0.1/tcp/6000");
+        establish(&mut slots, 10, &honest).unwrap();
+        // the attacker's youngest connection goes, not the newcomer
+        assert_eq!(closes(&mut slots), vec![ConnectionId::new_unchecked(5)]);
+        // while it closes, it is not counted: the attacker's next newcomer evicts another of
+        // its own (the honest peer is alone in its group)
+        establish(&mut slots, 11, &attacker).unwrap();
+        assert_eq!(closes(&mut slots), vec![ConnectionId::new_unchecked(4)]);
+        let endpoint = ConnectedPoint::Listener {
+            local_addr: multiaddr("/ip4/127.0.0.1/tcp/1"),
+            send_back_addr: attacker.clone(),
+        };
+        for (n, peer) in [(5, peers[5]), (4, peers[4])] {
+            slots.on_swarm_event(FromSwarm::ConnectionClosed(ConnectionClosed {
+                peer_id: peer,
+                connection_id: ConnectionId::new_unchecked(n),
+                endpoint: &endpoint,
+                cause: None,
+                remaining_established: 0,
+            }));
+        }
+        assert_eq!(slots.inbound.len(), 6);
+        assert!(slots.closing.is_empty());
+    }
+
+    #[test]
+    fn the_hard_cap_holds_while_evicted_connections_are_closing() {
+        let mut slots = Slots::new(1);
+        let mut refused = 0;
+        for n in 0..20 {
+            let remote = multiaddr(&format!("/ip4/127.0.0.{}/tcp/5000", n + 1));
+            if establish(&mut slots, n, &remote).is_err() {
+                refused += 1;
+            }
+        }
+        // nobody closed: 1 slot + the slack, the rest refused
+        assert_eq!(slots.inbound.len(), 1 + EVICTION_SLACK as usize);
+        assert_eq!(refused, 20 - 1 - EVICTION_SLACK as usize);
+    }
+}
