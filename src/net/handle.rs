@@ -14,7 +14,7 @@ use libp2p::{Multiaddr, gossipsub};
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::parse_addr;
-use super::{MessageId, NetError, PeerId, PeerInfo, Verdict};
+use super::{MessageId, Misbehaviour, NetError, PeerId, PeerInfo, Verdict};
 
 /// A request from a handle to the service.
 pub(super) enum Command {
@@ -42,6 +42,11 @@ pub(super) enum Command {
         peer: libp2p::PeerId,
         reason: String,
         reply: oneshot::Sender<()>,
+    },
+    ReportPeer {
+        peer: libp2p::PeerId,
+        offence: Misbehaviour,
+        reason: String,
     },
     Dial {
         addr: Multiaddr,
@@ -138,8 +143,8 @@ impl NetHandle {
         let _ = self.send(Command::Publish { kind, data, name });
     }
 
-    /// Reports the verdict on a gossip message: Accept forwards it, Reject penalises `peer`
-    /// (three rejects get it banned), Ignore drops it. Report within
+    /// Reports the verdict on a gossip message: Accept forwards it, Reject charges `peer`
+    /// [`Misbehaviour::High`] (three rejects get it banned), Ignore drops it. Report within
     /// [`super::REPORT_WINDOW`] of receiving it.
     pub fn report(&self, id: MessageId, peer: PeerId, verdict: Verdict) {
         let _ = self.send(Command::Report {
@@ -168,7 +173,23 @@ impl NetHandle {
         }
     }
 
-    /// Bans `peer`: it is put on the block list, disconnected, and never reconnected to.
+    /// Charges `peer` for an offence: its score drops by [`Misbehaviour::points`], and the
+    /// network disconnects or bans it when the score says so (a ban ends with
+    /// [`super::NetworkEvent::PeerBanned`]). Fire and forget.
+    ///
+    /// `reason` starts with a short stable phrase, details after a colon
+    /// (`"invalid transaction: bad signature"`): the phrase labels the penalty metric.
+    pub fn report_peer(&self, peer: PeerId, offence: Misbehaviour, reason: &str) {
+        let _ = self.send(Command::ReportPeer {
+            peer: peer.0,
+            offence,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Bans `peer` now ([`Misbehaviour::Fatal`]): it is put on the block list (with its IP
+    /// unless local), disconnected, and not reconnected to until the ban expires. Returns once
+    /// the ban is in place.
     pub async fn ban(&self, peer: PeerId, reason: &str) {
         let reason = reason.to_owned();
         let _ = self

@@ -52,7 +52,9 @@ impl Router {
     fn on_event(&self, event: NetworkEvent) {
         let this = self.clone();
         match event {
-            NetworkEvent::Listening { .. } | NetworkEvent::PeerDisconnected { .. } => {}
+            NetworkEvent::Listening { .. }
+            | NetworkEvent::PeerDisconnected { .. }
+            | NetworkEvent::PeerBanned { .. } => {}
             NetworkEvent::PeerConnected { peer, .. } => {
                 tokio::spawn(this.sync.greet(peer));
             }
