@@ -3,13 +3,14 @@
 //! Shaped after Lighthouse's `peer_manager`: everything that notices an offence (gossip
 //! verdicts, the codec's malformed requests, rate limits, bad responses, the node's
 //! `report_peer`) calls [`PeerManager::report`] with a [`Misbehaviour`]; the manager updates
-//! the score and answers with an [`Action`] (nothing, disconnect, ban) that the service carries
-//! out on the swarm. Nothing else changes a score.
+//! the score and answers with an [`Action`] (nothing, or a ban) that the service carries out on
+//! the swarm. Nothing else changes a score. There is no disconnect threshold above the ban on
+//! purpose: with the contract's points (three High, ten Mid ban), dropping the connection
+//! first would only stop the evidence that completes the ban.
 //!
 //! - **Scores** start at 0, lose [`Misbehaviour::points`], recover towards 0 at
-//!   [`RECOVERY_PER_SEC`]. Crossing [`DISCONNECT_SCORE`] disconnects; [`BAN_SCORE`] bans. A
-//!   disconnected peer keeps its record while its score is negative, so reconnecting does not
-//!   wipe the slate.
+//!   [`RECOVERY_PER_SEC`]; [`BAN_SCORE`] bans. A disconnected peer keeps its record while its
+//!   score is negative, so reconnecting does not wipe the slate.
 //! - **Bans** cover the peer id and, unless the address is loopback, unspecified or link-local
 //!   (a loopback testnet runs every node on 127.0.0.1), its IP. Both expire after
 //!   `NetConfig::ban_duration`.
@@ -34,8 +35,6 @@ use super::Misbehaviour;
 
 /// At or below this score a peer is banned.
 pub const BAN_SCORE: f64 = -100.0;
-/// Crossing this score (downwards) disconnects the peer; it may come back with its debt.
-pub(super) const DISCONNECT_SCORE: f64 = -50.0;
 /// Points a negative score regains per second.
 pub(super) const RECOVERY_PER_SEC: f64 = 0.1;
 /// Response bytes per second we serve one peer, sustained: a full sync batch (about 2 MiB)
@@ -61,8 +60,6 @@ const MAX_BANS: usize = 10_000;
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Action {
     None,
-    /// Close the peer's connections (it may reconnect, with its debt).
-    Disconnect,
     /// Block the peer id (and deny `ips`) until `until`, and close its connections.
     Ban {
         ips: Vec<IpAddr>,
@@ -302,15 +299,11 @@ impl PeerManager {
         }
         crate::metrics::metrics().peer_penalty(&metric_reason(reason));
         let record = self.entry(peer, now);
-        let before = record.score;
         record.score = (record.score - offence.points()).max(BAN_SCORE * 2.0);
         let score = record.score;
         debug!(target: "net", peer = %peer, reason, score, ?offence, "penalised peer");
         if offence == Misbehaviour::Fatal || score <= BAN_SCORE {
             self.ban(peer, reason, now)
-        } else if before > DISCONNECT_SCORE && score <= DISCONNECT_SCORE {
-            debug!(target: "net", peer = %peer, reason, score, "disconnecting peer");
-            Action::Disconnect
         } else {
             Action::None
         }
@@ -605,10 +598,9 @@ mod tests {
             Action::None
         );
         assert_eq!(m.score(&p), -40.0);
-        // crossing -50 disconnects once
         assert_eq!(
             m.report(p, Misbehaviour::High, "invalid gossip", now),
-            Action::Disconnect
+            Action::None
         );
         assert_eq!(
             m.report(p, Misbehaviour::Low, "rate limited", now),

@@ -6,7 +6,7 @@
 //! Nothing here blocks or waits: slow work happens in the node and comes back through a channel.
 //!
 //! Every penalty goes through the [`PeerManager`]; the service carries out the [`Action`] it
-//! returns (disconnect, or ban: block list, gossipsub blacklist, IP denial, `PeerBanned`).
+//! returns (a ban: block list, gossipsub blacklist, IP denial, `PeerBanned`).
 //!
 //! Events for the node go through a small bounded channel; when the node is slow they wait in
 //! an [`Outbox`] bounded by count ([`MAX_OUTBOX`]) and by payload bytes ([`MAX_OUTBOX_BYTES`])
@@ -320,9 +320,6 @@ impl Service {
     ) {
         match self.peers.report(peer, offence, reason, Instant::now()) {
             Action::None => {}
-            Action::Disconnect => {
-                let _ = self.swarm.disconnect_peer_id(peer);
-            }
             Action::Ban { ips, until } => self.on_banned(peer, ips, until),
         }
     }
@@ -395,8 +392,10 @@ impl Service {
             .filter(|(_, topics)| block_topic.as_ref().is_some_and(|b| topics.contains(&b)))
             .map(|(peer, _)| *peer)
             .collect();
+        // a banned peer is gone for the node, even while its connections close
         self.peers
             .iter_connected()
+            .filter(|(peer, _)| !self.peers.is_banned(peer))
             .map(|(peer, state)| PeerInfo {
                 peer: PeerId(*peer),
                 addr: state
