@@ -5,7 +5,10 @@
 
 mod discovery;
 mod gossip;
+mod hostile;
 mod identity;
+mod liveness;
+mod raw_peer;
 mod sync;
 
 use std::future::Future;
