@@ -64,6 +64,10 @@ pub struct Metrics {
     hashes: Counter,
     hash_rate: Counter,
     api_requests: Labeled,
+    peer_penalties: Labeled,
+    peer_bans: Counter,
+    events_dropped: Labeled,
+    dead_links: Counter,
 }
 
 impl Metrics {
@@ -83,6 +87,10 @@ impl Metrics {
             hashes: Counter::new(),
             hash_rate: Counter::new(),
             api_requests: Labeled::new(),
+            peer_penalties: Labeled::new(),
+            peer_bans: Counter::new(),
+            events_dropped: Labeled::new(),
+            dead_links: Counter::new(),
         }
     }
 
@@ -148,6 +156,27 @@ impl Metrics {
     pub fn api_request(&self, route: &str, status: u16) {
         self.api_requests
             .inc(&format!("route=\"{}\",status=\"{status}\"", escape(route)));
+    }
+
+    /// A peer lost score; `reason` is a short stable code such as `malformed_request`.
+    pub fn peer_penalty(&self, reason: &str) {
+        self.peer_penalties.inc(reason);
+    }
+
+    /// A peer was banned.
+    pub fn peer_ban(&self) {
+        self.peer_bans.inc();
+    }
+
+    /// The network dropped an event the node had no room for; `kind` is `gossip`, `request`
+    /// or `other`.
+    pub fn event_dropped(&self, kind: &'static str) {
+        self.events_dropped.inc(kind);
+    }
+
+    /// A connection was closed because its pings failed (a dead link).
+    pub fn dead_link(&self) {
+        self.dead_links.inc();
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every metric plus `gauges`.
@@ -250,6 +279,30 @@ impl Metrics {
             &mut out,
             "api_requests_total",
             "HTTP API requests, by route and status.",
+        );
+        self.peer_penalties.render(
+            &mut out,
+            "peer_penalties_total",
+            "Score penalties given to peers, by reason.",
+            "reason",
+        );
+        counter(
+            &mut out,
+            "peer_bans_total",
+            "Peers banned.",
+            self.peer_bans.get(),
+        );
+        self.events_dropped.render(
+            &mut out,
+            "net_events_dropped_total",
+            "Network events dropped because the node was not keeping up, by kind.",
+            "kind",
+        );
+        counter(
+            &mut out,
+            "dead_links_total",
+            "Connections closed because pings failed.",
+            self.dead_links.get(),
         );
         out
     }

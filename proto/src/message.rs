@@ -18,7 +18,7 @@ pub const MAX_LOCATOR_HASHES: usize = 64;
 pub const MAX_BLOCKS_PER_RESPONSE: usize = 500;
 /// A responder stops adding blocks to a batch once it holds this many bytes (one more block
 /// of at most `MAX_BLOCK_BYTES` may follow).
-pub const SOFT_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+pub const SOFT_RESPONSE_BYTES: usize = 1024 * 1024;
 /// The largest encoded request.
 pub const MAX_REQUEST_BYTES: usize = crate::encode::MAX_TX_BYTES + 4096;
 /// The largest encoded response.

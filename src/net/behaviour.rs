@@ -100,7 +100,7 @@ impl Behaviour {
             sync,
             identify,
             kad,
-            ping: ping::Behaviour::default(),
+            ping: ping::Behaviour::new(super::peer_manager::ping_config()),
         })
     }
 }

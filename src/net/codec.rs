@@ -2,9 +2,15 @@
 //!
 //! A frame is a u32 big-endian length, then that many bytes of the canonical encoding
 //! ([`gossipcoin_proto::encode`]). A length over the limit ([`MAX_REQUEST_BYTES`],
-//! [`MAX_RESPONSE_BYTES`]) is refused before anything is allocated; the bytes are then decoded
-//! with the same limit, so trailing and non-canonical bytes are refused too. Every refusal is an
-//! `InvalidData` I/O error, which the service reads as the peer's misbehaviour.
+//! [`MAX_RESPONSE_BYTES`]) is refused before anything is allocated or read; the bytes are then
+//! decoded with the same limit, so trailing and non-canonical bytes are refused too.
+//!
+//! request-response 0.30 never reports a failed `read_request` to the behaviour (the handler
+//! logs it against an unknown request id and drops the stream), so a refused request would cost
+//! its sender nothing. Instead the codec hands the behaviour an [`Inbound::Malformed`] value:
+//! the service answers it with an error and charges the peer. Only a stream that ends before a
+//! whole length prefix, or fails at the I/O level, is an error. A bad response is an
+//! `InvalidData` I/O error, which the service reads as the responder's misbehaviour.
 
 use std::io;
 
@@ -16,43 +22,65 @@ use libp2p::request_response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// A request as the codec read it. What we send is always [`Inbound::Valid`] (on the wire it is
+/// a plain [`Request`]); what we receive may be [`Inbound::Malformed`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(super) enum Inbound {
+    /// A request that decoded and is within its limits.
+    Valid(Request),
+    /// Bytes that are not a valid request (undecodable, over a count or byte limit, cut
+    /// short), and why.
+    Malformed(String),
+}
+
 /// The codec of the sync protocol (stateless).
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct SyncCodec;
 
 impl request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
-    type Request = Request;
+    type Request = Inbound;
     type Response = Response;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Inbound>
     where
         T: AsyncRead + Unpin + Send,
     {
-        let request: Request = read_frame(io, MAX_REQUEST_BYTES).await?;
+        let request: Request = match read_frame(io, MAX_REQUEST_BYTES).await? {
+            Ok(request) => request,
+            Err(reason) => return Ok(Inbound::Malformed(reason)),
+        };
         if !request.is_within_limits() {
-            return Err(invalid("request exceeds its count limits".to_owned()));
+            return Ok(Inbound::Malformed(
+                "request exceeds its count limits".to_owned(),
+            ));
         }
-        Ok(request)
+        Ok(Inbound::Valid(request))
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, MAX_RESPONSE_BYTES).await
+        read_frame(io, MAX_RESPONSE_BYTES).await?.map_err(invalid)
     }
 
     async fn write_request<T>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        request: Request,
+        request: Inbound,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &request, MAX_REQUEST_BYTES).await
+        match request {
+            Inbound::Valid(request) => write_frame(io, &request, MAX_REQUEST_BYTES).await,
+            Inbound::Malformed(reason) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("refusing to send a malformed request ({reason})"),
+            )),
+        }
     }
 
     async fn write_response<T>(
@@ -68,8 +96,10 @@ impl request_response::Codec for SyncCodec {
     }
 }
 
-/// Reads one frame of at most `limit` bytes and decodes it.
-async fn read_frame<T, V>(io: &mut T, limit: usize) -> io::Result<V>
+/// Reads one frame of at most `limit` bytes and decodes it. The outer error is the stream's
+/// (nothing to answer); the inner one says why the bytes are not a valid value. An over-limit
+/// length is refused from the prefix alone: the body is neither read nor allocated.
+async fn read_frame<T, V>(io: &mut T, limit: usize) -> io::Result<Result<V, String>>
 where
     T: AsyncRead + Unpin,
     V: Serialize + DeserializeOwned,
@@ -78,13 +108,19 @@ where
     io.read_exact(&mut prefix).await?;
     let len = u32::from_be_bytes(prefix) as usize;
     if len > limit {
-        return Err(invalid(format!(
+        return Ok(Err(format!(
             "frame of {len} bytes exceeds the limit of {limit}"
         )));
     }
     let mut bytes = vec![0u8; len];
-    io.read_exact(&mut bytes).await?;
-    from_bytes(&bytes, limit).map_err(|e| invalid(e.to_string()))
+    match io.read_exact(&mut bytes).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Ok(Err(format!("frame cut short: {len} bytes announced")));
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(from_bytes(&bytes, limit).map_err(|e| e.to_string()))
 }
 
 /// Encodes `value` and writes it as one frame; a value over `limit` is never sent.
@@ -115,6 +151,9 @@ fn invalid(reason: String) -> io::Error {
 
 #[cfg(test)]
 mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
     use futures::executor::block_on;
     use futures::io::Cursor;
     use gossipcoin_proto::message::{MAX_LOCATOR_HASHES, Role, SYNC_PROTOCOL, Status};
@@ -137,8 +176,15 @@ mod tests {
         }
     }
 
-    fn read_req(bytes: Vec<u8>) -> io::Result<Request> {
+    fn read_req(bytes: Vec<u8>) -> io::Result<Inbound> {
         block_on(SyncCodec.read_request(&protocol(), &mut Cursor::new(bytes)))
+    }
+
+    fn malformed(bytes: Vec<u8>) -> String {
+        match read_req(bytes.clone()) {
+            Ok(Inbound::Malformed(reason)) => reason,
+            other => panic!("{bytes:?} gave {other:?}"),
+        }
     }
 
     fn framed(payload: &[u8]) -> Vec<u8> {
@@ -147,12 +193,34 @@ mod tests {
         v
     }
 
+    /// Yields `prefix`, then fails any further read: proves the body is never read.
+    struct PrefixOnly(Vec<u8>);
+
+    impl AsyncRead for PrefixOnly {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.0.is_empty() {
+                return Poll::Ready(Err(io::Error::other("read past the length prefix")));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Poll::Ready(Ok(n))
+        }
+    }
+
     #[test]
     fn requests_and_responses_round_trip() {
         let mut buf = Cursor::new(Vec::new());
-        let req = Request::Status(status());
+        let req = Inbound::Valid(Request::Status(status()));
         block_on(SyncCodec.write_request(&protocol(), &mut buf, req.clone())).unwrap();
-        assert_eq!(read_req(buf.into_inner()).unwrap(), req);
+        let bytes = buf.into_inner();
+        // on the wire it is the plain public Request
+        assert_eq!(bytes, framed(&to_bytes(&Request::Status(status()))));
+        assert_eq!(read_req(bytes).unwrap(), req);
 
         let mut buf = Cursor::new(Vec::new());
         let resp = Response::Error("rate limited".into());
@@ -162,52 +230,54 @@ mod tests {
             block_on(SyncCodec.read_response(&protocol(), &mut rd)).unwrap(),
             resp
         );
+
+        let mut buf = Cursor::new(Vec::new());
+        let bad = Inbound::Malformed("x".into());
+        assert!(block_on(SyncCodec.write_request(&protocol(), &mut buf, bad)).is_err());
+        assert!(buf.into_inner().is_empty());
     }
 
     #[test]
-    fn an_oversized_length_is_refused_before_reading_the_body() {
-        // Claims u32::MAX bytes but carries none: refused on the prefix alone.
-        let err = read_req(u32::MAX.to_be_bytes().to_vec()).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(err.to_string().contains("exceeds the limit"), "{err}");
-        let just_over = ((MAX_REQUEST_BYTES + 1) as u32).to_be_bytes().to_vec();
-        assert_eq!(
-            read_req(just_over).unwrap_err().kind(),
-            io::ErrorKind::InvalidData
-        );
+    fn an_oversized_length_is_malformed_without_reading_the_body() {
+        for len in [u32::MAX, (MAX_REQUEST_BYTES + 1) as u32] {
+            let mut io = PrefixOnly(len.to_be_bytes().to_vec());
+            let read = block_on(SyncCodec.read_request(&protocol(), &mut io)).unwrap();
+            let Inbound::Malformed(reason) = read else {
+                panic!("{read:?}")
+            };
+            assert!(reason.contains("exceeds the limit"), "{reason}");
+        }
         let mut rd = Cursor::new(((MAX_RESPONSE_BYTES + 1) as u32).to_be_bytes().to_vec());
         let err = block_on(SyncCodec.read_response(&protocol(), &mut rd)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]
-    fn garbage_truncation_and_trailing_bytes_are_refused_without_panic() {
-        for bad in [
-            framed(&[0xff, 0xff, 0xff]),
-            framed(&[]),
-            framed(&[0x07]),
-            vec![0, 0],
-            {
-                let mut ok = to_bytes(&Request::Status(status()));
-                ok.push(0);
-                framed(&ok)
-            },
-        ] {
-            assert!(read_req(bad.clone()).is_err(), "{bad:?} was accepted");
+    fn garbage_truncation_and_trailing_bytes_are_malformed_without_panic() {
+        for bad in [framed(&[0xff, 0xff, 0xff]), framed(&[]), framed(&[0x07]), {
+            let mut ok = to_bytes(&Request::Status(status()));
+            ok.push(0);
+            framed(&ok)
+        }] {
+            malformed(bad);
         }
-        // a frame cut short is an unexpected EOF, not a panic
+        // a body cut short is malformed; a stream that ends inside the prefix is an error
         let whole = framed(&to_bytes(&Request::Status(status())));
-        let err = read_req(whole[..whole.len() - 1].to_vec()).unwrap_err();
+        assert!(malformed(whole[..whole.len() - 1].to_vec()).contains("cut short"));
+        let err = read_req(vec![0, 0]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        // a garbage response is still an InvalidData error (the requester's side)
+        let mut rd = Cursor::new(framed(&[0xff, 0xff]));
+        let err = block_on(SyncCodec.read_response(&protocol(), &mut rd)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]
-    fn counts_over_their_limits_are_refused() {
+    fn counts_over_their_limits_are_malformed() {
         let req = Request::GetBlocks {
             locator: vec![BlockHash::ZERO; MAX_LOCATOR_HASHES + 1],
             max: 1,
         };
-        let err = read_req(framed(&to_bytes(&req))).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(malformed(framed(&to_bytes(&req))).contains("count limits"));
     }
 }

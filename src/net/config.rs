@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gossipcoin_proto::BlockHash;
+use gossipcoin_proto::{BlockHash, MAX_BLOCK_BYTES};
 use libp2p::Multiaddr;
 
 use super::NetError;
@@ -38,8 +38,10 @@ pub struct NetConfig {
     pub discovery_interval: Duration,
     /// The gossipsub heartbeat: mesh maintenance and gossip emission.
     pub heartbeat: Duration,
-    /// Gossip blocks are decoded against this limit (the chain's max block size): a larger
-    /// message is rejected before it is decoded.
+    /// How long a ban lasts (the peer id, and the IP of a non-local peer).
+    pub ban_duration: Duration,
+    /// Gossip blocks larger than this are rejected before decoding: the chain's max block
+    /// size (at most the protocol's `MAX_BLOCK_BYTES`).
     pub max_block_bytes: usize,
 }
 
@@ -58,7 +60,8 @@ impl NetConfig {
             discovery: true,
             discovery_interval: Duration::from_secs(30),
             heartbeat: Duration::from_millis(500),
-            max_block_bytes: gossipcoin_proto::MAX_BLOCK_BYTES,
+            ban_duration: Duration::from_secs(24 * 3600),
+            max_block_bytes: MAX_BLOCK_BYTES,
         }
     }
 
@@ -79,6 +82,14 @@ impl NetConfig {
         }
         if self.heartbeat < Duration::from_millis(50) || self.heartbeat > Duration::from_secs(10) {
             return fail("heartbeat must be between 50 ms and 10 s");
+        }
+        if self.ban_duration.is_zero() {
+            return fail("ban_duration must be positive");
+        }
+        if !(1024..=MAX_BLOCK_BYTES).contains(&self.max_block_bytes) {
+            return fail(
+                "max_block_bytes must be between 1 KiB and the protocol's MAX_BLOCK_BYTES",
+            );
         }
         Ok(())
     }
@@ -117,9 +128,14 @@ mod tests {
         );
         let slow = NetConfig {
             heartbeat: Duration::from_secs(60),
-            ..config
+            ..config.clone()
         };
         assert!(slow.validate().is_err());
+        let huge = NetConfig {
+            max_block_bytes: MAX_BLOCK_BYTES + 1,
+            ..config
+        };
+        assert!(huge.validate().is_err());
     }
 
     #[test]

@@ -93,7 +93,7 @@ impl Service {
 }
 
 /// Splits `/…/p2p/<id>` into the peer id and the address without it.
-fn split_peer(addr: &Multiaddr) -> Option<(libp2p::PeerId, Multiaddr)> {
+pub(super) fn split_peer(addr: &Multiaddr) -> Option<(libp2p::PeerId, Multiaddr)> {
     let mut plain = addr.clone();
     match plain.pop()? {
         libp2p::multiaddr::Protocol::P2p(peer) => Some((peer, plain)),

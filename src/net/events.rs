@@ -5,19 +5,21 @@ use std::time::Instant;
 
 use futures::FutureExt;
 use gossipcoin_proto::encode::from_bytes;
-use gossipcoin_proto::message::{Request, Response, TopicKind};
+use gossipcoin_proto::message::{Response, TopicKind};
 use gossipcoin_proto::{Block, MAX_TX_BYTES, Transaction};
 use libp2p::core::ConnectedPoint;
-use libp2p::request_response::{self, InboundFailure, Message, OutboundFailure, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{gossipsub, identify, kad};
+use libp2p::request_response::{self, InboundRequestId, Message, OutboundFailure, ResponseChannel};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, gossipsub, identify, kad, ping};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{BehaviourEvent, KAD_PROTOCOL};
-use super::peers::Penalty;
+use super::codec::Inbound;
+use super::dial::split_peer;
+use super::peer_manager::bannable_ip;
 use super::service::{PendingReply, Service};
-use super::{MessageId, NetError, NetworkEvent, PeerId, Reply, Verdict};
+use super::{MessageId, Misbehaviour, NetError, NetworkEvent, PeerId, Reply, Verdict};
 
 impl Service {
     pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -26,20 +28,19 @@ impl Service {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.on_identify(e),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => {
-                if let Ok(rtt) = e.result {
-                    self.peers.set_ping(&e.peer, rtt);
-                }
-            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.on_ping(e),
             SwarmEvent::Behaviour(BehaviourEvent::Slots(never)) => match never {},
             SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
             SwarmEvent::Behaviour(BehaviourEvent::Blocked(never)) => match never {},
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(target: "net", addr = %address, peer = %self.swarm.local_peer_id(), "listening");
                 self.listen_addrs.push(address.clone());
-                self.emit(NetworkEvent::Listening {
-                    addr: address.to_string(),
-                });
+                self.emit(
+                    NetworkEvent::Listening {
+                        addr: address.to_string(),
+                    },
+                    0,
+                );
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| *a != address);
@@ -53,10 +54,15 @@ impl Service {
                 if let Some((_, reply)) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Ok(()));
                 }
-                self.on_connected(peer_id, endpoint);
+                self.on_connected(peer_id, connection_id, endpoint);
             }
-            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
-                self.on_disconnected(peer_id, cause.map(|c| c.to_string()));
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                cause,
+                ..
+            } => {
+                self.on_disconnected(peer_id, connection_id, cause.map(|c| c.to_string()));
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -85,51 +91,79 @@ impl Service {
         }
     }
 
-    fn on_connected(&mut self, peer: libp2p::PeerId, endpoint: ConnectedPoint) {
+    fn on_connected(&mut self, peer: libp2p::PeerId, id: ConnectionId, endpoint: ConnectedPoint) {
         let (addr, outbound) = match endpoint {
             ConnectedPoint::Dialer { address, .. } => (address, true),
             ConnectedPoint::Listener { send_back_addr, .. } => (send_back_addr, false),
         };
-        let bootstrap = outbound && self.is_bootstrap(&peer, &addr);
-        if !self.peers.connected(peer, addr.clone(), Instant::now()) {
+        if let Some(ip) = bannable_ip(&addr)
+            && self.peers.is_ip_banned(&ip)
+        {
+            debug!(target: "net", peer = %peer, %ip, "closing a connection from a banned IP");
+            self.swarm.close_connection(id);
             return;
         }
-        info!(target: "net", peer = %peer, addr = %addr, "peer connected");
-        self.emit(NetworkEvent::PeerConnected {
-            peer: PeerId(peer),
-            addr: addr.to_string(),
-            outbound,
-            bootstrap,
-        });
+        let now = Instant::now();
+        if !self.peers.connected(peer, id, addr.clone(), outbound, now) {
+            return;
+        }
+        let bootstrap = outbound && self.is_bootstrap(peer, &addr);
+        info!(target: "net", peer = %peer, addr = %addr, outbound, bootstrap, "peer connected");
+        self.emit(
+            NetworkEvent::PeerConnected {
+                peer: PeerId(peer),
+                addr: addr.to_string(),
+                outbound,
+                bootstrap,
+            },
+            0,
+        );
         if self.config.discovery && !self.bootstrapped {
             // Our first peer: ask the DHT for our neighbours (kad repeats it periodically).
             self.bootstrapped = self.swarm.behaviour_mut().kad.bootstrap().is_ok();
         }
     }
 
-    /// Whether a connection we dialled to `peer` at `addr` is one of our bootstrap peers: the
-    /// address is a bootstrap address, or a bootstrap address names this peer id.
-    fn is_bootstrap(&self, peer: &libp2p::PeerId, addr: &libp2p::Multiaddr) -> bool {
-        use libp2p::multiaddr::Protocol;
-        let plain = |a: &libp2p::Multiaddr| {
-            a.iter()
-                .filter(|p| !matches!(p, Protocol::P2p(_)))
-                .collect::<libp2p::Multiaddr>()
-        };
-        self.bootstrap.iter().any(|b| {
-            plain(b) == plain(addr) || b.iter().any(|p| matches!(p, Protocol::P2p(id) if id == *peer))
+    /// Whether a peer we dialled at `addr` is one of our bootstrap peers: the same address
+    /// (with or without `/p2p/`), or the peer id a bootstrap address names.
+    fn is_bootstrap(&self, peer: libp2p::PeerId, addr: &Multiaddr) -> bool {
+        let plain = |a: &Multiaddr| split_peer(a).map_or_else(|| a.clone(), |(_, plain)| plain);
+        let dialled = plain(addr);
+        self.bootstrap.iter().any(|b| match split_peer(b) {
+            Some((id, plain_b)) => id == peer || plain_b == dialled,
+            None => *b == dialled,
         })
     }
 
-    fn on_disconnected(&mut self, peer: libp2p::PeerId, cause: Option<String>) {
-        if !self.peers.disconnected(&peer) {
+    fn on_disconnected(&mut self, peer: libp2p::PeerId, id: ConnectionId, cause: Option<String>) {
+        if !self.peers.disconnected(&peer, id) {
             return;
         }
         let cause = cause.unwrap_or_else(|| "closed".to_owned());
-        info!(target: "net", peer = %peer, cause, "peer disconnected");
-        self.emit(NetworkEvent::PeerDisconnected { peer: PeerId(peer) });
+        if self.peers.is_banned(&peer) {
+            // PeerBanned was the last word about it
+            debug!(target: "net", peer = %peer, cause, "banned peer disconnected");
+        } else {
+            info!(target: "net", peer = %peer, cause, "peer disconnected");
+            self.emit(NetworkEvent::PeerDisconnected { peer: PeerId(peer) }, 0);
+        }
         if self.peers.connected_count() == 0 {
             self.bootstrapped = false;
+        }
+    }
+
+    /// Records a round trip, or closes a connection whose pings fail.
+    fn on_ping(&mut self, event: ping::Event) {
+        match event.result {
+            Ok(rtt) => {
+                self.swarm.behaviour_mut().slots.note_rtt(event.peer, rtt);
+                self.peers
+                    .set_ping(&event.peer, event.connection, rtt, Instant::now());
+            }
+            Err(ping::Failure::Unsupported) => self.peers.set_ping_unsupported(&event.peer),
+            Err(failure) => {
+                self.close_dead_link(event.peer, event.connection, &failure.to_string())
+            }
         }
     }
 
@@ -153,51 +187,75 @@ impl Service {
         }
     }
 
-    /// Decodes gossip for the node; undecodable gossip is rejected here and never surfaces.
+    /// Decodes gossip for the node; undecodable or oversized gossip is rejected here and
+    /// never surfaces, and gossip from a banned peer is ignored.
     fn on_gossip_message(
         &mut self,
         source: libp2p::PeerId,
         id: gossipsub::MessageId,
         message: gossipsub::Message,
     ) {
+        if self.peers.is_banned(&source) {
+            return self.validate(id, source, Verdict::Ignore);
+        }
         let kind = self.topics.as_ref().and_then(|t| t.kind_of(&message.topic));
-        let (event, problem) = match kind {
-            Some(TopicKind::Block) => match from_bytes::<Block>(&message.data, self.config.max_block_bytes) {
+        let len = message.data.len();
+        let limit = self.config.max_block_bytes;
+        let decoded = match kind {
+            Some(TopicKind::Block) if len > limit => {
+                Err(format!("oversized block: {len} bytes, over {limit}"))
+            }
+            Some(TopicKind::Block) => match from_bytes::<Block>(&message.data, limit) {
                 Ok(block) => {
                     debug!(target: "net", peer = %source, hash = %block.block_hash(), "gossip block");
                     let (id, peer) = (MessageId(id.clone()), PeerId(source));
-                    let bytes = message.data.len();
-                    (Some(NetworkEvent::GossipBlock { id, peer, block, bytes }), None)
+                    Ok(Some(NetworkEvent::GossipBlock {
+                        id,
+                        peer,
+                        block,
+                        bytes: len,
+                    }))
                 }
-                Err(e) => (None, Some(format!("undecodable block: {e}"))),
+                Err(e) => Err(format!("undecodable block: {e}")),
             },
             Some(TopicKind::Tx) => match from_bytes::<Transaction>(&message.data, MAX_TX_BYTES) {
                 Ok(tx) => {
                     debug!(target: "net", peer = %source, txid = %tx.compute_txid(), "gossip transaction");
                     let (id, peer) = (MessageId(id.clone()), PeerId(source));
-                    let bytes = message.data.len();
-                    (Some(NetworkEvent::GossipTx { id, peer, tx, bytes }), None)
+                    Ok(Some(NetworkEvent::GossipTx {
+                        id,
+                        peer,
+                        tx,
+                        bytes: len,
+                    }))
                 }
-                Err(e) => (None, Some(format!("undecodable transaction: {e}"))),
+                Err(e) => Err(format!("undecodable transaction: {e}")),
             },
-            None => (None, None),
+            None => Ok(None),
         };
-        match (event, problem) {
-            (Some(event), _) => self.emit(event),
-            (None, Some(problem)) => {
+        match decoded {
+            Ok(Some(event)) => self.emit(event, len),
+            Ok(None) => self.validate(id, source, Verdict::Ignore),
+            Err(problem) => {
                 warn!(target: "net", peer = %source, "rejected gossip: {problem}");
-                self.on_report(id, source, Verdict::Reject);
+                self.validate(id, source, Verdict::Reject);
+                self.report_peer(
+                    source,
+                    Misbehaviour::High,
+                    &format!("invalid gossip: {problem}"),
+                );
             }
-            (None, None) => self.on_report(id, source, Verdict::Ignore),
         }
     }
 
-    fn on_sync(&mut self, event: request_response::Event<Request, Response>) {
+    fn on_sync(&mut self, event: request_response::Event<Inbound, Response>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 Message::Request {
-                    request, channel, ..
-                } => self.on_inbound_request(peer, request, channel),
+                    request_id,
+                    request,
+                    channel,
+                } => self.on_inbound_request(peer, request_id, request, channel),
                 Message::Response {
                     request_id,
                     response,
@@ -213,35 +271,46 @@ impl Service {
                 error,
                 ..
             } => self.on_outbound_failure(peer, request_id, error),
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
                 debug!(target: "net", peer = %peer, "inbound request failed: {error}");
-                if let InboundFailure::Io(e) = &error
-                    && e.kind() == std::io::ErrorKind::InvalidData
-                {
-                    self.penalise(peer, Penalty::BadRequest);
-                }
+                self.on_response_finished(request_id);
             }
-            request_response::Event::ResponseSent { .. } => {}
+            request_response::Event::ResponseSent { request_id, .. } => {
+                self.on_response_finished(request_id)
+            }
         }
     }
 
-    /// Rate-limits the request, then hands it to the node with a [`Reply`] to answer it.
+    /// Answers a malformed request or one over the peer's rate or budget at once (charging
+    /// the peer), and hands the others to the node with a [`Reply`] to answer them.
     fn on_inbound_request(
         &mut self,
         peer: libp2p::PeerId,
-        request: Request,
+        request_id: InboundRequestId,
+        request: Inbound,
         channel: ResponseChannel<Response>,
     ) {
-        if !self.peers.allow_request(peer, Instant::now()) {
-            debug!(target: "net", peer = %peer, "rate limited a request");
-            let refusal = Response::Error("rate limited".to_owned());
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .sync
-                .send_response(channel, refusal);
-            self.penalise(peer, Penalty::RateLimited);
-            return;
+        if self.peers.is_banned(&peer) {
+            return self.refuse(channel, "banned".to_owned());
+        }
+        let request = match request {
+            Inbound::Valid(request) => request,
+            Inbound::Malformed(reason) => {
+                let reason = format!("malformed request: {reason}");
+                debug!(target: "net", peer = %peer, "{reason}");
+                self.refuse(channel, reason.clone());
+                return self.report_peer(peer, Misbehaviour::Mid, &reason);
+            }
+        };
+        if let Err(refusal) = self.peers.admit_request(peer, Instant::now()) {
+            debug!(target: "net", peer = %peer, refusal = refusal.message(), "refused a request");
+            self.refuse(channel, refusal.message().to_owned());
+            return self.report_peer(peer, Misbehaviour::Low, refusal.message());
         }
         let (tx, rx) = oneshot::channel();
         let timeout = self.config.request_timeout;
@@ -254,17 +323,32 @@ impl Service {
                 };
                 PendingReply {
                     peer,
+                    request_id,
                     channel,
                     response,
                 }
             }
             .boxed(),
         );
-        self.emit(NetworkEvent::InboundRequest {
-            peer: PeerId(peer),
-            request,
-            reply: Reply(tx),
-        });
+        let bytes = postcard::experimental::serialized_size(&request).unwrap_or(0);
+        self.emit(
+            NetworkEvent::InboundRequest {
+                peer: PeerId(peer),
+                request,
+                reply: Reply(tx),
+            },
+            bytes,
+        );
+    }
+
+    /// Answers a request with an error before the node sees it (not counted as unsent: it is
+    /// a few bytes).
+    fn refuse(&mut self, channel: ResponseChannel<Response>, why: String) {
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, Response::Error(why));
     }
 
     fn on_outbound_failure(
@@ -280,7 +364,7 @@ impl Service {
         let error = match error {
             OutboundFailure::Timeout => NetError::Timeout { peer: who },
             OutboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                self.penalise(peer, Penalty::BadResponse);
+                self.report_peer(peer, Misbehaviour::Mid, &format!("bad response: {e}"));
                 NetError::BadResponse {
                     peer: who,
                     reason: e.to_string(),

@@ -38,15 +38,15 @@ pub(super) enum Command {
         request: Request,
         reply: oneshot::Sender<Result<Response, NetError>>,
     },
-    ReportPeer {
-        peer: libp2p::PeerId,
-        action: Misbehaviour,
-        reason: String,
-    },
     Ban {
         peer: libp2p::PeerId,
         reason: String,
         reply: oneshot::Sender<()>,
+    },
+    ReportPeer {
+        peer: libp2p::PeerId,
+        offence: Misbehaviour,
+        reason: String,
     },
     Dial {
         addr: Multiaddr,
@@ -143,8 +143,8 @@ impl NetHandle {
         let _ = self.send(Command::Publish { kind, data, name });
     }
 
-    /// Reports the verdict on a gossip message: Accept forwards it, Reject penalises `peer`
-    /// (three rejects get it banned), Ignore drops it. Report within
+    /// Reports the verdict on a gossip message: Accept forwards it, Reject charges `peer`
+    /// [`Misbehaviour::High`] (three rejects get it banned), Ignore drops it. Report within
     /// [`super::REPORT_WINDOW`] of receiving it.
     pub fn report(&self, id: MessageId, peer: PeerId, verdict: Verdict) {
         let _ = self.send(Command::Report {
@@ -173,16 +173,23 @@ impl NetHandle {
         }
     }
 
-    /// Reports an offence of `peer` to the peer manager, which decides what it costs.
-    pub fn report_peer(&self, peer: PeerId, action: Misbehaviour, reason: &str) {
+    /// Charges `peer` for an offence: its score drops by [`Misbehaviour::points`], and the
+    /// network disconnects or bans it when the score says so (a ban ends with
+    /// [`super::NetworkEvent::PeerBanned`]). Fire and forget.
+    ///
+    /// `reason` starts with a short stable phrase, details after a colon
+    /// (`"invalid transaction: bad signature"`): the phrase labels the penalty metric.
+    pub fn report_peer(&self, peer: PeerId, offence: Misbehaviour, reason: &str) {
         let _ = self.send(Command::ReportPeer {
             peer: peer.0,
-            action,
+            offence,
             reason: reason.to_owned(),
         });
     }
 
-    /// Bans `peer`: it is put on the block list, disconnected, and never reconnected to.
+    /// Bans `peer` now ([`Misbehaviour::Fatal`]): it is put on the block list (with its IP
+    /// unless local), disconnected, and not reconnected to until the ban expires. Returns once
+    /// the ban is in place.
     pub async fn ban(&self, peer: PeerId, reason: &str) {
         let reason = reason.to_owned();
         let _ = self

@@ -14,14 +14,18 @@
 //! | `publish.rs` | joining a network's topics, publishing and the publish queue |
 //! | `dial.rs` | bootstrap, discovery and explicit dials |
 //! | `handle.rs` | [`NetHandle`] and the commands it sends |
-//! | `peers.rs` | per-peer score, rate limiter and Status |
+//! | `peer_manager.rs` | every peer's record (connections, Status, ping, budgets) and every penalty and ban |
 //! | `identity.rs` | the persistent ed25519 key in `node.key` |
 //! | `config.rs`, `error.rs`, `types.rs` | [`NetConfig`], [`NetError`], the public types |
 //!
 //! Gossip flow: a message arrives, is decoded (undecodable → Reject here), goes to the node as
 //! [`NetworkEvent::GossipBlock`] / [`NetworkEvent::GossipTx`], and is forwarded only once the
-//! node reports [`Verdict::Accept`]. Rejects cost the sending peer score; at [`BAN_SCORE`] it is
-//! banned. Sync requests are rate-limited per peer before the node sees them.
+//! node reports [`Verdict::Accept`]. Every offence (a Reject, a malformed or over-limit request,
+//! a bad response, or the node's [`NetHandle::report_peer`]) is charged to the sending peer as a
+//! [`Misbehaviour`] by the peer manager; at [`BAN_SCORE`] the peer is banned (its id, and its IP
+//! unless local) and [`NetworkEvent::PeerBanned`] is its last event. Sync requests are
+//! rate-limited and budgeted (response bytes, unsent responses) per peer before the node sees
+//! them. Pings every 5 s close a dead link within about 13 s.
 
 mod behaviour;
 mod codec;
@@ -32,7 +36,7 @@ mod events;
 mod gossip;
 mod handle;
 mod identity;
-mod peers;
+mod peer_manager;
 mod publish;
 mod service;
 mod slots;
@@ -46,14 +50,15 @@ pub use config::NetConfig;
 pub use error::NetError;
 pub use gossip::REPORT_WINDOW;
 pub use handle::NetHandle;
-pub use peers::BAN_SCORE;
+pub use peer_manager::BAN_SCORE;
 pub use types::{MessageId, Misbehaviour, NetworkEvent, PeerId, PeerInfo, Reply, Verdict};
 
 use behaviour::Behaviour;
 use service::Service;
 
-/// Capacity of the event channel to the node (more wait in the service's outbox).
-const EVENT_CHANNEL: usize = 256;
+/// Capacity of the event channel to the node. Small on purpose: events can carry blocks, and
+/// what waits beyond it sits in the service's outbox, which is bounded by bytes.
+const EVENT_CHANNEL: usize = 16;
 /// Connections stay open this long without traffic (libp2p's default of 10 s would drop a
 /// wallet that only makes the odd request).
 const IDLE_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);

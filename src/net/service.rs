@@ -2,15 +2,20 @@
 //!
 //! Each arm of the loop calls one `on_*` method: swarm events (in `events.rs`), commands from
 //! handles, replies the node produced for inbound requests, room in the event channel, and a
-//! one-second timer (score recovery, publish retries, discovery). Nothing here blocks or waits:
-//! slow work happens in the node and comes back through a channel.
+//! one-second timer (score recovery, ban expiry, dead links, publish retries, discovery).
+//! Nothing here blocks or waits: slow work happens in the node and comes back through a channel.
 //!
-//! Events for the node go through a bounded channel; when the node is slow they wait in an
-//! outbox of at most [`MAX_OUTBOX`] events instead of stalling the swarm (a stalled swarm
-//! would stall the very requests the node is waiting on). Past that, gossip is dropped with an
-//! Ignore verdict and requests are answered with an error.
+//! Every penalty goes through the [`PeerManager`]; the service carries out the [`Action`] it
+//! returns (a ban: block list, gossipsub blacklist, IP denial, `PeerBanned`).
+//!
+//! Events for the node go through a small bounded channel; when the node is slow they wait in
+//! an [`Outbox`] bounded by count ([`MAX_OUTBOX`]) and by payload bytes ([`MAX_OUTBOX_BYTES`])
+//! instead of stalling the swarm (a stalled swarm would stall the very requests the node is
+//! waiting on). Past that, gossip is dropped with an Ignore verdict and requests are answered
+//! with an error.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -18,7 +23,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use gossipcoin_proto::message::Response;
 use libp2p::gossipsub::MessageAcceptance;
-use libp2p::request_response::{OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, Swarm};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -26,14 +31,19 @@ use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
 use super::behaviour::Behaviour;
+use super::codec::Inbound;
 use super::gossip::Topics;
 use super::handle::Command;
-use super::peers::{BAN_SCORE, Peers, Penalty};
+use super::peer_manager::{Action, PeerManager};
 use super::publish::Unpublished;
-use super::{NetConfig, NetError, NetworkEvent, PeerId, PeerInfo, Verdict};
+use super::{Misbehaviour, NetConfig, NetError, NetworkEvent, PeerId, PeerInfo, Verdict};
+use crate::metrics::metrics;
 
 /// At most this many events wait for the node beyond the channel's own buffer.
 pub(super) const MAX_OUTBOX: usize = 4096;
+/// At most this many bytes of gossip and request payload wait for the node beyond the
+/// channel's buffer (about eight of the largest protocol blocks).
+pub(super) const MAX_OUTBOX_BYTES: usize = 32 * 1024 * 1024;
 /// The timer period.
 const TICK: Duration = Duration::from_secs(1);
 /// First redial of the bootstrap peers after the node finds itself alone (e.g. it started
@@ -43,8 +53,68 @@ const ALONE_RETRY_MIN: Duration = Duration::from_secs(1);
 /// The answer the node produced for an inbound request, ready to send.
 pub(super) struct PendingReply {
     pub(super) peer: libp2p::PeerId,
+    pub(super) request_id: InboundRequestId,
     pub(super) channel: ResponseChannel<Response>,
     pub(super) response: Response,
+}
+
+/// Events waiting for room in the channel to the node, with their payload bytes.
+#[derive(Default)]
+pub(super) struct Outbox {
+    queue: VecDeque<(NetworkEvent, usize)>,
+    bytes: usize,
+    /// Whether the node was told (once per episode) that it is dropping events.
+    warned: bool,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Whether an event of `bytes` fits; events without payload only count.
+    fn fits(&self, bytes: usize) -> bool {
+        self.queue.len() < MAX_OUTBOX && (bytes == 0 || self.bytes + bytes <= MAX_OUTBOX_BYTES)
+    }
+
+    fn push(&mut self, event: NetworkEvent, bytes: usize) {
+        self.bytes += bytes;
+        self.queue.push_back((event, bytes));
+    }
+
+    fn pop(&mut self) -> Option<NetworkEvent> {
+        let (event, bytes) = self.queue.pop_front()?;
+        self.bytes -= bytes;
+        if self.queue.is_empty() {
+            self.warned = false;
+        }
+        Some(event)
+    }
+
+    fn clear(&mut self) {
+        self.queue.clear();
+        self.bytes = 0;
+    }
+
+    /// Takes out every event that came from `peer`.
+    fn take_from(&mut self, peer: PeerId) -> Vec<NetworkEvent> {
+        let (from, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|(event, _)| sender(event) == Some(peer));
+        self.queue = rest;
+        self.bytes = self.queue.iter().map(|(_, b)| b).sum();
+        from.into_iter().map(|(event, _)| event).collect()
+    }
+}
+
+/// The peer whose bytes an event carries.
+fn sender(event: &NetworkEvent) -> Option<PeerId> {
+    match event {
+        NetworkEvent::GossipBlock { peer, .. }
+        | NetworkEvent::GossipTx { peer, .. }
+        | NetworkEvent::InboundRequest { peer, .. } => Some(*peer),
+        _ => None,
+    }
 }
 
 pub(super) struct Service {
@@ -52,13 +122,15 @@ pub(super) struct Service {
     pub(super) config: NetConfig,
     pub(super) commands: mpsc::UnboundedReceiver<Command>,
     pub(super) events: mpsc::Sender<NetworkEvent>,
-    pub(super) outbox: VecDeque<NetworkEvent>,
-    pub(super) peers: Peers,
+    pub(super) outbox: Outbox,
+    pub(super) peers: PeerManager,
     pub(super) topics: Option<Topics>,
     pub(super) unpublished: VecDeque<Unpublished>,
     pub(super) requests:
         HashMap<OutboundRequestId, (libp2p::PeerId, oneshot::Sender<Result<Response, NetError>>)>,
     pub(super) replies: FuturesUnordered<BoxFuture<'static, PendingReply>>,
+    /// Responses handed to request-response, until sent or failed (the peer's unsent count).
+    pub(super) unsent: HashMap<InboundRequestId, libp2p::PeerId>,
     pub(super) dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<(), NetError>>)>,
     pub(super) bootstrap: Vec<Multiaddr>,
     pub(super) listen_addrs: Vec<Multiaddr>,
@@ -83,15 +155,16 @@ impl Service {
         let now = Instant::now();
         Self {
             swarm,
-            peers: Peers::new(config.requests_per_second_per_peer),
+            peers: PeerManager::new(config.requests_per_second_per_peer, config.ban_duration),
             config,
             commands,
             events,
-            outbox: VecDeque::new(),
+            outbox: Outbox::default(),
             topics: None,
             unpublished: VecDeque::new(),
             requests: HashMap::new(),
             replies: FuturesUnordered::new(),
+            unsent: HashMap::new(),
             dials: HashMap::new(),
             bootstrap,
             listen_addrs: Vec::new(),
@@ -164,27 +237,23 @@ impl Service {
                 request,
                 reply,
             } => {
-                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                let sync = &mut self.swarm.behaviour_mut().sync;
+                let id = sync.send_request(&peer, Inbound::Valid(request));
                 self.requests.insert(id, (peer, reply));
             }
-            Command::ReportPeer {
-                peer,
-                action,
-                reason,
-            } => match action {
-                super::Misbehaviour::Fatal => self.ban(peer, &reason),
-                super::Misbehaviour::High => self.penalise(peer, Penalty::InvalidGossip),
-                super::Misbehaviour::Mid => self.penalise(peer, Penalty::BadRequest),
-                super::Misbehaviour::Low => self.penalise(peer, Penalty::RateLimited),
-            },
             Command::Ban {
                 peer,
                 reason,
                 reply,
             } => {
-                self.ban(peer, &reason);
+                self.report_peer(peer, Misbehaviour::Fatal, &reason);
                 let _ = reply.send(());
             }
+            Command::ReportPeer {
+                peer,
+                offence,
+                reason,
+            } => self.report_peer(peer, offence, &reason),
             Command::Dial { addr, reply } => self.on_dial(addr, reply),
             Command::Peers { reply } => {
                 let _ = reply.send(self.peer_infos());
@@ -211,6 +280,27 @@ impl Service {
         peer: libp2p::PeerId,
         verdict: Verdict,
     ) {
+        self.validate(id, peer, verdict);
+        if verdict == Verdict::Accept {
+            // delivered something valid: protected from inbound eviction for a while
+            self.swarm.behaviour_mut().slots.note_useful(peer);
+        }
+        if verdict == Verdict::Reject {
+            self.report_peer(
+                peer,
+                Misbehaviour::High,
+                "invalid gossip: rejected by the node",
+            );
+        }
+    }
+
+    /// Tells gossipsub whether to forward a message.
+    pub(super) fn validate(
+        &mut self,
+        id: libp2p::gossipsub::MessageId,
+        peer: libp2p::PeerId,
+        verdict: Verdict,
+    ) {
         let acceptance = match verdict {
             Verdict::Accept => MessageAcceptance::Accept,
             Verdict::Reject => MessageAcceptance::Reject,
@@ -220,30 +310,79 @@ impl Service {
         if !gossipsub.report_message_validation_result(&id, &peer, acceptance) {
             debug!(target: "net", peer = %peer, "verdict on a message no longer in the cache");
         }
-        if verdict == Verdict::Reject {
-            self.penalise(peer, Penalty::InvalidGossip);
+    }
+
+    /// Charges `peer` through the peer manager and carries out what it decides.
+    pub(super) fn report_peer(
+        &mut self,
+        peer: libp2p::PeerId,
+        offence: Misbehaviour,
+        reason: &str,
+    ) {
+        match self.peers.report(peer, offence, reason, Instant::now()) {
+            Action::None => {}
+            Action::Ban { ips, until } => self.on_banned(peer, ips, until),
         }
     }
 
-    /// Lowers the peer's score, banning it at [`BAN_SCORE`].
-    pub(super) fn penalise(&mut self, peer: libp2p::PeerId, penalty: Penalty) {
-        let score = self.peers.penalise(peer, penalty, Instant::now());
-        debug!(target: "net", peer = %peer, ?penalty, score, "penalised peer");
-        if score <= BAN_SCORE {
-            self.ban(peer, &format!("score {score} after {penalty:?}"));
-        }
-    }
-
-    /// Blocks the peer (closing its connections) and forgets it in gossipsub and the DHT.
-    pub(super) fn ban(&mut self, peer: libp2p::PeerId, reason: &str) {
+    /// Carries out a ban: blocks the peer (closing its connections), forgets it in gossipsub
+    /// and the DHT, denies its IPs, drops what it sent that still waits for the node, and
+    /// tells the node.
+    fn on_banned(&mut self, peer: libp2p::PeerId, ips: Vec<IpAddr>, until: Instant) {
         let behaviour = self.swarm.behaviour_mut();
-        if !behaviour.blocked.block_peer(peer) {
-            return;
-        }
+        behaviour.blocked.block_peer(peer);
         behaviour.gossipsub.blacklist_peer(&peer);
         behaviour.kad.remove_peer(&peer);
-        warn!(target: "net", peer = %peer, reason, "banned peer");
-        self.emit(NetworkEvent::PeerBanned { peer: PeerId(peer) });
+        for ip in ips {
+            self.deny_ip(ip, until);
+        }
+        for event in self.outbox.take_from(PeerId(peer)) {
+            self.discard(event);
+        }
+        self.emit(NetworkEvent::PeerBanned { peer: PeerId(peer) }, 0);
+    }
+
+    /// Refuses connections from `ip` until `until`, before their handshake.
+    ///
+    /// Until the connection gate is wired, the service closes an established connection from a
+    /// banned IP at once (see `on_connected`), which is later but equivalent.
+    fn deny_ip(&mut self, ip: IpAddr, until: Instant) {
+        self.swarm.behaviour_mut().slots.ban_ip(ip, until);
+        debug!(target: "net", %ip, in_secs = until.saturating_duration_since(Instant::now()).as_secs(), "denying IP");
+    }
+
+    /// Lets connections from `ip` in again (its ban expired).
+    fn allow_ip(&mut self, ip: IpAddr) {
+        self.swarm.behaviour_mut().slots.unban_ip(ip);
+        debug!(target: "net", %ip, "IP ban expired");
+    }
+
+    /// Lifts the bans that ran out.
+    fn expire_bans(&mut self, now: Instant) {
+        let expired = self.peers.expire_bans(now);
+        for peer in expired.peers {
+            let behaviour = self.swarm.behaviour_mut();
+            behaviour.blocked.unblock_peer(peer);
+            behaviour.gossipsub.remove_blacklisted_peer(&peer);
+            info!(target: "net", peer = %peer, "ban expired");
+        }
+        for ip in expired.ips {
+            self.allow_ip(ip);
+        }
+    }
+
+    /// Closes a connection whose pings failed (ping itself never closes one).
+    pub(super) fn close_dead_link(&mut self, peer: libp2p::PeerId, id: ConnectionId, why: &str) {
+        if !self.peers.mark_closing(&peer, id) {
+            return;
+        }
+        self.close_dead(peer, id, why);
+    }
+
+    fn close_dead(&mut self, peer: libp2p::PeerId, id: ConnectionId, why: &str) {
+        info!(target: "net", peer = %peer, why, "ping failed: closing");
+        metrics().dead_link();
+        self.swarm.close_connection(id);
     }
 
     fn peer_infos(&self) -> Vec<PeerInfo> {
@@ -254,8 +393,10 @@ impl Service {
             .filter(|(_, topics)| block_topic.as_ref().is_some_and(|b| topics.contains(&b)))
             .map(|(peer, _)| *peer)
             .collect();
+        // a banned peer is gone for the node, even while its connections close
         self.peers
             .iter_connected()
+            .filter(|(peer, _)| !self.peers.is_banned(peer))
             .map(|(peer, state)| PeerInfo {
                 peer: PeerId(*peer),
                 addr: state
@@ -263,6 +404,7 @@ impl Service {
                     .as_ref()
                     .map(|a| a.to_string())
                     .unwrap_or_default(),
+                outbound: state.is_outbound(),
                 status: state.status,
                 score: state.score,
                 gossip_score: gossipsub.peer_score(peer),
@@ -272,8 +414,9 @@ impl Service {
             .collect()
     }
 
-    /// Queues an event for the node, never blocking the swarm.
-    pub(super) fn emit(&mut self, event: NetworkEvent) {
+    /// Queues an event for the node, never blocking the swarm; `bytes` is its payload (gossip
+    /// data, request size), 0 for events without one.
+    pub(super) fn emit(&mut self, event: NetworkEvent, bytes: usize) {
         if self.events.is_closed() {
             // the node dropped its receiver (it is shutting down): nobody to tell
             self.outbox.clear();
@@ -282,10 +425,10 @@ impl Service {
         if self.outbox.is_empty() {
             match self.events.try_send(event) {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-                Err(mpsc::error::TrySendError::Full(event)) => self.outbox.push_back(event),
+                Err(mpsc::error::TrySendError::Full(event)) => self.outbox.push(event, bytes),
             }
-        } else if self.outbox.len() < MAX_OUTBOX {
-            self.outbox.push_back(event);
+        } else if self.outbox.fits(bytes) {
+            self.outbox.push(event, bytes);
         } else {
             self.drop_event(event);
         }
@@ -293,27 +436,68 @@ impl Service {
 
     /// Gives up on an event the node has no room for.
     fn drop_event(&mut self, event: NetworkEvent) {
-        warn!(target: "net", "the node is not keeping up with network events; dropping one");
-        match event {
-            NetworkEvent::GossipBlock { id, peer, .. }
-            | NetworkEvent::GossipTx { id, peer, .. } => {
-                self.on_report(id.0, peer.0, Verdict::Ignore)
-            }
-            // dropping the Reply answers the peer with an error
-            _ => {}
+        let kind = match event {
+            NetworkEvent::GossipBlock { .. } | NetworkEvent::GossipTx { .. } => "gossip",
+            NetworkEvent::InboundRequest { .. } => "request",
+            _ => "other",
+        };
+        metrics().event_dropped(kind);
+        if !std::mem::replace(&mut self.outbox.warned, true) {
+            warn!(target: "net", "the node is not keeping up with network events; dropping them");
+        }
+        debug!(target: "net", peer = ?sender(&event), kind, "dropped an event");
+        self.discard(event);
+    }
+
+    /// Settles an event the node will not see: gossip gets Ignore, a request an error
+    /// (dropping its Reply answers `Response::Error`).
+    fn discard(&mut self, event: NetworkEvent) {
+        if let NetworkEvent::GossipBlock { id, peer, .. }
+        | NetworkEvent::GossipTx { id, peer, .. } = event
+        {
+            self.validate(id.0, peer.0, Verdict::Ignore);
         }
     }
 
-    fn on_event_room(permit: mpsc::Permit<'_, NetworkEvent>, outbox: &mut VecDeque<NetworkEvent>) {
-        if let Some(event) = outbox.pop_front() {
+    fn on_event_room(permit: mpsc::Permit<'_, NetworkEvent>, outbox: &mut Outbox) {
+        if let Some(event) = outbox.pop() {
             permit.send(event);
         }
     }
 
+    /// Sends the node's answer, charged to the peer's byte budget; a peer that spent its
+    /// budget while the node worked (a burst of requests admitted together) gets "busy".
     fn on_reply(&mut self, reply: PendingReply) {
+        let PendingReply {
+            peer,
+            request_id,
+            channel,
+            mut response,
+        } = reply;
+        let now = Instant::now();
+        if self.peers.is_banned(&peer) {
+            response = Response::Error("banned".to_owned());
+        } else if !matches!(response, Response::Error(_))
+            && self.peers.out_of_response_bytes(&peer, now)
+        {
+            debug!(target: "net", peer = %peer, "out of response bytes: answering busy");
+            response = Response::Error("busy".to_owned());
+            self.report_peer(peer, Misbehaviour::Low, "busy");
+        }
+        let bytes = postcard::experimental::serialized_size(&response).unwrap_or(0);
         let sync = &mut self.swarm.behaviour_mut().sync;
-        if sync.send_response(reply.channel, reply.response).is_err() {
-            debug!(target: "net", peer = %reply.peer, "the peer stopped waiting for our response");
+        if sync.send_response(channel, response).is_err() {
+            debug!(target: "net", peer = %peer, "the peer stopped waiting for our response");
+            return;
+        }
+        self.peers.response_handed(peer, bytes, now);
+        self.unsent.insert(request_id, peer);
+    }
+
+    /// A response we handed over was written, or failed: it no longer counts as unsent.
+    pub(super) fn on_response_finished(&mut self, request_id: InboundRequestId) {
+        if let Some(peer) = self.unsent.remove(&request_id) {
+            self.peers.response_done(&peer);
         }
     }
 
@@ -322,6 +506,10 @@ impl Service {
         self.peers
             .recover(now.saturating_duration_since(self.last_tick));
         self.last_tick = now;
+        self.expire_bans(now);
+        for (peer, id) in self.peers.dead_connections(now) {
+            self.close_dead(peer, id, "no answer to pings");
+        }
         self.retry_unpublished();
         if self.peers.connected_count() > 0 || self.bootstrap.is_empty() {
             self.alone_retry = ALONE_RETRY_MIN;

@@ -229,7 +229,6 @@ impl Slots {
 
     /// Refuses inbound connections from `ip` until `until` (existing ones stay; the peer
     /// manager closes the offender's).
-    #[allow(dead_code)] // until the service calls it (issue 9 integration)
     pub(super) fn ban_ip(&mut self, ip: IpAddr, until: Instant) {
         let ip = ip.to_canonical();
         let now = Instant::now();
@@ -239,20 +238,17 @@ impl Slots {
     }
 
     /// Lifts a ban on `ip`.
-    #[allow(dead_code)] // until the service calls it (issue 9 integration)
     pub(super) fn unban_ip(&mut self, ip: IpAddr) {
         self.banned.remove(&ip.to_canonical());
     }
 
     /// Records that `peer` just delivered a valid block or transaction (eviction protects the
     /// most recent ones).
-    #[allow(dead_code)] // until the service calls it (issue 9 integration)
     pub(super) fn note_useful(&mut self, peer: PeerId) {
         self.useful.insert(peer, Instant::now());
     }
 
     /// Records a ping round trip of `peer` (eviction protects the lowest).
-    #[allow(dead_code)] // until the service calls it (issue 9 integration)
     pub(super) fn note_rtt(&mut self, peer: PeerId, rtt: Duration) {
         let best = self.rtt.entry(peer).or_insert(rtt);
         *best = (*best).min(rtt);

@@ -69,18 +69,32 @@ pub enum Verdict {
     Ignore,
 }
 
-/// How bad a peer's offence is (Lighthouse's `PeerAction`): the peer manager turns it into
-/// lost score, and a ban at [`super::BAN_SCORE`].
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// How bad a peer's offence is (Lighthouse's `PeerAction`): the points its score loses.
+///
+/// Scores start at 0 and slowly recover towards it; at [`super::BAN_SCORE`] (-100) the peer is
+/// banned. Pick the level by how sure we are that no honest peer does it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Misbehaviour {
-    /// Provably malicious or on another network: banned at once.
+    /// Unmistakably hostile (a different genesis, a forged chain): ban now.
     Fatal,
-    /// Invalid data: three of these get a peer banned.
+    /// Invalid data an honest peer never sends (-40: three get a ban).
     High,
-    /// Malformed or over-limit requests: about ten get a peer banned.
+    /// A malformed or over-limit request or response (-10: ten get a ban).
     Mid,
-    /// Mostly harmless excess (over a rate limit): only many in a short time get a ban.
+    /// Over a rate or budget; a slow or greedy peer (-1).
     Low,
+}
+
+impl Misbehaviour {
+    /// The points this offence costs (a ban for [`Misbehaviour::Fatal`]).
+    pub fn points(self) -> f64 {
+        match self {
+            Self::Fatal => f64::INFINITY,
+            Self::High => 40.0,
+            Self::Mid => 10.0,
+            Self::Low => 1.0,
+        }
+    }
 }
 
 /// What a peer is known to be, as [`super::NetHandle::peers`] reports it.
@@ -89,6 +103,8 @@ pub struct PeerInfo {
     pub peer: PeerId,
     /// The address of the connection (the dialled address, or the peer's address as we saw it).
     pub addr: String,
+    /// We dialled it (one of its connections is outbound).
+    pub outbound: bool,
     /// The peer's last [`Status`], once the sync layer has set it.
     pub status: Option<Status>,
     /// Our score of the peer: 0 is neutral, penalties lower it, at
@@ -124,17 +140,20 @@ pub enum NetworkEvent {
     /// A listener is up on `addr`.
     Listening { addr: String },
     /// The first connection to `peer` opened (the sync layer sends its Status now).
-    /// `outbound`: we dialled it; `bootstrap`: at one of the configured bootstrap addresses.
     PeerConnected {
         peer: PeerId,
         addr: String,
+        /// We dialled it (an inbound connection is `false`).
         outbound: bool,
+        /// We dialled one of `NetConfig::bootstrap` (by address or by its `/p2p/` id): the only
+        /// kind of peer an empty node may adopt a genesis from.
         bootstrap: bool,
     },
-    /// `peer` was banned: nothing more comes from it; drop its queued work.
-    PeerBanned { peer: PeerId },
     /// The last connection to `peer` closed.
     PeerDisconnected { peer: PeerId },
+    /// `peer` was banned and disconnected. This is the last event about it: nothing it sent
+    /// earlier and still queued should be acted on (no `PeerDisconnected` follows).
+    PeerBanned { peer: PeerId },
     /// A block from gossip, decoded. Report a [`Verdict`] for `id` soon (within the gossip
     /// message-cache window, [`super::REPORT_WINDOW`]) or it is never forwarded.
     GossipBlock {

@@ -129,8 +129,8 @@ async fn a_rejected_block_is_not_forwarded_and_repeated_rejects_ban_the_sender()
         assert_eq!(got, block(n));
         b.handle.report(id, peer, Verdict::Reject);
     }
-    b.wait_for("A's disconnection", |e| match e {
-        NetworkEvent::PeerDisconnected { peer } if peer == a.id => Some(()),
+    b.wait_for("A's ban", |e| match e {
+        NetworkEvent::PeerBanned { peer } if peer == a.id => Some(()),
         _ => None,
     })
     .await;

@@ -5,8 +5,11 @@
 
 mod discovery;
 mod gossip;
+mod hostile;
 mod identity;
 mod slots;
+mod liveness;
+mod raw_peer;
 mod sync;
 
 use std::future::Future;

@@ -1,0 +1,756 @@
+//! The peer manager: the one owner of every peer's record and of every penalty and ban.
+//!
+//! Shaped after Lighthouse's `peer_manager`: everything that notices an offence (gossip
+//! verdicts, the codec's malformed requests, rate limits, bad responses, the node's
+//! `report_peer`) calls [`PeerManager::report`] with a [`Misbehaviour`]; the manager updates
+//! the score and answers with an [`Action`] (nothing, or a ban) that the service carries out on
+//! the swarm. Nothing else changes a score. There is no disconnect threshold above the ban on
+//! purpose: with the contract's points (three High, ten Mid ban), dropping the connection
+//! first would only stop the evidence that completes the ban.
+//!
+//! - **Scores** start at 0, lose [`Misbehaviour::points`], recover towards 0 at
+//!   [`RECOVERY_PER_SEC`]; [`BAN_SCORE`] bans. A disconnected peer keeps its record while its
+//!   score is negative, so reconnecting does not wipe the slate.
+//! - **Bans** cover the peer id and, unless the address is loopback, unspecified or link-local
+//!   (a loopback testnet runs every node on 127.0.0.1), its IP. Both expire after
+//!   `NetConfig::ban_duration`.
+//! - **Budgets** of what we serve: a request rate ([`TokenBucket`] of requests), a byte bucket
+//!   of responses ([`RESPONSE_BYTES_PER_SEC`], burst [`RESPONSE_BYTES_BURST`]) charged when a
+//!   response is handed to request-response, and at most [`MAX_UNSENT_RESPONSES`] responses
+//!   handed over but not yet written to the peer (one that does not read stays there).
+//! - **Liveness**: the last successful ping of each connection; a connection silent for
+//!   [`LIVENESS_TIMEOUT`] is dead (ping 0.48 reports failures but never closes anything).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use gossipcoin_proto::message::Status;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::ConnectionId;
+use libp2p::{Multiaddr, PeerId};
+use tracing::{debug, warn};
+
+use super::Misbehaviour;
+
+/// At or below this score a peer is banned.
+pub const BAN_SCORE: f64 = -100.0;
+/// Points a negative score regains per second.
+pub(super) const RECOVERY_PER_SEC: f64 = 0.1;
+/// Response bytes per second we serve one peer, sustained: a full sync batch (about 2 MiB)
+/// every half second, far more than an honest peer that validates what it downloads needs.
+pub(super) const RESPONSE_BYTES_PER_SEC: f64 = 4.0 * 1024.0 * 1024.0;
+/// Response bytes one peer may take in a burst (four full batches).
+pub(super) const RESPONSE_BYTES_BURST: f64 = 8.0 * 1024.0 * 1024.0;
+/// Responses to one peer handed to request-response but not yet written (a peer that does
+/// not read its responses keeps them in our memory): past this, requests are refused "busy".
+pub(super) const MAX_UNSENT_RESPONSES: usize = 2;
+/// How often each connection is pinged.
+pub(super) const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a ping may take.
+pub(super) const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection with no successful ping for this long is dead and closed: a cut link is
+/// noticed within about 13 s (this plus the one-second tick).
+pub(super) const LIVENESS_TIMEOUT: Duration = Duration::from_secs(12);
+/// At most this many banned peer ids (and as many IPs) are remembered; past it the ban that
+/// expires soonest is forgotten first.
+const MAX_BANS: usize = 10_000;
+
+/// What the service must do after a report.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Action {
+    None,
+    /// Block the peer id (and deny `ips`) until `until`, and close its connections.
+    Ban {
+        ips: Vec<IpAddr>,
+        until: Instant,
+    },
+}
+
+/// Why an inbound request is refused before the node sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// Over the request rate.
+    RateLimited,
+    /// Over the byte budget or the unsent-responses cap.
+    Busy,
+}
+
+impl Refusal {
+    /// The `Response::Error` text the peer gets.
+    pub(super) fn message(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate limited",
+            Self::Busy => "busy",
+        }
+    }
+}
+
+/// Bans that ran out, to lift on the swarm.
+#[derive(Debug, Default)]
+pub(super) struct Expired {
+    pub(super) peers: Vec<PeerId>,
+    pub(super) ips: Vec<IpAddr>,
+}
+
+/// A token bucket: `rate` tokens per second up to `burst`. Charging may take it below zero
+/// (a response is charged once its size is known); it then refuses until it is paid back.
+#[derive(Debug)]
+pub(super) struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub(super) fn new(rate: f64, burst: f64, now: Instant) -> Self {
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+    }
+
+    /// Takes one token if there is one.
+    pub(super) fn try_take(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Takes `n` tokens, going into debt if needed.
+    pub(super) fn charge(&mut self, n: f64, now: Instant) {
+        self.refill(now);
+        self.tokens -= n;
+    }
+
+    /// Whether the bucket is empty or in debt.
+    pub(super) fn is_exhausted(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens <= 0.0
+    }
+}
+
+/// One open connection of a peer.
+#[derive(Debug)]
+pub(super) struct Connection {
+    pub(super) addr: Multiaddr,
+    pub(super) outbound: bool,
+    /// When the connection opened or last answered a ping.
+    last_alive: Instant,
+    /// Found dead and being closed: not reported again.
+    closing: bool,
+}
+
+/// What we know about one peer.
+#[derive(Debug)]
+pub(super) struct PeerRecord {
+    pub(super) connections: HashMap<ConnectionId, Connection>,
+    /// The address of the peer's first connection.
+    pub(super) addr: Option<Multiaddr>,
+    pub(super) status: Option<Status>,
+    pub(super) score: f64,
+    /// Round-trip time of the last ping.
+    pub(super) ping: Option<Duration>,
+    /// The peer does not speak ping: liveness is not checked (it cannot be).
+    ping_unsupported: bool,
+    requests: TokenBucket,
+    response_bytes: TokenBucket,
+    /// Responses handed to request-response and not yet sent (or failed).
+    unsent: usize,
+}
+
+impl PeerRecord {
+    /// Whether one of the peer's connections is one we dialled.
+    pub(super) fn is_outbound(&self) -> bool {
+        self.connections.values().any(|c| c.outbound)
+    }
+}
+
+/// Every peer we are connected to or that still owes score, and every ban.
+#[derive(Debug)]
+pub(super) struct PeerManager {
+    peers: HashMap<PeerId, PeerRecord>,
+    banned_peers: HashMap<PeerId, Instant>,
+    banned_ips: HashMap<IpAddr, Instant>,
+    requests_per_second: u32,
+    ban_duration: Duration,
+}
+
+impl PeerManager {
+    pub(super) fn new(requests_per_second: u32, ban_duration: Duration) -> Self {
+        Self {
+            peers: HashMap::new(),
+            banned_peers: HashMap::new(),
+            banned_ips: HashMap::new(),
+            requests_per_second,
+            ban_duration,
+        }
+    }
+
+    fn entry(&mut self, peer: PeerId, now: Instant) -> &mut PeerRecord {
+        let rate = f64::from(self.requests_per_second.max(1));
+        self.peers.entry(peer).or_insert_with(|| PeerRecord {
+            connections: HashMap::new(),
+            addr: None,
+            status: None,
+            score: 0.0,
+            ping: None,
+            ping_unsupported: false,
+            requests: TokenBucket::new(rate, rate, now),
+            response_bytes: TokenBucket::new(RESPONSE_BYTES_PER_SEC, RESPONSE_BYTES_BURST, now),
+            unsent: 0,
+        })
+    }
+
+    // ---- connections ----
+
+    /// Records a new connection; returns whether it is the peer's first.
+    pub(super) fn connected(
+        &mut self,
+        peer: PeerId,
+        id: ConnectionId,
+        addr: Multiaddr,
+        outbound: bool,
+        now: Instant,
+    ) -> bool {
+        let record = self.entry(peer, now);
+        let first = record.connections.is_empty();
+        if first {
+            record.addr = Some(addr.clone());
+        }
+        record.connections.insert(
+            id,
+            Connection {
+                addr,
+                outbound,
+                last_alive: now,
+                closing: false,
+            },
+        );
+        first
+    }
+
+    /// Records a closed connection; returns whether it was the peer's last.
+    pub(super) fn disconnected(&mut self, peer: &PeerId, id: ConnectionId) -> bool {
+        let Some(record) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        if record.connections.remove(&id).is_none() || !record.connections.is_empty() {
+            return false;
+        }
+        record.status = None;
+        if record.score >= 0.0 {
+            self.peers.remove(peer);
+        }
+        true
+    }
+
+    /// How many peers have at least one connection.
+    pub(super) fn connected_count(&self) -> usize {
+        self.peers
+            .values()
+            .filter(|r| !r.connections.is_empty())
+            .count()
+    }
+
+    pub(super) fn is_connected(&self, peer: &PeerId) -> bool {
+        self.peers
+            .get(peer)
+            .is_some_and(|r| !r.connections.is_empty())
+    }
+
+    /// The connected peers.
+    pub(super) fn iter_connected(&self) -> impl Iterator<Item = (&PeerId, &PeerRecord)> {
+        self.peers.iter().filter(|(_, r)| !r.connections.is_empty())
+    }
+
+    /// The peer's score (0 for a peer we know nothing against).
+    #[cfg(test)]
+    pub(super) fn score(&self, peer: &PeerId) -> f64 {
+        self.peers.get(peer).map_or(0.0, |r| r.score)
+    }
+
+    // ---- penalties and bans ----
+
+    /// Charges `peer` for an offence; `reason` starts with a short stable phrase (it labels
+    /// the metric up to its first colon). Returns what the service must do.
+    pub(super) fn report(
+        &mut self,
+        peer: PeerId,
+        offence: Misbehaviour,
+        reason: &str,
+        now: Instant,
+    ) -> Action {
+        if self.is_banned(&peer) {
+            return Action::None;
+        }
+        crate::metrics::metrics().peer_penalty(&metric_reason(reason));
+        let record = self.entry(peer, now);
+        record.score = (record.score - offence.points()).max(BAN_SCORE * 2.0);
+        let score = record.score;
+        debug!(target: "net", peer = %peer, reason, score, ?offence, "penalised peer");
+        if offence == Misbehaviour::Fatal || score <= BAN_SCORE {
+            self.ban(peer, reason, now)
+        } else {
+            Action::None
+        }
+    }
+
+    /// Bans `peer` (and the IPs of its non-local connections) for the ban duration.
+    fn ban(&mut self, peer: PeerId, reason: &str, now: Instant) -> Action {
+        let until = now + self.ban_duration;
+        let record = self.entry(peer, now);
+        record.score = record.score.min(BAN_SCORE);
+        let score = record.score;
+        let ips: Vec<IpAddr> = record
+            .connections
+            .values()
+            .map(|c| &c.addr)
+            .chain(record.addr.as_ref())
+            .filter_map(bannable_ip)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        evict_soonest(&mut self.banned_peers);
+        self.banned_peers.insert(peer, until);
+        for ip in &ips {
+            evict_soonest(&mut self.banned_ips);
+            self.banned_ips.insert(*ip, until);
+        }
+        crate::metrics::metrics().peer_ban();
+        warn!(target: "net", peer = %peer, reason, score, ?ips, "banned peer");
+        Action::Ban { ips, until }
+    }
+
+    /// Whether `peer` is banned now.
+    pub(super) fn is_banned(&self, peer: &PeerId) -> bool {
+        self.banned_peers.contains_key(peer)
+    }
+
+    /// Whether connections from `ip` are to be refused now.
+    pub(super) fn is_ip_banned(&self, ip: &IpAddr) -> bool {
+        self.banned_ips.contains_key(&ip.to_canonical())
+    }
+
+    /// Lifts the bans that ran out by `now`.
+    pub(super) fn expire_bans(&mut self, now: Instant) -> Expired {
+        let mut expired = Expired::default();
+        self.banned_peers.retain(|peer, until| {
+            let keep = *until > now;
+            if !keep {
+                expired.peers.push(*peer);
+            }
+            keep
+        });
+        self.banned_ips.retain(|ip, until| {
+            let keep = *until > now;
+            if !keep {
+                expired.ips.push(*ip);
+            }
+            keep
+        });
+        for peer in &expired.peers {
+            // a fresh start, as if never seen (its debt was the ban)
+            if self
+                .peers
+                .get(peer)
+                .is_some_and(|r| r.connections.is_empty())
+            {
+                self.peers.remove(peer);
+            }
+        }
+        expired
+    }
+
+    /// Moves negative scores towards 0; forgets disconnected peers that are back at 0.
+    pub(super) fn recover(&mut self, elapsed: Duration) {
+        let gain = elapsed.as_secs_f64() * RECOVERY_PER_SEC;
+        self.peers.retain(|_, r| {
+            if r.score < 0.0 {
+                r.score = (r.score + gain).min(0.0);
+            }
+            !r.connections.is_empty() || r.score < 0.0
+        });
+    }
+
+    // ---- what we serve ----
+
+    /// Admits an inbound request, or says why not. A refused request is not yet charged:
+    /// the caller reports it.
+    pub(super) fn admit_request(&mut self, peer: PeerId, now: Instant) -> Result<(), Refusal> {
+        let record = self.entry(peer, now);
+        if !record.requests.try_take(now) {
+            return Err(Refusal::RateLimited);
+        }
+        if record.unsent >= MAX_UNSENT_RESPONSES || record.response_bytes.is_exhausted(now) {
+            return Err(Refusal::Busy);
+        }
+        Ok(())
+    }
+
+    /// Whether the peer has spent its response bytes (checked again when the node's answer
+    /// is ready: a burst of requests admitted together must not all be served).
+    pub(super) fn out_of_response_bytes(&mut self, peer: &PeerId, now: Instant) -> bool {
+        self.peers
+            .get_mut(peer)
+            .is_some_and(|r| r.response_bytes.is_exhausted(now))
+    }
+
+    /// A response of `bytes` was handed to request-response for `peer`: charge it, and count
+    /// it as unsent until [`Self::response_done`] (the service pairs the two by request id).
+    pub(super) fn response_handed(&mut self, peer: PeerId, bytes: usize, now: Instant) {
+        let record = self.entry(peer, now);
+        record.response_bytes.charge(bytes as f64, now);
+        record.unsent += 1;
+    }
+
+    /// A response handed over for `peer` was written to it, or failed.
+    pub(super) fn response_done(&mut self, peer: &PeerId) {
+        if let Some(record) = self.peers.get_mut(peer) {
+            record.unsent = record.unsent.saturating_sub(1);
+        }
+    }
+
+    // ---- status and liveness ----
+
+    /// Records a ping round trip on one of the peer's connections.
+    pub(super) fn set_ping(
+        &mut self,
+        peer: &PeerId,
+        id: ConnectionId,
+        rtt: Duration,
+        now: Instant,
+    ) {
+        if let Some(record) = self.peers.get_mut(peer) {
+            record.ping = Some(rtt);
+            if let Some(connection) = record.connections.get_mut(&id) {
+                connection.last_alive = now;
+            }
+        }
+    }
+
+    /// The peer does not speak ping: its liveness cannot be checked.
+    pub(super) fn set_ping_unsupported(&mut self, peer: &PeerId) {
+        if let Some(record) = self.peers.get_mut(peer) {
+            record.ping_unsupported = true;
+        }
+    }
+
+    /// Connections with no successful ping for [`LIVENESS_TIMEOUT`], marked as closing (each
+    /// is returned once).
+    pub(super) fn dead_connections(&mut self, now: Instant) -> Vec<(PeerId, ConnectionId)> {
+        let mut dead = Vec::new();
+        for (peer, record) in self.peers.iter_mut().filter(|(_, r)| !r.ping_unsupported) {
+            for (id, c) in &mut record.connections {
+                if !c.closing && now.saturating_duration_since(c.last_alive) >= LIVENESS_TIMEOUT {
+                    c.closing = true;
+                    dead.push((*peer, *id));
+                }
+            }
+        }
+        dead
+    }
+
+    /// Marks a connection as closing; returns whether it was open and not already closing.
+    pub(super) fn mark_closing(&mut self, peer: &PeerId, id: ConnectionId) -> bool {
+        self.peers
+            .get_mut(peer)
+            .and_then(|r| r.connections.get_mut(&id))
+            .is_some_and(|c| !std::mem::replace(&mut c.closing, true))
+    }
+
+    /// Records the Status the sync layer got from a connected peer.
+    pub(super) fn set_status(&mut self, peer: &PeerId, status: Status) {
+        if let Some(record) = self.peers.get_mut(peer)
+            && !record.connections.is_empty()
+        {
+            record.status = Some(status);
+        }
+    }
+
+    /// Raises a known status to `status`'s tip when that has more work; keeps the peer's role.
+    pub(super) fn raise_tip(&mut self, peer: &PeerId, status: Status) {
+        if let Some(Some(known)) = self.peers.get_mut(peer).map(|r| r.status.as_mut())
+            && known.chain_work < status.chain_work
+        {
+            known.tip = status.tip;
+            known.height = status.height;
+            known.chain_work = status.chain_work;
+        }
+    }
+}
+
+/// The ping settings that make a dead link visible within [`LIVENESS_TIMEOUT`].
+pub(super) fn ping_config() -> libp2p::ping::Config {
+    libp2p::ping::Config::new()
+        .with_interval(PING_INTERVAL)
+        .with_timeout(PING_TIMEOUT)
+}
+
+/// The IP of `addr` when a ban may cover it: not loopback, unspecified or link-local (Core
+/// never discourages a local peer, and a loopback testnet shares one address).
+pub(super) fn bannable_ip(addr: &Multiaddr) -> Option<IpAddr> {
+    let ip = addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })?;
+    let ip = ip.to_canonical();
+    let local = ip.is_loopback()
+        || ip.is_unspecified()
+        || match ip {
+            IpAddr::V4(v4) => v4.is_link_local(),
+            IpAddr::V6(v6) => v6.is_unicast_link_local(),
+        };
+    (!local).then_some(ip)
+}
+
+/// A low-cardinality metric label from a reason: its text before the first colon, lower
+/// case, `[a-z0-9_]` only, at most 40 characters.
+fn metric_reason(reason: &str) -> String {
+    let head = reason.split(':').next().unwrap_or_default().trim();
+    let label: String = head
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9') => c,
+            _ => '_',
+        })
+        .take(40)
+        .collect();
+    if label.is_empty() {
+        "other".to_owned()
+    } else {
+        label
+    }
+}
+
+/// Makes room for one more ban, forgetting the one that ends soonest.
+fn evict_soonest<K: Copy + Eq + std::hash::Hash>(bans: &mut HashMap<K, Instant>) {
+    if bans.len() >= MAX_BANS
+        && let Some(key) = bans
+            .iter()
+            .min_by_key(|(_, until)| **until)
+            .map(|(k, _)| *k)
+    {
+        bans.remove(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    fn conn(n: usize) -> ConnectionId {
+        ConnectionId::new_unchecked(n)
+    }
+
+    fn manager() -> PeerManager {
+        PeerManager::new(10, DAY)
+    }
+
+    fn connect(m: &mut PeerManager, addr: &str, now: Instant) -> PeerId {
+        let p = PeerId::random();
+        assert!(m.connected(p, conn(1), addr.parse().unwrap(), true, now));
+        p
+    }
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_the_rate_and_can_go_into_debt() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(5.0, 5.0, t0);
+        assert_eq!((0..20).filter(|_| bucket.try_take(t0)).count(), 5);
+        let t1 = t0 + Duration::from_millis(400);
+        assert!(bucket.try_take(t1));
+        assert!(bucket.try_take(t1));
+        assert!(!bucket.try_take(t1));
+        let t2 = t1 + Duration::from_secs(60);
+        assert_eq!((0..20).filter(|_| bucket.try_take(t2)).count(), 5);
+
+        let mut bytes = TokenBucket::new(100.0, 200.0, t0);
+        assert!(!bytes.is_exhausted(t0));
+        bytes.charge(500.0, t0);
+        assert!(bytes.is_exhausted(t0 + Duration::from_secs(2)));
+        assert!(!bytes.is_exhausted(t0 + Duration::from_millis(3100)));
+    }
+
+    #[test]
+    fn points_add_up_to_a_ban_and_each_level_costs_what_it_says() {
+        let now = Instant::now();
+        let mut m = manager();
+        let p = connect(&mut m, "/ip4/127.0.0.1/tcp/1", now);
+        assert_eq!(
+            m.report(p, Misbehaviour::High, "invalid gossip", now),
+            Action::None
+        );
+        assert_eq!(m.score(&p), -40.0);
+        assert_eq!(
+            m.report(p, Misbehaviour::High, "invalid gossip", now),
+            Action::None
+        );
+        assert_eq!(
+            m.report(p, Misbehaviour::Low, "rate limited", now),
+            Action::None
+        );
+        assert_eq!(m.score(&p), -81.0);
+        assert!(!m.is_banned(&p));
+        assert!(matches!(
+            m.report(p, Misbehaviour::Mid, "malformed request", now),
+            Action::None
+        ));
+        assert!(matches!(
+            m.report(p, Misbehaviour::Mid, "malformed request", now),
+            Action::Ban { .. }
+        ));
+        assert!(m.is_banned(&p));
+        // a banned peer is not charged again
+        assert_eq!(m.report(p, Misbehaviour::Fatal, "again", now), Action::None);
+
+        // ten Mid offences ban
+        let q = connect(&mut m, "/ip4/127.0.0.1/tcp/2", now);
+        let actions: Vec<_> = (0..10)
+            .map(|_| m.report(q, Misbehaviour::Mid, "malformed request", now))
+            .collect();
+        assert!(matches!(actions[9], Action::Ban { .. }), "{actions:?}");
+        assert!(!actions[..9].iter().any(|a| matches!(a, Action::Ban { .. })));
+
+        // Fatal bans at once
+        let r = connect(&mut m, "/ip4/127.0.0.1/tcp/3", now);
+        assert!(matches!(
+            m.report(r, Misbehaviour::Fatal, "different genesis", now),
+            Action::Ban { .. }
+        ));
+    }
+
+    #[test]
+    fn a_ban_covers_a_remote_ip_but_never_a_local_one_and_expires() {
+        let t0 = Instant::now();
+        let mut m = PeerManager::new(10, Duration::from_secs(60));
+        let remote = connect(&mut m, "/ip4/203.0.113.7/tcp/4000", t0);
+        let local = connect(&mut m, "/ip4/127.0.0.1/tcp/4000", t0);
+        let link = connect(&mut m, "/ip6/fe80::1/tcp/4000", t0);
+        let Action::Ban { ips, until } = m.report(remote, Misbehaviour::Fatal, "x", t0) else {
+            panic!("not banned")
+        };
+        assert_eq!(ips, vec!["203.0.113.7".parse::<IpAddr>().unwrap()]);
+        assert_eq!(until, t0 + Duration::from_secs(60));
+        assert!(m.is_ip_banned(&"203.0.113.7".parse().unwrap()));
+        // an IPv4-mapped form of the same address is the same address
+        assert!(m.is_ip_banned(&"::ffff:203.0.113.7".parse().unwrap()));
+        for peer in [local, link] {
+            let Action::Ban { ips, .. } = m.report(peer, Misbehaviour::Fatal, "x", t0) else {
+                panic!("not banned")
+            };
+            assert!(ips.is_empty(), "{ips:?}");
+        }
+        assert!(!m.is_ip_banned(&"127.0.0.1".parse().unwrap()));
+        assert_eq!(m.banned_ips.len(), 1);
+
+        let early = m.expire_bans(t0 + Duration::from_secs(59));
+        assert!(early.peers.is_empty() && early.ips.is_empty());
+        let expired = m.expire_bans(t0 + Duration::from_secs(60));
+        assert_eq!(expired.peers.len(), 3);
+        assert_eq!(expired.ips.len(), 1);
+        assert!(!m.is_banned(&remote));
+        assert!(!m.is_ip_banned(&"203.0.113.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn scores_recover_and_a_debt_survives_a_reconnect() {
+        let now = Instant::now();
+        let mut m = manager();
+        let q = connect(&mut m, "/ip4/127.0.0.1/tcp/2", now);
+        m.report(q, Misbehaviour::Mid, "bad request", now);
+        m.report(q, Misbehaviour::Mid, "bad request", now);
+        assert!(m.disconnected(&q, conn(1)));
+        assert!(!m.is_connected(&q));
+        m.recover(Duration::from_secs(100));
+        assert_eq!(m.score(&q), -10.0);
+        assert!(m.connected(
+            q,
+            conn(2),
+            "/ip4/127.0.0.1/tcp/3".parse().unwrap(),
+            false,
+            now
+        ));
+        assert_eq!(m.score(&q), -10.0);
+        assert!(m.disconnected(&q, conn(2)));
+        m.recover(Duration::from_secs(1000));
+        assert_eq!(m.score(&q), 0.0);
+        assert!(!m.peers.contains_key(&q));
+    }
+
+    #[test]
+    fn requests_are_refused_over_the_rate_the_unsent_cap_and_the_byte_budget() {
+        let t0 = Instant::now();
+        let mut m = PeerManager::new(100, DAY);
+        let p = connect(&mut m, "/ip4/127.0.0.1/tcp/1", t0);
+        m.admit_request(p, t0).unwrap();
+        m.response_handed(p, 1000, t0);
+        m.admit_request(p, t0).unwrap();
+        m.response_handed(p, 1000, t0);
+        assert_eq!(m.admit_request(p, t0), Err(Refusal::Busy));
+        m.response_done(&p);
+        m.admit_request(p, t0).unwrap();
+        m.response_done(&p);
+
+        // 20 MiB handed at once: busy until the debt is paid back at 4 MiB/s
+        m.response_handed(p, 20 << 20, t0);
+        m.response_done(&p);
+        assert!(m.out_of_response_bytes(&p, t0));
+        assert_eq!(m.admit_request(p, t0), Err(Refusal::Busy));
+        // 8 MiB burst - 20 MiB = 12 MiB of debt, paid back at 4 MiB/s in 3 s
+        assert!(m.out_of_response_bytes(&p, t0 + Duration::from_secs(2)));
+        let paid = t0 + Duration::from_millis(3100);
+        assert!(!m.out_of_response_bytes(&p, paid));
+        m.admit_request(p, paid).unwrap();
+
+        let mut slow = PeerManager::new(2, DAY);
+        let s = connect(&mut slow, "/ip4/127.0.0.1/tcp/1", t0);
+        slow.admit_request(s, t0).unwrap();
+        slow.admit_request(s, t0).unwrap();
+        assert_eq!(slow.admit_request(s, t0), Err(Refusal::RateLimited));
+    }
+
+    #[test]
+    fn silent_connections_are_dead_and_pings_keep_them_alive() {
+        let t0 = Instant::now();
+        let mut m = manager();
+        let p = connect(&mut m, "/ip4/127.0.0.1/tcp/1", t0);
+        let q = connect(&mut m, "/ip4/127.0.0.1/tcp/2", t0);
+        let u = connect(&mut m, "/ip4/127.0.0.1/tcp/3", t0);
+        m.set_ping_unsupported(&u);
+        let t1 = t0 + Duration::from_secs(10);
+        m.set_ping(&p, conn(1), Duration::from_millis(3), t1);
+        assert!(m.dead_connections(t1).is_empty());
+        let t2 = t0 + LIVENESS_TIMEOUT;
+        assert_eq!(m.dead_connections(t2), vec![(q, conn(1))]);
+        // reported once; a ping failure on a closing connection is not counted twice
+        assert!(m.dead_connections(t2).is_empty());
+        assert!(!m.mark_closing(&q, conn(1)));
+        assert!(m.mark_closing(&p, conn(1)));
+        assert!(PING_INTERVAL + PING_TIMEOUT < LIVENESS_TIMEOUT);
+    }
+
+    #[test]
+    fn metric_reasons_are_short_codes() {
+        assert_eq!(metric_reason("invalid tx: bad signature"), "invalid_tx");
+        assert_eq!(metric_reason("Malformed request"), "malformed_request");
+        assert_eq!(metric_reason(""), "other");
+        assert_eq!(metric_reason(&"x".repeat(100)).len(), 40);
+    }
+}
