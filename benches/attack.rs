@@ -2,7 +2,8 @@
 //!
 //! Each scenario starts a fresh loopback network of real `gossipcoin` release daemons — A
 //! (central, the victim), B (mines on demand through `GET /mine`), C (wallet, bootstrapped to A
-//! and B) — on a prebuilt chain of 14 valid ~780 kB blocks, then attacks A from this process
+//! and B) — on genesis (amplification and slow-reader: on a prebuilt chain of 14 valid ~780 kB
+//! blocks), then attacks A from this process
 //! (gossipcoin's own `net` module, or a raw libp2p `/gossipcoin/sync/1` client) while B mines
 //! one honest block. It reports A's peak RSS growth (VmRSS sampled every 20 ms, minus the
 //! baseline), how long the honest block took to reach A and C against the same network without
@@ -11,7 +12,7 @@
 //! | scenario | the attack |
 //! |---|---|
 //! | baseline | none: 5 honest blocks, an honest node connects |
-//! | fat-blocks | 20 gossip blocks, valid header over ~4 MiB of empty 3-byte transactions |
+//! | fat-blocks | 20 gossip blocks, valid header over ~4 MB of empty 3-byte transactions |
 //! | amplification | 150 `GetBlocks{[genesis], 500}` at 45/s, ~9 MB answered to each |
 //! | slow-reader | the same requests, responses never read for 20 s |
 //! | lock-out | 40 half-open TCP sockets and 48 identities from 127.0.0.2; honest nodes connect |
@@ -22,6 +23,10 @@
 //! `cargo bench --bench attack [-- SCENARIO...]` (names or parts of names; baseline always
 //! runs). Only loopback addresses; every wait has a deadline; daemons are stopped on drop, also
 //! when a scenario panics (the table then says FAILED). About 5 minutes in all.
+//!
+//! `ATTACK_LOG=net=debug` logs the attacker's own `net` module to stderr; `ATTACK_KEEP=1` keeps
+//! the data directories and the daemons' `node.log` files (the path is printed);
+//! `ATTACK_FAT_BYTES=N` sets the size of a fat block (default 4,000,000).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
@@ -41,6 +46,8 @@ mod raw_peer;
 mod report;
 #[path = "attack/scenarios.rs"]
 mod scenarios;
+#[path = "attack/source_proxy.rs"]
+mod source_proxy;
 
 use network::Setup;
 use report::Row;
@@ -55,24 +62,21 @@ fn main() {
         .collect();
     let wanted = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
     let started = Instant::now();
+    if let Ok(filter) = std::env::var("ATTACK_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
 
     let tmp = tempfile::tempdir().unwrap();
-    let (params, params_file) = common::easy_params(tmp.path());
-    let t = Instant::now();
-    let (genesis, _tip, largest) = forge::big_chain(&params, &tmp.path().join("prebuilt"));
-    println!(
-        "attack bench: prebuilt chain of {} blocks up to {} kB each, built and validated in {:.1} s",
-        forge::BIG_BLOCKS,
-        largest / 1000,
-        t.elapsed().as_secs_f64()
-    );
-    let setup = Setup {
-        root: tmp.path().to_path_buf(),
-        params_file,
-        params,
-        chain_file: tmp.path().join("prebuilt/chain/data.mdb"),
-        genesis,
-    };
+    if std::env::var_os("ATTACK_KEEP").is_some() {
+        println!(
+            "keeping the data directories and logs in {}",
+            tmp.path().display()
+        );
+    }
+    let setup = Setup::new(tmp.path());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -139,4 +143,7 @@ fn main() {
          lines)",
         started.elapsed().as_secs_f64()
     );
+    if std::env::var_os("ATTACK_KEEP").is_some() {
+        let _ = tmp.keep();
+    }
 }

@@ -21,11 +21,11 @@ use crate::common::{build_chain, mine};
 pub const BIG_BLOCKS: u32 = 14;
 const BIG_BLOCK_TXS: usize = 4_250;
 
-/// Builds genesis + [`BIG_BLOCKS`] big valid blocks, validates and stores them in
-/// `dir/chain/data.mdb` (copied into each daemon's data directory), and returns the genesis
-/// hash, the tip hash and the largest block's size.
-pub fn big_chain(params: &ChainParams, dir: &Path) -> (BlockHash, BlockHash, usize) {
-    let blocks = build_chain(params, BIG_BLOCKS, BIG_BLOCK_TXS, None);
+/// Builds genesis and `blocks` big valid blocks after it (the genesis is the same whatever
+/// `blocks` is), validates and stores them in `dir/chain/data.mdb` (copied into each daemon's
+/// data directory), and returns the genesis hash and the largest block's size.
+pub fn chain(params: &ChainParams, dir: &Path, blocks: u32) -> (BlockHash, usize) {
+    let blocks = build_chain(params, blocks, BIG_BLOCK_TXS, None);
     let largest = blocks.iter().map(|b| to_bytes(b).len()).max().unwrap_or(0);
     assert!(
         largest <= params.max_block_size,
@@ -35,8 +35,7 @@ pub fn big_chain(params: &ChainParams, dir: &Path) -> (BlockHash, BlockHash, usi
     for b in &blocks[1..] {
         chain.accept_block(b, u32::MAX).unwrap();
     }
-    let ends = (blocks[0].block_hash(), blocks.last().unwrap().block_hash());
-    (ends.0, ends.1, largest)
+    (blocks[0].block_hash(), largest)
 }
 
 /// Mines `header` alone (its merkle root is whatever it is) until it meets its target.

@@ -11,16 +11,57 @@ use gossipcoin::api::client::ApiClient;
 use gossipcoin_proto::{Address, BlockHash};
 use serde_json::Value;
 
-use crate::common::{free_port, start};
+use std::sync::OnceLock;
 
-/// What every network of the run shares: the parameter file and the prebuilt chain.
+use crate::common::{easy_params, free_port, start};
+use crate::forge;
+
+/// What every network of the run shares: the parameter file and the prebuilt chains.
 pub struct Setup {
     pub root: PathBuf,
     pub params_file: PathBuf,
     pub params: gossipcoin::params::ChainParams,
-    /// `data.mdb` of the prebuilt chain, copied into each node's `chain/`.
-    pub chain_file: PathBuf,
     pub genesis: BlockHash,
+    /// `data.mdb` of the genesis-only chain.
+    small: PathBuf,
+    /// `data.mdb` of genesis + [`forge::BIG_BLOCKS`] big blocks, built on first use.
+    big: OnceLock<PathBuf>,
+}
+
+impl Setup {
+    /// Writes the parameters and the genesis-only chain under `root`.
+    pub fn new(root: &Path) -> Setup {
+        let (params, params_file) = easy_params(root);
+        let (genesis, _) = forge::chain(&params, &root.join("small"), 0);
+        Setup {
+            root: root.to_path_buf(),
+            params_file,
+            params,
+            genesis,
+            small: root.join("small/chain/data.mdb"),
+            big: OnceLock::new(),
+        }
+    }
+
+    /// The `data.mdb` a network starts from: genesis only, or the big chain.
+    pub fn chain_file(&self, big: bool) -> &Path {
+        if !big {
+            return &self.small;
+        }
+        self.big.get_or_init(|| {
+            let t = Instant::now();
+            let (genesis, largest) =
+                forge::chain(&self.params, &self.root.join("big"), forge::BIG_BLOCKS);
+            assert_eq!(genesis, self.genesis);
+            println!(
+                "   (built the chain of {} blocks of up to {} kB in {:.1} s)",
+                forge::BIG_BLOCKS,
+                largest / 1000,
+                t.elapsed().as_secs_f64()
+            );
+            self.root.join("big/chain/data.mdb")
+        })
+    }
 }
 
 /// One running daemon.
@@ -86,10 +127,10 @@ impl Drop for Daemon {
     }
 }
 
-/// Starts a daemon on a copy of the prebuilt chain; returns once its API answers.
-pub fn start_daemon(setup: &Setup, name: &str, dir: &Path, args: &[&str]) -> Daemon {
+/// Starts a daemon on a copy of the chain `chain` (a `data.mdb`); returns once its API answers.
+pub fn start_daemon(setup: &Setup, chain: &Path, name: &str, dir: &Path, args: &[&str]) -> Daemon {
     std::fs::create_dir_all(dir.join("chain")).unwrap();
-    std::fs::copy(&setup.chain_file, dir.join("chain/data.mdb")).unwrap();
+    std::fs::copy(chain, dir.join("chain/data.mdb")).unwrap();
     let port = free_port();
     let p2p = format!("/ip4/127.0.0.1/tcp/{port}");
     let mut all = vec!["--listen", &p2p];
@@ -129,6 +170,8 @@ pub struct Network {
     pub b: Daemon,
     pub c: Daemon,
     pub dir: PathBuf,
+    /// The chain every node started from.
+    chain: PathBuf,
 }
 
 /// Where B's blocks pay (nobody spends them).
@@ -148,17 +191,21 @@ pub struct HonestBlock {
 impl Network {
     /// Starts A, then B and C bootstrapped to it (C also to B), waits until they are connected
     /// and a warm-up block mined by B has reached A and C (the gossip meshes work).
-    pub fn start(setup: &Setup, scenario: &str) -> Network {
+    /// `big`: on the chain of big blocks, else on genesis alone.
+    pub fn start(setup: &Setup, scenario: &str, big: bool) -> Network {
         let dir = setup.root.join(scenario);
-        let a = start_daemon(setup, "A", &dir.join("a"), &["--role", "central"]);
+        let chain = setup.chain_file(big).to_path_buf();
+        let a = start_daemon(setup, &chain, "A", &dir.join("a"), &["--role", "central"]);
         let b = start_daemon(
             setup,
+            &chain,
             "B",
             &dir.join("b"),
             &["--role", "wallet", "--bootstrap", &a.p2p],
         );
         let c = start_daemon(
             setup,
+            &chain,
             "C",
             &dir.join("c"),
             &[
@@ -170,7 +217,13 @@ impl Network {
                 &b.p2p,
             ],
         );
-        let net = Network { a, b, c, dir };
+        let net = Network {
+            a,
+            b,
+            c,
+            dir,
+            chain,
+        };
         let connected = retry(Duration::from_secs(30), || {
             let peers = net.a.peers();
             let subscribed = |id: &str| {
@@ -227,6 +280,7 @@ impl Network {
     pub fn start_honest(&self, setup: &Setup, name: &str) -> Daemon {
         start_daemon(
             setup,
+            &self.chain,
             name,
             &self.dir.join(name),
             &["--role", "wallet", "--bootstrap", &self.a.p2p],

@@ -1,5 +1,5 @@
 //! What the bench reads about a victim process from outside: resident memory sampled every
-//! 20 ms (VmHWM cannot be reset between scenarios), CPU time, bytes written, how long
+//! 20 ms (VmHWM cannot be reset between scenarios), CPU time, loopback traffic, how long
 //! `GET /status` takes, and the disk usage of a directory.
 
 use std::path::Path;
@@ -41,12 +41,16 @@ pub fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
-/// Bytes `pid` passed to write(2)-like calls (`wchar` of `/proc/PID/io`: sockets, log, …).
-pub fn written_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/io"))
+/// Bytes carried by the loopback interface so far (every process's; during an attack, mostly
+/// the attack and the victim's answers). Per-process socket bytes are not in `/proc`.
+pub fn loopback_bytes() -> u64 {
+    std::fs::read_to_string("/proc/net/dev")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("wchar:")?.trim().parse().ok())
+        .find_map(|l| {
+            let rest = l.trim_start().strip_prefix("lo:")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
         .unwrap_or(0)
 }
 

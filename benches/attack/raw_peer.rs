@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use gossipcoin_proto::encode::to_bytes;
-use gossipcoin_proto::message::{Request, SYNC_PROTOCOL};
+use gossipcoin_proto::encode::{from_bytes, to_bytes};
+use gossipcoin_proto::message::{Request, Response, SYNC_PROTOCOL};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, StreamProtocol, SwarmBuilder, noise, tcp, yamux};
@@ -46,6 +46,8 @@ pub struct Stats {
     /// Responses by their first byte: the `Response` variant (1 = Blocks, 5 = Error, …).
     pub variants: Mutex<BTreeMap<u8, u64>>,
     pub failures: Mutex<BTreeMap<String, u64>>,
+    /// The texts of `Response::Error` answers.
+    pub errors: Mutex<BTreeMap<String, u64>>,
     pub connected: AtomicBool,
     pub closed: AtomicU64,
 }
@@ -72,13 +74,25 @@ impl Stats {
             .iter()
             .map(|(k, n)| format!("{n} {k}"))
             .collect();
+        let errors: Vec<String> = self
+            .errors
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, n)| format!("{n}x {k:?}"))
+            .collect();
         format!(
-            "sent {}, answered {} [{}], failed [{}], connection closed {}x",
+            "sent {}, answered {} [{}], failed [{}], connection closed {}x{}",
             self.sent.load(Ordering::Relaxed),
             self.responses.load(Ordering::Relaxed),
             variants.join(", "),
             failures.join(", "),
-            self.closed.load(Ordering::Relaxed)
+            self.closed.load(Ordering::Relaxed),
+            if errors.is_empty() {
+                String::new()
+            } else {
+                format!("; errors: {}", errors.join(", "))
+            }
         )
     }
 }
@@ -165,7 +179,6 @@ impl RawPeer {
                     frame = rx.recv() => match frame {
                         Some(frame) => {
                             swarm.behaviour_mut().send_request(&remote, frame);
-                            shared.sent.fetch_add(1, Ordering::Relaxed);
                         }
                         None => break,
                     },
@@ -183,11 +196,13 @@ impl RawPeer {
 
     /// Sends one frame (exactly these bytes) on a new stream.
     pub fn send(&self, frame: Vec<u8>) {
-        let _ = self.frames.send(frame);
+        if self.frames.send(frame).is_ok() {
+            self.stats.sent.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
-fn record(stats: &Stats, event: SwarmEvent<request_response::Event<Vec<u8>, (u64, u8)>>) {
+fn record(stats: &Stats, event: SwarmEvent<request_response::Event<Vec<u8>, Answer>>) {
     use request_response::{Event, Message};
     match event {
         SwarmEvent::Behaviour(Event::Message {
@@ -197,13 +212,16 @@ fn record(stats: &Stats, event: SwarmEvent<request_response::Event<Vec<u8>, (u64
             stats.responses.fetch_add(1, Ordering::Relaxed);
             stats
                 .response_bytes
-                .fetch_add(response.0, Ordering::Relaxed);
+                .fetch_add(response.bytes, Ordering::Relaxed);
             *stats
                 .variants
                 .lock()
                 .unwrap()
-                .entry(response.1)
+                .entry(response.variant)
                 .or_default() += 1;
+            if let Some(text) = response.error {
+                *stats.errors.lock().unwrap().entry(text).or_default() += 1;
+            }
         }
         SwarmEvent::Behaviour(Event::OutboundFailure { error, .. }) => {
             let kind = match error {
@@ -224,6 +242,17 @@ fn record(stats: &Stats, event: SwarmEvent<request_response::Event<Vec<u8>, (u64
     }
 }
 
+/// What the counting reader keeps of a response.
+#[derive(Debug)]
+struct Answer {
+    /// Frame bytes, length prefix included.
+    bytes: u64,
+    /// The first byte of the body: the `Response` variant.
+    variant: u8,
+    /// The text of a small `Response::Error`.
+    error: Option<String>,
+}
+
 /// Writes requests verbatim; reads (or holds) responses per [`Reading`].
 #[derive(Clone, Copy)]
 struct RawCodec {
@@ -233,8 +262,7 @@ struct RawCodec {
 impl request_response::Codec for RawCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
-    /// (frame bytes, first byte of the body)
-    type Response = (u64, u8);
+    type Response = Answer;
 
     async fn read_request<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<Vec<u8>>
     where
@@ -243,7 +271,7 @@ impl request_response::Codec for RawCodec {
         Err(io::Error::other("this peer serves nothing"))
     }
 
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<(u64, u8)>
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Answer>
     where
         T: AsyncRead + Unpin + Send,
     {
@@ -257,17 +285,29 @@ impl request_response::Codec for RawCodec {
         if len > MAX_RESPONSE {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "huge response"));
         }
+        const SMALL: usize = 4096;
         let mut buf = vec![0u8; 64 * 1024];
-        let (mut left, mut first) = (len, None);
+        let (mut left, mut first, mut small) = (len, None, Vec::new());
         while left > 0 {
             let n = io.read(&mut buf[..left.min(64 * 1024)]).await?;
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             first.get_or_insert(buf[0]);
+            if len <= SMALL {
+                small.extend_from_slice(&buf[..n]);
+            }
             left -= n;
         }
-        Ok((4 + len as u64, first.unwrap_or(255)))
+        let error = match from_bytes::<Response>(&small, SMALL) {
+            Ok(Response::Error(text)) => Some(text),
+            _ => None,
+        };
+        Ok(Answer {
+            bytes: 4 + len as u64,
+            variant: first.unwrap_or(255),
+            error,
+        })
     }
 
     async fn write_request<T>(
@@ -287,7 +327,7 @@ impl request_response::Codec for RawCodec {
         &mut self,
         _: &StreamProtocol,
         _: &mut T,
-        _: (u64, u8),
+        _: Answer,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,

@@ -14,9 +14,10 @@ use tokio::runtime::Runtime;
 use crate::forge;
 use crate::gossip_peer::GossipPeer;
 use crate::network::{Daemon, HonestBlock, Network, Setup, retry};
-use crate::probe::{RssSampler, StatusProbe, cpu_secs, disk_usage, wait_idle, written_bytes};
+use crate::probe::{RssSampler, StatusProbe, cpu_secs, disk_usage, loopback_bytes, wait_idle};
 use crate::raw_peer::{RawPeer, Reading, frame};
 use crate::report::{CONNECT_TARGET_S, Row, Timed};
+use crate::source_proxy::SourceProxy;
 
 /// How long an honest block may take to reach A and C before it counts as lost.
 const BLOCK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,15 +27,20 @@ const CONNECT_LIMIT: f64 = 3.0 * CONNECT_TARGET_S;
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
 const MIB: f64 = 1024.0 * 1024.0;
+/// Bytes of one fat block (`ATTACK_FAT_BYTES` overrides). Under the 4 MiB gossip cap
+/// ([`MAX_GOSSIP_BYTES`]): gossipsub in this process silently never sends a message of
+/// 4,193,280 bytes (3.5 MB ones go out), so the attack checks that its bytes crossed loopback.
+const FAT_BYTES: usize = 4_000_000;
+const _: () = assert!(FAT_BYTES < MAX_GOSSIP_BYTES);
 
 /// What is measured on A from the start of an attack until it has finished the work the
-/// attack queued: RSS, CPU, bytes written, `GET /status` latency.
+/// attack queued: RSS, CPU, loopback traffic, `GET /status` latency.
 struct Watch {
     rss: RssSampler,
     status: StatusProbe,
     pid: u32,
     cpu0: f64,
-    wrote0: u64,
+    lo0: u64,
     t0: Instant,
 }
 
@@ -46,7 +52,7 @@ impl Watch {
             status: StatusProbe::start(a.api.url()),
             pid,
             cpu0: cpu_secs(pid),
-            wrote0: written_bytes(pid),
+            lo0: loopback_bytes(),
             t0: Instant::now(),
         }
     }
@@ -55,16 +61,16 @@ impl Watch {
     fn finish(self, row: &mut Row) {
         let attack = self.t0.elapsed();
         let busy = wait_idle(self.pid, IDLE_LIMIT);
-        let (cpu, wrote) = (
+        let (cpu, lo) = (
             cpu_secs(self.pid) - self.cpu0,
-            written_bytes(self.pid).saturating_sub(self.wrote0) as f64 / MIB,
+            loopback_bytes().saturating_sub(self.lo0) as f64 / MIB,
         );
         let (base, growth) = self.rss.finish();
         let (slowest, failed) = self.status.finish();
         row.rss_mib = Some(growth);
         row.fact(format!(
             "A: RSS {base:.0} MiB before, peak +{growth:.1} MiB; CPU {cpu:.1} s over {:.1} s; \
-             busy {:.1} s after the attack; wrote {wrote:.1} MiB; slowest GET /status {slowest} ms \
+             busy {:.1} s after the attack; loopback carried {lo:.0} MiB; slowest GET /status {slowest} ms \
              ({failed} failed)",
             attack.as_secs_f64() + busy.as_secs_f64(),
             busy.as_secs_f64().max(0.5) - 0.5,
@@ -142,7 +148,7 @@ fn show_timed(t: Timed) -> String {
 /// No attacker: honest blocks (median of 5) and an honest node's connect time.
 pub fn baseline(setup: &Setup) -> Row {
     let mut row = Row::new("baseline");
-    let net = Network::start(setup, "baseline");
+    let net = Network::start(setup, "baseline", false);
     let watch = Watch::start(&net.a);
     let blocks: Vec<HonestBlock> = (0..5).map(|_| net.honest_block(BLOCK_TIMEOUT)).collect();
     let block = HonestBlock {
@@ -175,15 +181,19 @@ pub fn baseline(setup: &Setup) -> Row {
 pub fn fat_blocks(setup: &Setup, rt: &Runtime) -> Row {
     const N: u32 = 20;
     let mut row = Row::new("1 fat-blocks");
-    let net = Network::start(setup, "fat-blocks");
+    let net = Network::start(setup, "fat-blocks", false);
     let tip: BlockHash = net.a.api.get("/status").unwrap()["tip"]
         .as_str()
         .unwrap()
         .parse()
         .unwrap();
     let now = unix_now();
+    let fat_bytes = std::env::var("ATTACK_FAT_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(FAT_BYTES);
     let fat: Vec<(Vec<u8>, BlockHash)> = (0..N)
-        .map(|i| forge::fat_block(&setup.params, tip, now, i, MAX_GOSSIP_BYTES - 1024))
+        .map(|i| forge::fat_block(&setup.params, tip, now, i, fat_bytes))
         .collect();
     let txs = forge::check_fat_block(&fat[0].0, fat[0].1);
     let sent: usize = fat.iter().map(|f| f.0.len()).sum();
@@ -199,6 +209,7 @@ pub fn fat_blocks(setup: &Setup, rt: &Runtime) -> Row {
     );
     let attacker = peer.handle.local_peer_id().to_string();
     let watch = Watch::start(&net.a);
+    let lo0 = loopback_bytes();
     let block = std::thread::scope(|s| {
         let mut honest = None;
         for (i, (bytes, _)) in fat.iter().enumerate() {
@@ -210,10 +221,19 @@ pub fn fat_blocks(setup: &Setup, rt: &Runtime) -> Row {
         }
         honest.map(|h| h.join().unwrap())
     });
+    // publishing only queues: wait (30 s at most) until the bytes have crossed loopback
+    retry(Duration::from_secs(30), || {
+        (loopback_bytes().saturating_sub(lo0) >= sent as u64).then_some(())
+    });
+    let carried = loopback_bytes().saturating_sub(lo0) as f64 / MIB;
     watch.finish(&mut row);
     if let Some(b) = block {
         honest_fact(&mut row, b);
     }
+    row.fact(format!(
+        "delivery check: loopback carried {carried:.0} MiB while the {:.0} MiB were sent",
+        sent as f64 / MIB
+    ));
     let log = net.a.log();
     let seen = fat
         .iter()
@@ -241,7 +261,7 @@ fn get_blocks(setup: &Setup) -> Vec<u8> {
 pub fn amplification(setup: &Setup, rt: &Runtime) -> Row {
     const N: usize = 150;
     let mut row = Row::new("2a amplification");
-    let net = Network::start(setup, "amplification");
+    let net = Network::start(setup, "amplification", true);
     let peer = rt.block_on(RawPeer::connect(&net.a.p2p, Reading::Count));
     let request = get_blocks(setup);
     let watch = Watch::start(&net.a);
@@ -286,7 +306,7 @@ pub fn slow_reader(setup: &Setup, rt: &Runtime) -> Row {
     const N: usize = 150;
     const HOLD: Duration = Duration::from_secs(20);
     let mut row = Row::new("2b slow-reader");
-    let net = Network::start(setup, "slow-reader");
+    let net = Network::start(setup, "slow-reader", true);
     let peer = rt.block_on(RawPeer::connect(&net.a.p2p, Reading::Hold(HOLD)));
     let request = get_blocks(setup);
     let watch = Watch::start(&net.a);
@@ -361,7 +381,7 @@ pub fn lock_out(setup: &Setup, rt: &Runtime) -> Row {
     const SOCKETS: usize = 40;
     const IDENTITIES: usize = 48;
     let mut row = Row::new("3 lock-out");
-    let net = Network::start(setup, "lock-out");
+    let net = Network::start(setup, "lock-out", false);
     let target = p2p_socket(&net.a.p2p);
     let watch = Watch::start(&net.a);
     let mut worst: Timed = Ok(0.0);
@@ -389,6 +409,9 @@ pub fn lock_out(setup: &Setup, rt: &Runtime) -> Row {
     );
     drop(sockets);
 
+    // libp2p cannot pick a dial's source address: the identities go through a forwarder that
+    // connects to A from 127.0.0.2 (see source_proxy.rs)
+    let proxy = rt.block_on(SourceProxy::start(target, "127.0.0.2".parse().unwrap()));
     let peers: Vec<GossipPeer> = rt.block_on(async {
         let mut v = Vec::new();
         for i in 0..IDENTITIES {
@@ -396,7 +419,7 @@ pub fn lock_out(setup: &Setup, rt: &Runtime) -> Row {
                 GossipPeer::spawn(
                     &net.dir.join(format!("id{i}")),
                     "/ip4/127.0.0.2/tcp/0",
-                    &net.a.p2p,
+                    &proxy.addr,
                     setup.genesis,
                 )
                 .await,
@@ -453,6 +476,7 @@ pub fn lock_out(setup: &Setup, rt: &Runtime) -> Row {
     row.connect = Some(worst);
     drop(sockets);
     drop(peers);
+    drop(proxy);
     watch.finish(&mut row);
     honest_fact(&mut row, block);
     row
@@ -462,7 +486,7 @@ pub fn lock_out(setup: &Setup, rt: &Runtime) -> Row {
 pub fn side_branches(setup: &Setup, rt: &Runtime) -> Row {
     const N: u32 = 20;
     let mut row = Row::new("4 side-branches");
-    let net = Network::start(setup, "side-branches");
+    let net = Network::start(setup, "side-branches", false);
     let now = unix_now();
     let blocks: Vec<_> = (0..N)
         .map(|i| forge::side_block(&setup.params, setup.genesis, now - 3600, i, 950_000))
@@ -500,21 +524,33 @@ pub fn side_branches(setup: &Setup, rt: &Runtime) -> Row {
     if let Some(b) = block {
         honest_fact(&mut row, b);
     }
-    let hashes: Vec<BlockHash> = blocks.iter().map(|b| b.block_hash()).collect();
-    let count = |n: &Daemon| hashes.iter().filter(|h| n.has_block(h)).count();
-    // relays may trail A's own processing a little: give B and C up to 5 s to have them all
+    let hashes: Vec<String> = blocks.iter().map(|b| b.block_hash().to_string()).collect();
+    // Relays trail A a little: wait (5 s at most) until B's and C's logs mention every block
+    // or stop changing, then ask each node's API once per block.
+    let mentioned = |n: &Daemon| {
+        let log = n.log();
+        hashes.iter().filter(|h| log.contains(h.as_str())).count()
+    };
+    let mut last = (usize::MAX, usize::MAX);
     retry(Duration::from_secs(5), || {
-        (count(&net.b) == N as usize && count(&net.c) == N as usize).then_some(())
+        let now = (mentioned(&net.b), mentioned(&net.c));
+        let done = now == (N as usize, N as usize) || now == last;
+        last = now;
+        std::thread::sleep(Duration::from_millis(500));
+        done.then_some(())
     });
     let facts: Vec<String> = nodes
         .iter()
         .zip(&before)
         .map(|(n, b)| {
+            let served = hashes
+                .iter()
+                .filter(|h| n.has_block(&h.parse().unwrap()))
+                .count();
             let after = disk_usage(&n.dir.join("chain"));
             format!(
-                "{} has {}/{N}, chain/ {:.1} -> {:.1} MiB",
+                "{} serves {served}/{N} (GET /blocks), chain/ {:.1} -> {:.1} MiB",
                 n.name,
-                count(n),
                 *b as f64 / MIB,
                 after as f64 / MIB
             )
@@ -580,7 +616,7 @@ fn invalid_tx(i: u32) -> Transaction {
 /// 5. 1,000 garbage request frames, 300 frames claiming u32::MAX bytes, 400 invalid SubmitTx.
 pub fn garbage_requests(setup: &Setup, rt: &Runtime) -> Row {
     let mut row = Row::new("5 garbage-reqs");
-    let net = Network::start(setup, "garbage-requests");
+    let net = Network::start(setup, "garbage-requests", false);
     let peer = rt.block_on(RawPeer::connect(&net.a.p2p, Reading::Count));
     let mut rng = Garbage(0x9e37_79b9_7f4a_7c15);
     let phases: Vec<(&str, Vec<Vec<u8>>, f64)> = vec![
@@ -641,7 +677,7 @@ pub fn garbage_requests(setup: &Setup, rt: &Runtime) -> Row {
 pub fn dead_link(setup: &Setup) -> Row {
     const LIMIT: Duration = Duration::from_secs(45);
     let mut row = Row::new("6 dead-link");
-    let net = Network::start(setup, "dead-link");
+    let net = Network::start(setup, "dead-link", false);
     let c = net.c.peer_id.clone();
     let signal = |sig: &str| {
         let _ = std::process::Command::new("kill")
