@@ -210,21 +210,19 @@ pub fn fat_blocks(setup: &Setup, rt: &Runtime) -> Row {
     let attacker = peer.handle.local_peer_id().to_string();
     let watch = Watch::start(&net.a);
     let lo0 = loopback_bytes();
-    let block = std::thread::scope(|s| {
-        let mut honest = None;
-        for (i, (bytes, _)) in fat.iter().enumerate() {
-            peer.handle.publish_raw(true, bytes.clone());
-            if i + 1 == N as usize / 2 {
-                honest = Some(s.spawn(|| net.honest_block(BLOCK_TIMEOUT)));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        honest.map(|h| h.join().unwrap())
-    });
-    // publishing only queues: wait (30 s at most) until the bytes have crossed loopback
-    retry(Duration::from_secs(30), || {
-        (loopback_bytes().saturating_sub(lo0) >= sent as u64).then_some(())
-    });
+    for (bytes, _) in &fat {
+        peer.handle.publish_raw(true, bytes.clone());
+    }
+    // Publishing only queues (and signs): B mines once half the bytes have crossed loopback, so
+    // the honest block meets A in the middle of the attack.
+    let crossed = |part: u64| {
+        retry(Duration::from_secs(30), || {
+            (loopback_bytes().saturating_sub(lo0) >= sent as u64 / part).then_some(())
+        })
+    };
+    crossed(2);
+    let block = Some(net.honest_block(BLOCK_TIMEOUT));
+    crossed(1);
     let carried = loopback_bytes().saturating_sub(lo0) as f64 / MIB;
     watch.finish(&mut row);
     if let Some(b) = block {
