@@ -1,6 +1,6 @@
 //! A misbehaving peer that speaks the whole protocol: gossipcoin's own `net` module (gossipsub
-//! + sync), as `tests/network_bad_peer.rs` plays one, used to gossip what the node would never
-//! send and to take connection slots with fresh identities.
+//! and sync), as `tests/network_bad_peer.rs` plays one, used to gossip what the node would
+//! never send and to take connection slots with fresh identities.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

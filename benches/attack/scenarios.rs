@@ -70,8 +70,8 @@ impl Watch {
         row.rss_mib = Some(growth);
         row.fact(format!(
             "A: RSS {base:.0} MiB before, peak +{growth:.1} MiB; CPU {cpu:.1} s over {:.1} s; \
-             busy {:.1} s after the attack; loopback carried {lo:.0} MiB; slowest GET /status {slowest} ms \
-             ({failed} failed)",
+             busy {:.1} s after the attack; loopback carried {lo:.0} MiB; slowest GET /status \
+             {slowest} ms ({failed} failed)",
             attack.as_secs_f64() + busy.as_secs_f64(),
             busy.as_secs_f64().max(0.5) - 0.5,
         ));
@@ -177,7 +177,8 @@ pub fn baseline(setup: &Setup) -> Row {
     row
 }
 
-/// 1. Twenty fat gossip blocks: valid header on A's tip, ~4 MiB of empty transactions.
+/// Scenario 1: twenty fat gossip blocks, a valid header on A's tip over ~4 MB of empty
+/// transactions.
 pub fn fat_blocks(setup: &Setup, rt: &Runtime) -> Row {
     const N: u32 = 20;
     let mut row = Row::new("1 fat-blocks");
@@ -255,7 +256,8 @@ fn get_blocks(setup: &Setup) -> Vec<u8> {
     })
 }
 
-/// 2a. 150 `GetBlocks{[genesis], 500}` at 45/s, each answered with ~9 MB of big blocks.
+/// Scenario 2a: 150 `GetBlocks{[genesis], 500}` at 45/s, each answered with ~9 MB of big
+/// blocks.
 pub fn amplification(setup: &Setup, rt: &Runtime) -> Row {
     const N: usize = 150;
     let mut row = Row::new("2a amplification");
@@ -299,7 +301,8 @@ pub fn amplification(setup: &Setup, rt: &Runtime) -> Row {
     row
 }
 
-/// 2b. A peer that sends 150 `GetBlocks` at 45/s and never reads a response (held 20 s).
+/// Scenario 2b: a peer that sends 150 `GetBlocks` at 45/s and never reads a response (held
+/// 20 s).
 pub fn slow_reader(setup: &Setup, rt: &Runtime) -> Row {
     const N: usize = 150;
     const HOLD: Duration = Duration::from_secs(20);
@@ -373,8 +376,8 @@ fn p2p_socket(p2p: &str) -> SocketAddr {
     format!("127.0.0.1:{port}").parse().unwrap()
 }
 
-/// 3. 40 half-open TCP sockets and 48 libp2p identities, all from 127.0.0.2; honest nodes
-/// from 127.0.0.1 try to connect (a: sockets only, b: identities only, c: both).
+/// Scenario 3: 40 half-open TCP sockets and 48 libp2p identities, all from 127.0.0.2; honest
+/// nodes from 127.0.0.1 try to connect (a: sockets only, b: identities only, c: both).
 pub fn lock_out(setup: &Setup, rt: &Runtime) -> Row {
     const SOCKETS: usize = 40;
     const IDENTITIES: usize = 48;
@@ -480,7 +483,8 @@ pub fn lock_out(setup: &Setup, rt: &Runtime) -> Row {
     row
 }
 
-/// 4. Twenty ~950 kB side blocks on genesis: valid PoW and merkle root, invalid content.
+/// Scenario 4: twenty ~950 kB side blocks on genesis, valid PoW and merkle root, invalid
+/// content.
 pub fn side_branches(setup: &Setup, rt: &Runtime) -> Row {
     const N: u32 = 20;
     let mut row = Row::new("4 side-branches");
@@ -583,7 +587,7 @@ impl Garbage {
     fn frame(&mut self) -> Vec<u8> {
         let len = 8 + (self.next() % 64) as usize;
         let mut body: Vec<u8> = (0..len).map(|_| self.next() as u8).collect();
-        body[0] = 0x80 | body[0];
+        body[0] |= 0x80;
         let mut out = (len as u32).to_be_bytes().to_vec();
         out.extend_from_slice(&body);
         out
@@ -611,7 +615,8 @@ fn invalid_tx(i: u32) -> Transaction {
     }
 }
 
-/// 5. 1,000 garbage request frames, 300 frames claiming u32::MAX bytes, 400 invalid SubmitTx.
+/// Scenario 5: 1,000 garbage request frames, 300 frames claiming u32::MAX bytes, 400 invalid
+/// `SubmitTx`.
 pub fn garbage_requests(setup: &Setup, rt: &Runtime) -> Row {
     let mut row = Row::new("5 garbage-reqs");
     let net = Network::start(setup, "garbage-requests", false);
@@ -671,7 +676,7 @@ pub fn garbage_requests(setup: &Setup, rt: &Runtime) -> Row {
     row
 }
 
-/// 6. C is SIGSTOPped (a dead link without netem): how long until A (and B) drop it.
+/// Scenario 6: C is SIGSTOPped (a dead link without netem): how long until A (and B) drop it.
 pub fn dead_link(setup: &Setup) -> Row {
     const LIMIT: Duration = Duration::from_secs(45);
     let mut row = Row::new("6 dead-link");
