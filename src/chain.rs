@@ -295,7 +295,10 @@ impl Chain {
         });
         let disconnected = match result {
             Ok(disconnected) => disconnected,
-            Err(ChainError::Invalid { hash: failed, source }) if !source.is_mutation() => {
+            Err(ChainError::Invalid {
+                hash: failed,
+                source,
+            }) if !source.is_mutation() => {
                 // The write was rolled back. Remember the block that broke the rule (and so
                 // every block built on it, this one included) as failed, in a write of its own.
                 if failed == hash {
@@ -337,7 +340,11 @@ impl Chain {
 
     /// Indexes a block that broke `source` as failed (unless it may become valid later: a time
     /// ahead of our clock), so it is refused from the index next time.
-    fn remember_failed(&self, entry: IndexEntry, source: &ValidationError) -> Result<(), ChainError> {
+    fn remember_failed(
+        &self,
+        entry: IndexEntry,
+        source: &ValidationError,
+    ) -> Result<(), ChainError> {
         if !source.is_block_misbehaviour() {
             return Ok(());
         }
@@ -573,7 +580,9 @@ mod tests {
         let mut greedy = child(&g, 1, &key(3), vec![], 0);
         greedy.txs[0].outputs[0].value = Amount::from_units(coins(10).units() + 1).unwrap();
         crate::consensus::testutil::remine(&mut greedy, &params());
-        let err = chain.accept_block(&greedy, NOW, Origin::Requested).unwrap_err();
+        let err = chain
+            .accept_block(&greedy, NOW, Origin::Requested)
+            .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -589,7 +598,9 @@ mod tests {
         let mut early = child(&g, 1, &key(3), vec![], 0);
         early.header.time = NOW + params().max_future_block_time + 1;
         crate::consensus::testutil::remine(&mut early, &params());
-        let err = chain.accept_block(&early, NOW, Origin::Requested).unwrap_err();
+        let err = chain
+            .accept_block(&early, NOW, Origin::Requested)
+            .unwrap_err();
         assert!(!err.is_peer_misbehaviour(), "{err}");
         assert_eq!(chain.tip().unwrap().hash, g.block_hash());
         chain.store().check_consistency().unwrap();
@@ -618,7 +629,9 @@ mod tests {
             chain.accept_block(&b2, NOW, Origin::Requested).unwrap(),
             Accepted::SideBranch { height: 2, .. }
         ));
-        let Accepted::NewTip { tip, disconnected } = chain.accept_block(&b3, NOW, Origin::Requested).unwrap() else {
+        let Accepted::NewTip { tip, disconnected } =
+            chain.accept_block(&b3, NOW, Origin::Requested).unwrap()
+        else {
             panic!("b3 should be the new tip");
         };
         assert_eq!((tip.hash, tip.height), (b3.block_hash(), 3));
@@ -659,18 +672,29 @@ mod tests {
         assert!(loc.len() < 20);
         // A peer that knows up to height 12 (and a hash we don't know) gets 13.. in order.
         let r = chain.store().read().unwrap();
-        let after = blocks_after(&r, &[BlockHash([9; 32]), hash(12), hash(5)], 5, usize::MAX).unwrap();
+        let after =
+            blocks_after(&r, &[BlockHash([9; 32]), hash(12), hash(5)], 5, usize::MAX).unwrap();
         assert_eq!(
             after.iter().map(Block::block_hash).collect::<Vec<_>>(),
             (13..18).map(hash).collect::<Vec<_>>()
         );
         // An unknown locator starts from genesis.
-        assert_eq!(blocks_after(&r, &[], 2, usize::MAX).unwrap()[0].block_hash(), hash(0));
-        assert!(blocks_after(&r, &[hash(30)], 10, usize::MAX).unwrap().is_empty());
+        assert_eq!(
+            blocks_after(&r, &[], 2, usize::MAX).unwrap()[0].block_hash(),
+            hash(0)
+        );
+        assert!(
+            blocks_after(&r, &[hash(30)], 10, usize::MAX)
+                .unwrap()
+                .is_empty()
+        );
         // The byte bound: one block at least, then only what fits.
         let size = r.block_size(&hash(13)).unwrap().unwrap();
         assert_eq!(blocks_after(&r, &[hash(12)], 10, 1).unwrap().len(), 1);
-        assert_eq!(blocks_after(&r, &[hash(12)], 10, 3 * size).unwrap().len(), 3);
+        assert_eq!(
+            blocks_after(&r, &[hash(12)], 10, 3 * size).unwrap().len(),
+            3
+        );
     }
 
     #[test]
@@ -725,14 +749,29 @@ mod tests {
             chain.accept_block(&b1, NOW, gossip(false)).unwrap(),
             Accepted::NotStored { height: 1, .. }
         ));
-        assert!(!chain.store().read().unwrap().has_block(&b1.block_hash()).unwrap());
+        assert!(
+            !chain
+                .store()
+                .read()
+                .unwrap()
+                .has_block(&b1.block_hash())
+                .unwrap()
+        );
         chain.accept_block(&a2, NOW, Origin::Requested).unwrap();
         // less work than the tip now: not stored even with an allowance
         assert!(matches!(
             chain.accept_block(&b1, NOW, gossip(true)).unwrap(),
             Accepted::NotStored { .. }
         ));
-        assert!(chain.store().read().unwrap().status(&b1.block_hash()).unwrap().is_none());
+        assert!(
+            chain
+                .store()
+                .read()
+                .unwrap()
+                .status(&b1.block_hash())
+                .unwrap()
+                .is_none()
+        );
         // asked for (sync): stored
         assert!(matches!(
             chain.accept_block(&b1, NOW, Origin::Requested).unwrap(),
@@ -780,12 +819,18 @@ mod tests {
         );
         assert!(!err.is_peer_misbehaviour(), "b2's sender could not know");
         let r = chain.store().read().unwrap();
-        assert_eq!(r.status(&b1.block_hash()).unwrap(), Some(BlockStatus::Failed));
+        assert_eq!(
+            r.status(&b1.block_hash()).unwrap(),
+            Some(BlockStatus::Failed)
+        );
         assert_eq!(
             r.status(&b2.block_hash()).unwrap(),
             Some(BlockStatus::DescendantOfFailed)
         );
-        assert!(!r.has_block(&b2.block_hash()).unwrap(), "no data kept for b2");
+        assert!(
+            !r.has_block(&b2.block_hash()).unwrap(),
+            "no data kept for b2"
+        );
         drop(r);
         assert_eq!(chain.tip().unwrap().hash, a1.block_hash());
         // again: refused from the index, and now it is misbehaviour
@@ -807,9 +852,19 @@ mod tests {
         let a1 = child(&g, 1, &key(3), vec![payment(&g)], 0);
         let mut mutated = a1.clone();
         mutated.txs.pop();
-        let err = chain.accept_block(&mutated, NOW, Origin::Requested).unwrap_err();
+        let err = chain
+            .accept_block(&mutated, NOW, Origin::Requested)
+            .unwrap_err();
         assert!(err.is_peer_misbehaviour(), "{err}");
-        assert!(chain.store().read().unwrap().status(&a1.block_hash()).unwrap().is_none());
+        assert!(
+            chain
+                .store()
+                .read()
+                .unwrap()
+                .status(&a1.block_hash())
+                .unwrap()
+                .is_none()
+        );
         assert!(matches!(
             chain.accept_block(&a1, NOW, Origin::Requested).unwrap(),
             Accepted::NewTip { .. }

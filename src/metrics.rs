@@ -96,8 +96,11 @@ impl Metrics {
 
     /// Work from a peer found no room in an ingest queue (`queue_full`, `peer_full`).
     pub fn ingest_dropped(&self, queue: &str, reason: &str) {
-        self.ingest_dropped
-            .inc(&format!("queue=\"{}\",reason=\"{}\"", escape(queue), escape(reason)));
+        self.ingest_dropped.inc(&format!(
+            "queue=\"{}\",reason=\"{}\"",
+            escape(queue),
+            escape(reason)
+        ));
     }
 
     /// A block reached the chain from `source`.

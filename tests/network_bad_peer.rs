@@ -4,6 +4,9 @@
 //! forwarded to B, both nodes keep running, and A bans the peer.
 
 mod common;
+#[path = "net/raw_peer.rs"]
+#[allow(dead_code)]
+mod raw_peer;
 use common::{Node, addr, free_port, wait_until};
 use gossipcoin::net::{self, NetConfig};
 use gossipcoin_proto::{Amount, Block, BlockHash, Transaction, TxIn, TxOut};
@@ -128,4 +131,67 @@ async fn invalid_gossip_is_not_forwarded_and_the_sender_is_banned() {
     assert!(bad.peers().await.is_empty() || !bad.peers().await.iter().any(|p| p.subscribed));
     drop(node_b);
     drop(node_a);
+}
+
+/// Malformed request frames (undecodable bodies, `u32::MAX` length prefixes) sent to the real
+/// daemon cost the sender score until it is banned: it leaves `/peers`, the ban is counted in
+/// `/metrics`, and it cannot connect again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_request_frames_get_the_sender_banned() {
+    let a = Node::new();
+    let owner = a.new_address();
+    a.ok(&["createblockchain", "--address", &owner]);
+    let port = free_port();
+    let node_a = a.start(&["--role", "central", "--listen", &addr(port)]);
+    let api = tokio::task::block_in_place(|| node_a.api());
+    let status = common::http_get(&format!("{api}/status"), None).body;
+    let victim = status["listen"][0].as_str().unwrap().to_owned();
+
+    let raw = raw_peer::RawPeer::spawn(false);
+    raw.dial(&victim).await.unwrap();
+    let raw_id = raw.id.to_string();
+    let listed = |api: &str| {
+        let peers = common::http_get(&format!("{api}/peers"), None).body;
+        peers["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["peer_id"] == raw_id.as_str())
+    };
+    tokio::task::block_in_place(|| wait_until(30, "the raw peer in /peers", || listed(&api)));
+    let victim_id: gossipcoin::net::PeerId = status["peer_id"].as_str().unwrap().parse().unwrap();
+    for n in 0..12u8 {
+        let frame = if n % 2 == 0 {
+            raw_peer::framed(&[0xff, n, 0xff])
+        } else {
+            u32::MAX.to_be_bytes().to_vec()
+        };
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            raw.request(victim_id, frame),
+        )
+        .await;
+    }
+    tokio::task::block_in_place(|| {
+        wait_until(30, "the raw peer to leave /peers", || !listed(&api));
+    });
+    let metrics = common::http_get(&format!("{api}/metrics"), None).text;
+    let bans: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gossipcoin_peer_bans_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(bans >= 1, "{metrics}");
+    assert!(
+        metrics.contains("gossipcoin_peer_penalties_total{reason=\"malformed_request\"}"),
+        "{metrics}"
+    );
+    // it cannot come back
+    let _ = raw.dial(&victim).await;
+    tokio::task::block_in_place(|| {
+        assert!(
+            !common::poll_until(2, || listed(&api)),
+            "the banned peer came back"
+        );
+    });
 }

@@ -261,7 +261,10 @@ mod tests {
             &[(outpoint(1, 0), pay(&k, coins(0)), &k)],
             vec![pay(&key(2), Amount::ZERO)],
         );
-        assert_eq!(check_transaction_sized(&tx, tx.compute_txid(), tx.encoded_len()), Ok(()));
+        assert_eq!(
+            check_transaction_sized(&tx, tx.compute_txid(), tx.encoded_len()),
+            Ok(())
+        );
         assert_eq!(tx.encoded_len(), MIN_TX_BYTES);
     }
 

@@ -14,8 +14,8 @@ use tracing::info;
 
 use super::chain_handle::{BlockOutcome, ChainGone, ChainHandle};
 use super::reads::{ReadError, Reads};
-use crate::chain::Origin;
 use super::sync::Sync;
+use crate::chain::Origin;
 use crate::config::NodeConfig;
 use crate::mempool::{MempoolEntry, MempoolError};
 use crate::metrics::{Gauges, Source, metrics};
@@ -477,4 +477,3 @@ fn sync_state(peers: &[PeerInfo], ours: U256) -> (SyncState, Option<u32>) {
     };
     (state, best.map(|s| s.height))
 }
-

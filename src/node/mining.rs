@@ -88,7 +88,10 @@ pub async fn run(
             continue;
         };
         metrics().block_received(Source::Local);
-        match chain.submit_block(block.clone(), Origin::Requested, "miner".into()).await {
+        match chain
+            .submit_block(block.clone(), Origin::Requested, "miner".into())
+            .await
+        {
             Ok(BlockOutcome::NewTip { .. }) => {
                 if mined.send(block).await.is_err() {
                     return;

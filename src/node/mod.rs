@@ -53,9 +53,9 @@ pub use chain_handle::{BlockOutcome, ChainGone, ChainHandle, ChainState};
 pub use control::{Control, ControlError, NodeStatus, PaymentRequest, SyncState};
 pub use reads::{ReadError, Reads};
 
-pub use crate::datadir::{ADDR_FILE, LOCK_FILE, is_running};
 use crate::chain::Chain;
 use crate::config::NodeConfig;
+pub use crate::datadir::{ADDR_FILE, LOCK_FILE, is_running};
 use crate::net::{self, NetConfig, NetHandle, NetworkEvent};
 use crate::params::ChainParams;
 use crate::store::Store;

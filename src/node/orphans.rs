@@ -41,15 +41,19 @@ impl Orphans {
         if self.contains(&parent, &hash) {
             return;
         }
-        let from_peer = self.by_parent.values().flatten().filter(|o| o.from == from).count();
+        let from_peer = self
+            .by_parent
+            .values()
+            .flatten()
+            .filter(|o| o.from == from)
+            .count();
         if from_peer >= MAX_ORPHANS_PER_PEER {
             self.drop_oldest_of(&from);
         }
-        self.by_parent.entry(parent).or_default().push(Orphan {
-            block,
-            from,
-            bytes,
-        });
+        self.by_parent
+            .entry(parent)
+            .or_default()
+            .push(Orphan { block, from, bytes });
         self.order.push_back((parent, hash));
         self.bytes += bytes;
         while self.order.len() > MAX_ORPHANS || self.bytes > MAX_ORPHAN_BYTES {
@@ -79,9 +83,10 @@ impl Orphans {
 
     fn drop_oldest_of(&mut self, from: &PeerId) {
         let oldest = self.order.iter().position(|(p, h)| {
-            self.by_parent
-                .get(p)
-                .is_some_and(|v| v.iter().any(|o| o.block.block_hash() == *h && o.from == *from))
+            self.by_parent.get(p).is_some_and(|v| {
+                v.iter()
+                    .any(|o| o.block.block_hash() == *h && o.from == *from)
+            })
         });
         if let Some(i) = oldest
             && let Some((p, h)) = self.order.remove(i)

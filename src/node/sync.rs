@@ -180,7 +180,8 @@ impl Sync {
                     children.reverse();
                     queue.extend(children);
                 }
-                BlockOutcome::Duplicate | BlockOutcome::Orphan { .. } | BlockOutcome::NotStored => {}
+                BlockOutcome::Duplicate | BlockOutcome::Orphan { .. } | BlockOutcome::NotStored => {
+                }
                 BlockOutcome::Invalid { reason, blame } => {
                     if blame {
                         self.net.report_peer(from, Misbehaviour::Fatal, &reason);

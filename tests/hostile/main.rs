@@ -33,7 +33,10 @@ async fn an_invalid_orphan_is_charged_to_its_sender_not_to_the_parents() {
 
     // Now V meets H, which has more work: V downloads P from H, then connects the orphan.
     v.control.register(&h.addr, &h.addr).await.unwrap();
-    wait_for("V to adopt H's block", || async { v.tip().await == p.block_hash() }).await;
+    wait_for("V to adopt H's block", || async {
+        v.tip().await == p.block_hash()
+    })
+    .await;
     wait_for("X to be banned by V", || async {
         v.peer_score(x.id).await.is_none()
     })
@@ -107,10 +110,7 @@ async fn fat_blocks_get_the_sender_banned_and_leave_the_chain_alone() {
         harness::mine(&mut fat, &harness::params());
         x.gossip_block(&fat);
     }
-    wait_for("X to be banned", || async {
-        !x.connected_to(v.id).await
-    })
-    .await;
+    wait_for("X to be banned", || async { !x.connected_to(v.id).await }).await;
     assert_eq!(v.tip().await, g.block_hash());
     let a1 = child(&g, 1, coins(10), vec![]);
     v.control.submit_block(a1.clone()).await.unwrap();

@@ -48,7 +48,9 @@ async fn peers_of_the_central_node_find_each_other_and_survive_its_loss() {
     b.handle.publish_block(&block(20)).await;
     let (id, peer, got) = c
         .wait_for("B's block", |e| match e {
-            NetworkEvent::GossipBlock { id, peer, block, .. } => Some((id, peer, block)),
+            NetworkEvent::GossipBlock {
+                id, peer, block, ..
+            } => Some((id, peer, block)),
             _ => None,
         })
         .await;

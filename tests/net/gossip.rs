@@ -12,7 +12,9 @@ async fn next_block(
     node: &mut Node,
 ) -> (gossipcoin::net::MessageId, gossipcoin::net::PeerId, Block) {
     node.wait_for("a gossip block", |e| match e {
-        NetworkEvent::GossipBlock { id, peer, block, .. } => Some((id, peer, block)),
+        NetworkEvent::GossipBlock {
+            id, peer, block, ..
+        } => Some((id, peer, block)),
         _ => None,
     })
     .await

@@ -7,9 +7,9 @@ mod discovery;
 mod gossip;
 mod hostile;
 mod identity;
-mod slots;
 mod liveness;
 mod raw_peer;
+mod slots;
 mod sync;
 
 use std::future::Future;
