@@ -43,7 +43,9 @@ fn main() {
     let a_dir = tmp.path().join("a");
     let chain = Chain::create(&a_dir.join("chain"), params.clone(), &blocks[0]).unwrap();
     for b in &blocks[1..] {
-        chain.accept_block(b, u32::MAX).unwrap();
+        chain
+            .accept_block(b, u32::MAX, gossipcoin::chain::Origin::Requested)
+            .unwrap();
     }
     drop(chain);
     drop(blocks);

@@ -390,7 +390,9 @@ fn connect() {
             txs: vec![coinbase(height)],
         };
         mine_easy(&mut b);
-        chain.accept_block(&b, u32::MAX).expect("fixture block");
+        chain
+            .accept_block(&b, u32::MAX, gossipcoin::chain::Origin::Requested)
+            .expect("fixture block");
         blocks.push(b);
     }
     chain.store().set_bulk_mode(false).expect("bulk off");
@@ -439,7 +441,9 @@ fn connect() {
         };
         mine_easy(&mut b);
         let t = Instant::now();
-        chain.accept_block(&b, u32::MAX).expect("measured block");
+        chain
+            .accept_block(&b, u32::MAX, gossipcoin::chain::Origin::Requested)
+            .expect("measured block");
         full.push(t.elapsed());
         blocks.push(b);
     }

@@ -73,7 +73,9 @@ fn sync() {
     let t = Instant::now();
     let chain = Chain::create(&local_dir.join("chain"), params.clone(), &blocks[0]).unwrap();
     for b in &blocks[1..] {
-        chain.accept_block(b, u32::MAX).unwrap();
+        chain
+            .accept_block(b, u32::MAX, gossipcoin::chain::Origin::Requested)
+            .unwrap();
     }
     let local = t.elapsed();
     drop(chain);

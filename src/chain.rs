@@ -37,7 +37,7 @@ pub enum ChainError {
     AncestorFailed {
         hash: BlockHash,
         failed: BlockHash,
-        source: ValidationError,
+        source: Box<ValidationError>,
     },
     #[error("genesis block is invalid: {0}")]
     BadGenesis(String),
@@ -315,7 +315,7 @@ impl Chain {
                 return Err(ChainError::AncestorFailed {
                     hash,
                     failed,
-                    source,
+                    source: Box::new(source),
                 });
             }
             Err(e) => return Err(e),

@@ -33,7 +33,9 @@ pub fn chain(params: &ChainParams, dir: &Path, blocks: u32) -> (BlockHash, usize
     );
     let chain = Chain::create(&dir.join("chain"), params.clone(), &blocks[0]).unwrap();
     for b in &blocks[1..] {
-        chain.accept_block(b, u32::MAX).unwrap();
+        chain
+            .accept_block(b, u32::MAX, gossipcoin::chain::Origin::Requested)
+            .unwrap();
     }
     (blocks[0].block_hash(), largest)
 }

@@ -220,7 +220,7 @@ fn start_node(dir: &Path, params: ChainParams, overrides: crate::config::Overrid
             info!(target: "net", "signal received: shutting down");
             let _ = stop_tx.send(true);
         });
-        let (api, data_dir) = (config.api.clone(), config.data_dir.clone());
+        let (api, data_dir) = (config.api, config.data_dir.clone());
         let node = crate::node::start(config, params, stop_rx.clone()).await?;
         let _api = crate::api::serve(node.control(), api, &data_dir, stop_rx).await?;
         node.run().await

@@ -90,7 +90,7 @@ pub struct TestNode {
     pub addr: String,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl TestNode {
@@ -125,7 +125,7 @@ impl TestNode {
             addr,
             shutdown,
             task: Some(task),
-            dir,
+            _dir: dir,
         }
     }
 
