@@ -39,7 +39,6 @@ mod router;
 mod sync;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -63,12 +62,10 @@ use crate::store::Store;
 /// A started node: its network is up and its chain open; [`Node::run`] routes until shutdown.
 pub struct Node {
     config: NodeConfig,
-    net: NetHandle,
     events: mpsc::Receiver<NetworkEvent>,
-    chain: ChainHandle,
     chain_stopped: oneshot::Receiver<chain_actor::Stopped>,
-    reads: Reads,
-    sync: Arc<sync::Sync>,
+    /// Network, chain, reads and sync: what the ingest workers share.
+    parts: ingest::Workers,
     control: Control,
     shutdown: watch::Receiver<bool>,
     _lock: std::fs::File,
@@ -142,12 +139,14 @@ pub async fn start(
     );
     Ok(Node {
         config,
-        net,
         events,
-        chain,
         chain_stopped,
-        reads,
-        sync,
+        parts: ingest::Workers {
+            net,
+            chain,
+            reads,
+            sync,
+        },
         control,
         shutdown,
         _lock: lock,
@@ -165,16 +164,14 @@ impl Node {
     pub async fn run(self) -> Result<()> {
         let Node {
             config,
-            net,
             events,
-            chain,
             chain_stopped,
-            reads,
-            sync,
+            parts,
             control,
             shutdown,
             _lock,
         } = self;
+        let (net, chain, sync) = (parts.net.clone(), parts.chain.clone(), parts.sync.clone());
         let (mined_tx, mined_rx) = mpsc::channel::<Block>(16);
         if config.role == Role::Miner {
             let reward_to = config
@@ -188,14 +185,8 @@ impl Node {
                 shutdown.clone(),
             ));
         }
-        let workers = ingest::Workers {
-            net: net.clone(),
-            chain: chain.clone(),
-            reads,
-            sync: sync.clone(),
-        };
-        let ingest = ingest::Ingest::start(workers, control.params().max_block_size);
-        let routing = router::run(net.clone(), events, ingest, sync, mined_rx, shutdown);
+        let ingest = ingest::Ingest::start(parts, control.params().max_block_size);
+        let routing = router::run(net, events, ingest, sync, mined_rx, shutdown);
         let result = tokio::select! {
             () = routing => Ok(()),
             stopped = chain_stopped => match stopped {
