@@ -20,6 +20,12 @@ use crate::chain::Origin;
 use crate::metrics::{Source, metrics};
 use crate::net::{Misbehaviour, NetHandle, PeerId};
 
+/// The first wait after a peer answers "busy" (its serving budget for us is spent); it doubles
+/// after each further "busy" until [`BUSY_BACKOFF_MAX`], then the catch-up gives up on the peer.
+const BUSY_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(250);
+/// See [`BUSY_BACKOFF_MIN`].
+const BUSY_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// What the sync side of the node shares between its tasks.
 pub struct Sync {
     net: NetHandle,
@@ -103,6 +109,7 @@ impl Sync {
     async fn download_from(&self, peer: PeerId) -> Result<(), String> {
         let started = std::time::Instant::now();
         let mut total = 0usize;
+        let mut busy = BUSY_BACKOFF_MIN;
         loop {
             let locator = self.reads.locator().await.map_err(|e| e.to_string())?;
             let request = Request::GetBlocks {
@@ -110,7 +117,17 @@ impl Sync {
                 max: MAX_BLOCKS_PER_RESPONSE as u32,
             };
             let blocks = match self.net.request(peer, request).await {
-                Ok(Response::Blocks(blocks)) => blocks,
+                Ok(Response::Blocks(blocks)) => {
+                    busy = BUSY_BACKOFF_MIN;
+                    blocks
+                }
+                // The peer's serving budget for us is spent: ask again a little later.
+                Ok(Response::Error(e)) if e.starts_with("busy") && busy <= BUSY_BACKOFF_MAX => {
+                    debug!(target: "sync", %peer, wait_ms = busy.as_millis() as u64, "peer is busy: backing off");
+                    tokio::time::sleep(busy).await;
+                    busy *= 2;
+                    continue;
+                }
                 Ok(other) => return Err(format!("unexpected answer to GetBlocks: {other:?}")),
                 Err(e) => return Err(e.to_string()),
             };
