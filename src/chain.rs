@@ -424,6 +424,33 @@ pub fn blocks_after(
     max: usize,
     max_bytes: usize,
 ) -> Result<Vec<Block>, StoreError> {
+    main_chain_after(r, locator, max, max_bytes)?
+        .iter()
+        .map(|hash| r.block(hash)?.ok_or_else(|| missing_block(hash)))
+        .collect()
+}
+
+/// [`blocks_after`], each block in its canonical encoding as the store holds it: nothing is
+/// decoded or encoded again to serve a peer.
+pub fn encoded_blocks_after(
+    r: &impl ChainRead,
+    locator: &[BlockHash],
+    max: usize,
+    max_bytes: usize,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    main_chain_after(r, locator, max, max_bytes)?
+        .iter()
+        .map(|hash| r.block_bytes(hash)?.ok_or_else(|| missing_block(hash)))
+        .collect()
+}
+
+/// The hashes [`blocks_after`] serves, chosen from the index and the stored sizes alone.
+fn main_chain_after(
+    r: &impl ChainRead,
+    locator: &[BlockHash],
+    max: usize,
+    max_bytes: usize,
+) -> Result<Vec<BlockHash>, StoreError> {
     let Some(tip) = r.tip()? else {
         return Ok(vec![]);
     };
@@ -436,21 +463,25 @@ pub fn blocks_after(
             break;
         }
     }
-    let (mut blocks, mut bytes) = (Vec::new(), 0usize);
+    let (mut hashes, mut bytes) = (Vec::new(), 0usize);
     for height in start..=tip.height {
-        if blocks.len() >= max.min(MAX_BLOCKS_PER_RESPONSE) {
+        if hashes.len() >= max.min(MAX_BLOCKS_PER_RESPONSE) {
             break;
         }
         let missing = || StoreError::Corrupt(format!("main-chain block {height} is missing"));
         let hash = r.hash_at(height)?.ok_or_else(missing)?;
         let size = r.block_size(&hash)?.ok_or_else(missing)?;
-        if !blocks.is_empty() && bytes + size > max_bytes {
+        if !hashes.is_empty() && bytes + size > max_bytes {
             break;
         }
         bytes += size;
-        blocks.push(r.block(&hash)?.ok_or_else(missing)?);
+        hashes.push(hash);
     }
-    Ok(blocks)
+    Ok(hashes)
+}
+
+fn missing_block(hash: &BlockHash) -> StoreError {
+    StoreError::Corrupt(format!("main-chain block {hash} is missing"))
 }
 
 fn missing(hash: &BlockHash) -> ChainError {
@@ -691,6 +722,14 @@ mod tests {
         // The byte bound: one block at least, then only what fits.
         let size = r.block_size(&hash(13)).unwrap().unwrap();
         assert_eq!(blocks_after(&r, &[hash(12)], 10, 1).unwrap().len(), 1);
+        // Served as stored: the same blocks, byte for byte, as encoding the decoded ones.
+        let encoded = encoded_blocks_after(&r, &[hash(12)], 10, 3 * size).unwrap();
+        let decoded = blocks_after(&r, &[hash(12)], 10, 3 * size).unwrap();
+        let again: Vec<Vec<u8>> = decoded
+            .iter()
+            .map(gossipcoin_proto::encode::to_bytes)
+            .collect();
+        assert_eq!(encoded, again);
         assert_eq!(
             blocks_after(&r, &[hash(12)], 10, 3 * size).unwrap().len(),
             3

@@ -102,6 +102,22 @@ pub fn topic(genesis: &BlockHash, kind: TopicKind) -> String {
     format!("/gossipcoin/{}/{kind}/1", &genesis.to_string()[..8])
 }
 
+impl Response {
+    /// The canonical encoding of `Response::Blocks` built from blocks that are already in their
+    /// canonical encoding (as a store keeps them): byte for byte what encoding the decoded
+    /// blocks would give, without decoding or re-encoding any of them.
+    pub fn encode_blocks(encoded_blocks: &[Vec<u8>]) -> Vec<u8> {
+        // `Blocks(vec![])` is the variant's tag followed by a zero count.
+        let mut out = crate::encode::to_bytes(&Response::Blocks(Vec::new()));
+        out.pop();
+        out.extend(crate::encode::to_bytes(&encoded_blocks.len()));
+        for block in encoded_blocks {
+            out.extend_from_slice(block);
+        }
+        out
+    }
+}
+
 impl Request {
     /// Whether the counts are within their limits (the byte limit is checked when decoding).
     pub fn is_within_limits(&self) -> bool {
@@ -124,6 +140,31 @@ mod tests {
             .unwrap();
         assert_eq!(topic(&g, TopicKind::Tx), "/gossipcoin/00000a7e/tx/1");
         assert_eq!(topic(&g, TopicKind::Block), "/gossipcoin/00000a7e/block/1");
+    }
+
+    #[test]
+    fn blocks_encoded_from_their_parts_equal_the_encoded_response() {
+        use crate::{Amount, BlockHeader, PubkeyHash};
+        let block = |n: u32| Block {
+            header: BlockHeader {
+                version: 1,
+                prev: BlockHash([n as u8; 32]),
+                merkle_root: Default::default(),
+                time: n,
+                bits: 0x207f_ffff,
+                nonce: n,
+            },
+            txs: vec![Transaction::coinbase(n, PubkeyHash([1; 20]), Amount::ZERO)],
+        };
+        for count in [0u32, 1, 2, 127, 128, 300] {
+            let blocks: Vec<Block> = (0..count).map(block).collect();
+            let parts: Vec<Vec<u8>> = blocks.iter().map(to_bytes).collect();
+            assert_eq!(
+                Response::encode_blocks(&parts),
+                to_bytes(&Response::Blocks(blocks)),
+                "{count} blocks"
+            );
+        }
     }
 
     #[test]

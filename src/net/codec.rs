@@ -33,6 +33,30 @@ pub(super) enum Inbound {
     Malformed(String),
 }
 
+/// A response as it goes on the wire: a value to encode, or bytes already in the canonical
+/// encoding (blocks served from the store as stored, see `Response::encode_blocks`). What is
+/// read is always a `Value`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Outbound {
+    Value(Response),
+    Encoded(Vec<u8>),
+}
+
+impl Outbound {
+    /// The number of bytes it takes on the wire (without the length prefix).
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Self::Value(response) => postcard::experimental::serialized_size(response).unwrap_or(0),
+            Self::Encoded(bytes) => bytes.len(),
+        }
+    }
+
+    /// Whether it is an error answer (those are never charged to the byte budget).
+    pub(super) fn is_error(&self) -> bool {
+        matches!(self, Self::Value(Response::Error(_)))
+    }
+}
+
 /// The codec of the sync protocol (stateless).
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct SyncCodec;
@@ -40,7 +64,7 @@ pub(super) struct SyncCodec;
 impl request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
     type Request = Inbound;
-    type Response = Response;
+    type Response = Outbound;
 
     async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Inbound>
     where
@@ -58,11 +82,14 @@ impl request_response::Codec for SyncCodec {
         Ok(Inbound::Valid(request))
     }
 
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Outbound>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, MAX_RESPONSE_BYTES).await?.map_err(invalid)
+        read_frame(io, MAX_RESPONSE_BYTES)
+            .await?
+            .map(Outbound::Value)
+            .map_err(invalid)
     }
 
     async fn write_request<T>(
@@ -87,12 +114,15 @@ impl request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        response: Response,
+        response: Outbound,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &response, MAX_RESPONSE_BYTES).await
+        match response {
+            Outbound::Value(response) => write_frame(io, &response, MAX_RESPONSE_BYTES).await,
+            Outbound::Encoded(bytes) => write_bytes(io, bytes, MAX_RESPONSE_BYTES).await,
+        }
     }
 }
 
@@ -129,7 +159,14 @@ where
     T: AsyncWrite + Unpin,
     V: Serialize,
 {
-    let bytes = to_bytes(value);
+    write_bytes(io, to_bytes(value), limit).await
+}
+
+/// Writes already encoded bytes as one frame; more than `limit` bytes are never sent.
+async fn write_bytes<T>(io: &mut T, bytes: Vec<u8>, limit: usize) -> io::Result<()>
+where
+    T: AsyncWrite + Unpin,
+{
     if bytes.len() > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -223,12 +260,24 @@ mod tests {
         assert_eq!(read_req(bytes).unwrap(), req);
 
         let mut buf = Cursor::new(Vec::new());
-        let resp = Response::Error("rate limited".into());
+        let resp = Outbound::Value(Response::Error("rate limited".into()));
         block_on(SyncCodec.write_response(&protocol(), &mut buf, resp.clone())).unwrap();
         let mut rd = Cursor::new(buf.into_inner());
         assert_eq!(
             block_on(SyncCodec.read_response(&protocol(), &mut rd)).unwrap(),
             resp
+        );
+
+        // pre-encoded bytes go out as they are, and read back as the value they encode
+        let blocks = Response::Blocks(vec![]);
+        let mut buf = Cursor::new(Vec::new());
+        let encoded = Outbound::Encoded(Response::encode_blocks(&[]));
+        assert_eq!(encoded.len(), to_bytes(&blocks).len());
+        block_on(SyncCodec.write_response(&protocol(), &mut buf, encoded)).unwrap();
+        let mut rd = Cursor::new(buf.into_inner());
+        assert_eq!(
+            block_on(SyncCodec.read_response(&protocol(), &mut rd)).unwrap(),
+            Outbound::Value(blocks)
         );
 
         let mut buf = Cursor::new(Vec::new());

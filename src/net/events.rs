@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{BehaviourEvent, KAD_PROTOCOL};
-use super::codec::Inbound;
+use super::codec::{Inbound, Outbound};
 use super::dial::split_peer;
 use super::peer_manager::bannable_ip;
 use super::service::{PendingReply, Service};
@@ -248,7 +248,7 @@ impl Service {
         }
     }
 
-    fn on_sync(&mut self, event: request_response::Event<Inbound, Response>) {
+    fn on_sync(&mut self, event: request_response::Event<Inbound, Outbound>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 Message::Request {
@@ -261,6 +261,11 @@ impl Service {
                     response,
                 } => {
                     if let Some((_, reply)) = self.requests.remove(&request_id) {
+                        let response = match response {
+                            Outbound::Value(response) => response,
+                            // the codec reads values only
+                            Outbound::Encoded(_) => Response::Error("unexpected bytes".into()),
+                        };
                         let _ = reply.send(Ok(response));
                     }
                 }
@@ -293,7 +298,7 @@ impl Service {
         peer: libp2p::PeerId,
         request_id: InboundRequestId,
         request: Inbound,
-        channel: ResponseChannel<Response>,
+        channel: ResponseChannel<Outbound>,
     ) {
         if self.peers.is_banned(&peer) {
             return self.refuse(channel, "banned".to_owned());
@@ -318,8 +323,8 @@ impl Service {
             async move {
                 let response = match tokio::time::timeout(timeout, rx).await {
                     Ok(Ok(response)) => response,
-                    Ok(Err(_)) => Response::Error("no response".to_owned()),
-                    Err(_) => Response::Error("timed out".to_owned()),
+                    Ok(Err(_)) => Outbound::Value(Response::Error("no response".to_owned())),
+                    Err(_) => Outbound::Value(Response::Error("timed out".to_owned())),
                 };
                 PendingReply {
                     peer,
@@ -343,12 +348,12 @@ impl Service {
 
     /// Answers a request with an error before the node sees it (not counted as unsent: it is
     /// a few bytes).
-    fn refuse(&mut self, channel: ResponseChannel<Response>, why: String) {
+    fn refuse(&mut self, channel: ResponseChannel<Outbound>, why: String) {
         let _ = self
             .swarm
             .behaviour_mut()
             .sync
-            .send_response(channel, Response::Error(why));
+            .send_response(channel, Outbound::Value(Response::Error(why)));
     }
 
     fn on_outbound_failure(

@@ -31,7 +31,7 @@ use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
 use super::behaviour::Behaviour;
-use super::codec::Inbound;
+use super::codec::{Inbound, Outbound};
 use super::gossip::Topics;
 use super::handle::Command;
 use super::peer_manager::{Action, PeerManager};
@@ -54,8 +54,8 @@ const ALONE_RETRY_MIN: Duration = Duration::from_secs(1);
 pub(super) struct PendingReply {
     pub(super) peer: libp2p::PeerId,
     pub(super) request_id: InboundRequestId,
-    pub(super) channel: ResponseChannel<Response>,
-    pub(super) response: Response,
+    pub(super) channel: ResponseChannel<Outbound>,
+    pub(super) response: Outbound,
 }
 
 /// Events waiting for room in the channel to the node, with their payload bytes.
@@ -476,15 +476,13 @@ impl Service {
         } = reply;
         let now = Instant::now();
         if self.peers.is_banned(&peer) {
-            response = Response::Error("banned".to_owned());
-        } else if !matches!(response, Response::Error(_))
-            && self.peers.out_of_response_bytes(&peer, now)
-        {
+            response = Outbound::Value(Response::Error("banned".to_owned()));
+        } else if !response.is_error() && self.peers.out_of_response_bytes(&peer, now) {
             debug!(target: "net", peer = %peer, "out of response bytes: answering busy");
-            response = Response::Error("busy".to_owned());
+            response = Outbound::Value(Response::Error("busy".to_owned()));
             self.report_peer(peer, Misbehaviour::Low, "busy");
         }
-        let bytes = postcard::experimental::serialized_size(&response).unwrap_or(0);
+        let bytes = response.len();
         let sync = &mut self.swarm.behaviour_mut().sync;
         if sync.send_response(channel, response).is_err() {
             debug!(target: "net", peer = %peer, "the peer stopped waiting for our response");

@@ -12,6 +12,7 @@ use libp2p::gossipsub;
 use tokio::sync::oneshot;
 
 use super::NetError;
+use super::codec::Outbound;
 
 /// A peer's identity: the hash of its public key, shown in base58 (`12D3KooW...`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -119,12 +120,18 @@ pub struct PeerInfo {
 }
 
 /// The way to answer one inbound request. Dropping it answers `Response::Error`.
-pub struct Reply(pub(super) oneshot::Sender<Response>);
+pub struct Reply(pub(super) oneshot::Sender<Outbound>);
 
 impl Reply {
     /// Sends the response; a reply the peer no longer waits for (timeout, disconnect) is lost.
     pub fn send(self, response: Response) {
-        let _ = self.0.send(response);
+        let _ = self.0.send(Outbound::Value(response));
+    }
+
+    /// Sends a response already in its canonical encoding (e.g.
+    /// `Response::encode_blocks` over blocks as the store holds them), without decoding it.
+    pub fn send_encoded(self, response: Vec<u8>) {
+        let _ = self.0.send(Outbound::Encoded(response));
     }
 }
 

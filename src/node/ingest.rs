@@ -310,12 +310,14 @@ async fn request_worker(queue: Arc<FairQueue<PeerId, RequestJob>>, w: Workers) {
                 Err(e) => Response::Error(e.to_string()),
             },
             Request::GetBlocks { locator, max } => {
-                match w
-                    .reads
-                    .blocks_after(locator, max as usize, SOFT_RESPONSE_BYTES)
-                    .await
-                {
-                    Ok(blocks) => Response::Blocks(blocks),
+                let served =
+                    w.reads
+                        .encoded_blocks_after(locator, max as usize, SOFT_RESPONSE_BYTES);
+                match served.await {
+                    Ok(encoded) => {
+                        reply.send_encoded(encoded);
+                        continue;
+                    }
                     Err(e) => Response::Error(e.to_string()),
                 }
             }

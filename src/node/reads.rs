@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use gossipcoin_proto::message::{Role, Status};
+use gossipcoin_proto::message::{Response, Role, Status};
 use gossipcoin_proto::{Block, BlockHash};
 use tokio::sync::Semaphore;
 
@@ -76,15 +76,20 @@ impl Reads {
         self.run(|r| Ok(chain::locator(r)?)).await
     }
 
-    /// Main-chain blocks after `locator`: at most `max`, and about `max_bytes`.
-    pub async fn blocks_after(
+    /// Main-chain blocks after `locator` (at most `max`, and about `max_bytes`), as the encoded
+    /// `Response::Blocks` a peer is sent, built from the blocks as the store holds them: no
+    /// block is decoded or encoded again.
+    pub async fn encoded_blocks_after(
         &self,
         locator: Vec<BlockHash>,
         max: usize,
         max_bytes: usize,
-    ) -> Result<Vec<Block>, ReadError> {
-        self.run(move |r| Ok(chain::blocks_after(r, &locator, max, max_bytes)?))
-            .await
+    ) -> Result<Vec<u8>, ReadError> {
+        self.run(move |r| {
+            let blocks = chain::encoded_blocks_after(r, &locator, max, max_bytes)?;
+            Ok(Response::encode_blocks(&blocks))
+        })
+        .await
     }
 
     /// One block by hash, on the main chain or not (never a block known to be invalid).

@@ -346,6 +346,13 @@ pub trait ChainRead: sealed::Snapshot {
         Ok(Some((tx, location)))
     }
 
+    /// A stored block in its canonical encoding, as stored (not decoded): what a peer is
+    /// sent, byte for byte.
+    fn block_bytes(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
+        let s = self.snap();
+        Ok(get(s.t.blocks, s.txn, &hash.0)?.map(<[u8]>::to_vec))
+    }
+
     /// The encoded size of a stored block, without decoding it.
     fn block_size(&self, hash: &BlockHash) -> Result<Option<usize>, StoreError> {
         let s = self.snap();
