@@ -8,11 +8,11 @@
 
 use std::collections::HashSet;
 
-use gossipcoin_proto::{Block, Transaction, Txid, merkle_root, sha256d};
+use gossipcoin_proto::{Block, Txid, encode, merkle_root, sha256d};
 use rayon::prelude::*;
 
 use super::error::ValidationError;
-use super::transaction::{check_transaction_sized, txid_and_size};
+use super::transaction::check_transaction_sized;
 use crate::params::ChainParams;
 
 /// The smallest encoded transaction that can pass [`super::check_transaction`]: one input
@@ -31,7 +31,8 @@ pub const MIN_TX_BYTES: usize = 1 + 1 + 32 + 1 + 64 + 33 + 1 + 1 + 20;
 ///
 /// Everything before the merkle check is about this copy of the block (the header does not yet
 /// commit to it): those errors are mutations ([`ValidationError::is_mutation`]). Each
-/// transaction is encoded once (in parallel): the encoding gives its size, then its txid.
+/// transaction is encoded once (in parallel): the encoding gives its size, then its txid; the
+/// size limit is checked before anything is hashed.
 pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), ValidationError> {
     let header = &block.header;
     if header.bits != params.pow_bits {
@@ -45,8 +46,20 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), Validation
         return Err(ValidationError::HighHash { hash });
     }
     check_structure(block, params)?;
-
-    let encoded: Vec<(Txid, usize)> = block.txs.par_iter().map(txid_and_size).collect();
+    // Each transaction is encoded once: its size, then its txid, come from those bytes.
+    let bytes: Vec<Vec<u8>> = block.txs.par_iter().map(encode::to_bytes).collect();
+    let size = encoded_block_size(block.txs.len(), bytes.iter().map(Vec::len).sum());
+    if size > params.max_block_size {
+        return Err(ValidationError::BlockTooLarge {
+            size,
+            max: params.max_block_size,
+        });
+    }
+    let encoded: Vec<(Txid, usize)> = bytes
+        .par_iter()
+        .map(|b| (Txid(sha256d(b)), b.len()))
+        .collect();
+    drop(bytes);
     let txids: Vec<Txid> = encoded.iter().map(|&(txid, _)| txid).collect();
     let computed = parallel_merkle_root(&txids);
     if computed != header.merkle_root {
@@ -72,7 +85,7 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), Validation
     Ok(())
 }
 
-/// The checks that need no hashing: transaction count, empty transactions, encoded size.
+/// The checks that need neither encoding nor hashing: transaction count, empty transactions.
 fn check_structure(block: &Block, params: &ChainParams) -> Result<(), ValidationError> {
     let max = params.max_block_size / MIN_TX_BYTES;
     if block.txs.len() > max {
@@ -87,14 +100,6 @@ fn check_structure(block: &Block, params: &ChainParams) -> Result<(), Validation
         .position(|tx| tx.inputs.is_empty() || tx.outputs.is_empty())
     {
         return Err(ValidationError::EmptyTransaction { index });
-    }
-    let txs_size: usize = block.txs.par_iter().map(Transaction::encoded_len).sum();
-    let size = encoded_block_size(block.txs.len(), txs_size);
-    if size > params.max_block_size {
-        return Err(ValidationError::BlockTooLarge {
-            size,
-            max: params.max_block_size,
-        });
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The router: a switchboard from network events to the ingest queues, sync and the peer
 //! bookkeeping. Each arm is one call; nothing here validates, reads the store or waits on the
-//! chain, so the loop always keeps up with the network.
+//! chain (at most on the orphan pool's lock), so the loop always keeps up with the network.
 
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ pub async fn run(
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                Some(event) => router.on_event(event),
+                Some(event) => router.on_event(event).await,
                 None => break,
             },
             Some(block) = mined.recv() => router.on_mined(block).await,
@@ -46,11 +46,11 @@ struct Router {
 }
 
 impl Router {
-    fn on_event(&self, event: NetworkEvent) {
+    async fn on_event(&self, event: NetworkEvent) {
         match event {
             NetworkEvent::Listening { .. } | NetworkEvent::PeerDisconnected { .. } => {}
             NetworkEvent::PeerConnected { peer, .. } => self.on_connected(peer),
-            NetworkEvent::PeerBanned { peer } => self.on_banned(peer),
+            NetworkEvent::PeerBanned { peer } => self.on_banned(peer).await,
             NetworkEvent::GossipBlock {
                 id,
                 peer,
@@ -77,10 +77,9 @@ impl Router {
     }
 
     /// A banned peer's queued work and pooled orphans are dropped.
-    fn on_banned(&self, peer: PeerId) {
+    async fn on_banned(&self, peer: PeerId) {
         self.ingest.drop_peer(&peer);
-        let sync = self.sync.clone();
-        tokio::spawn(async move { sync.drop_peer(&peer).await });
+        self.sync.drop_peer(&peer).await;
     }
 
     async fn on_mined(&self, block: Block) {
