@@ -6,7 +6,8 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `behaviour.rs` | the protocols (limits, block list, gossipsub, sync, identify, kad, ping) |
+//! | `behaviour.rs` | the protocols (slots, limits, block list, gossipsub, sync, identify, kad, ping) |
+//! | `slots.rs` | inbound slots: per-IP limits, banned addresses, Core-style eviction |
 //! | `gossip.rs` | gossipsub settings, peer-score parameters, the two topics of a network |
 //! | `codec.rs` | framing and size limits of `/gossipcoin/sync/1` |
 //! | `service.rs` | the task owning the swarm: its `select!` loop and commands |
