@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod common;
-use common::{build_chain, easy_params, free_port, start};
+use common::{build_chain, cpu_secs, easy_params, free_port, start};
 
 const BLOCKS: u32 = 1_500;
 const TXS: usize = 50;
@@ -249,22 +249,6 @@ fn loadavg() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// User + system CPU time of a process, from `/proc/PID/stat` (in clock ticks of 1/100 s, the
-/// Linux default).
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
 /// One keep-alive HTTP/1.1 connection: `GET`, then read the head and exactly Content-Length

@@ -56,11 +56,7 @@ use report::Row;
 const RUN_BUDGET: Duration = Duration::from_secs(8 * 60);
 
 fn main() {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let wanted = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
+    let wanted = common::Wanted::from_args();
     let started = Instant::now();
     if let Ok(filter) = std::env::var("ATTACK_LOG") {
         tracing_subscriber::fmt()
@@ -111,7 +107,7 @@ fn main() {
     ];
     let mut rows = Vec::new();
     for (name, run) in &all {
-        if *name != "baseline" && !wanted(name) {
+        if *name != "baseline" && !wanted.includes(name) {
             continue;
         }
         if started.elapsed() > RUN_BUDGET {

@@ -19,15 +19,11 @@ mod common;
 use common::{BIN, build_chain, easy_params, free_port, start};
 
 fn main() {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let wanted = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
-    if wanted("sync") {
+    let wanted = common::Wanted::from_args();
+    if wanted.includes("sync") {
         sync();
     }
-    if wanted("propagation") {
+    if wanted.includes("propagation") {
         propagation();
     }
 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use gossipcoin::api::client::ApiClient;
 
+pub use crate::common::cpu_secs;
+
 /// The sampling period of [`RssSampler`].
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
@@ -24,21 +26,6 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
             .parse()
             .ok()
     })
-}
-
-/// User + system CPU seconds of `pid`, from `/proc/PID/stat` (clock ticks of 1/100 s).
-pub fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
 /// Bytes carried by the loopback interface so far (every process's; during an attack, mostly

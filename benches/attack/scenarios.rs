@@ -198,16 +198,7 @@ pub fn fat_blocks(setup: &Setup, rt: &Runtime) -> Row {
         .collect();
     let txs = forge::check_fat_block(&fat[0].0, fat[0].1);
     let sent: usize = fat.iter().map(|f| f.0.len()).sum();
-    let peer = rt.block_on(GossipPeer::spawn(
-        &net.dir.join("attacker"),
-        "/ip4/127.0.0.1/tcp/0",
-        &net.a.p2p,
-        setup.genesis,
-    ));
-    assert!(
-        rt.block_on(peer.wait_subscribed(Duration::from_secs(20))),
-        "A never subscribed"
-    );
+    let peer = gossip_attacker(rt, &net, setup);
     let attacker = peer.handle.local_peer_id().to_string();
     let watch = Watch::start(&net.a);
     let lo0 = loopback_bytes();
@@ -499,16 +490,7 @@ pub fn side_branches(setup: &Setup, rt: &Runtime) -> Row {
         .iter()
         .map(|n| disk_usage(&n.dir.join("chain")))
         .collect();
-    let peer = rt.block_on(GossipPeer::spawn(
-        &net.dir.join("attacker"),
-        "/ip4/127.0.0.1/tcp/0",
-        &net.a.p2p,
-        setup.genesis,
-    ));
-    assert!(
-        rt.block_on(peer.wait_subscribed(Duration::from_secs(20))),
-        "A never subscribed"
-    );
+    let peer = gossip_attacker(rt, &net, setup);
     let attacker = peer.handle.local_peer_id().to_string();
     let watch = Watch::start(&net.a);
     let block = std::thread::scope(|s| {
@@ -713,4 +695,20 @@ pub fn dead_link(setup: &Setup) -> Row {
         back.is_some()
     ));
     row
+}
+
+/// The attacker's gossip side: a `gossipcoin::net` service from 127.0.0.1, connected to A and
+/// subscribed to its topics.
+fn gossip_attacker(rt: &Runtime, net: &Network, setup: &Setup) -> GossipPeer {
+    let peer = rt.block_on(GossipPeer::spawn(
+        &net.dir.join("attacker"),
+        "/ip4/127.0.0.1/tcp/0",
+        &net.a.p2p,
+        setup.genesis,
+    ));
+    assert!(
+        rt.block_on(peer.wait_subscribed(Duration::from_secs(20))),
+        "A never subscribed"
+    );
+    peer
 }

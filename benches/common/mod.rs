@@ -131,3 +131,38 @@ pub fn start(dir: &Path, params: &Path, args: &[&str]) -> Child {
         .spawn()
         .unwrap()
 }
+
+/// User + system CPU seconds of `pid`, from `/proc/PID/stat` (clock ticks of 1/100 s, the
+/// Linux default).
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// The scenario names given on the command line (`cargo bench --bench X -- NAME...`, flags
+/// skipped): a scenario runs when none were given or one is part of its name.
+pub struct Wanted(Vec<String>);
+
+impl Wanted {
+    pub fn from_args() -> Self {
+        Self(
+            std::env::args()
+                .skip(1)
+                .filter(|a| !a.starts_with('-'))
+                .collect(),
+        )
+    }
+
+    pub fn includes(&self, name: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|f| name.contains(f.as_str()))
+    }
+}
