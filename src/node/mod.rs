@@ -33,7 +33,7 @@ mod genesis;
 mod ingest;
 mod mining;
 mod orphans;
-pub mod queue;
+mod queue;
 mod reads;
 mod router;
 mod sync;

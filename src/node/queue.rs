@@ -161,12 +161,14 @@ impl<K: Copy + Eq + Hash, T> FairQueue<K, T> {
     }
 
     /// Items queued now.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().items
     }
 
     /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
