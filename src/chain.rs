@@ -9,8 +9,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use gossipcoin_proto::message::{MAX_BLOCKS_PER_RESPONSE, MAX_LOCATOR_HASHES};
-use gossipcoin_proto::{Block, BlockHash, OutPoint};
+use gossipcoin_proto::message::{
+    MAX_BLOCKS_PER_REQUEST, MAX_BLOCKS_PER_RESPONSE, MAX_HEADERS_PER_RESPONSE, MAX_LOCATOR_HASHES,
+};
+use gossipcoin_proto::{Block, BlockHash, BlockHeader, OutPoint};
 use tracing::{debug, info, warn};
 
 use crate::consensus::{self, HeaderContext, ValidationError};
@@ -454,15 +456,7 @@ fn main_chain_after(
     let Some(tip) = r.tip()? else {
         return Ok(vec![]);
     };
-    let mut start = 0;
-    for hash in locator {
-        if let Some(entry) = r.index(hash)?
-            && r.hash_at(entry.height)? == Some(*hash)
-        {
-            start = entry.height + 1;
-            break;
-        }
-    }
+    let start = fork_height(r, locator)?;
     let (mut hashes, mut bytes) = (Vec::new(), 0usize);
     for height in start..=tip.height {
         if hashes.len() >= max.min(MAX_BLOCKS_PER_RESPONSE) {
@@ -478,6 +472,71 @@ fn main_chain_after(
         hashes.push(hash);
     }
     Ok(hashes)
+}
+
+/// Main-chain headers of snapshot `r` after the first `locator` hash found on its main chain
+/// (from genesis when none is): at most `max` (and [`MAX_HEADERS_PER_RESPONSE`]).
+pub fn headers_after(
+    r: &impl ChainRead,
+    locator: &[BlockHash],
+    max: usize,
+) -> Result<Vec<BlockHeader>, StoreError> {
+    let Some(tip) = r.tip()? else {
+        return Ok(vec![]);
+    };
+    let start = fork_height(r, locator)?;
+    let end = tip.height.min(
+        start
+            .saturating_add(max.min(MAX_HEADERS_PER_RESPONSE) as u32)
+            .saturating_sub(1),
+    );
+    let mut headers = Vec::with_capacity((end + 1).saturating_sub(start) as usize);
+    for height in start..=end {
+        let missing = || StoreError::Corrupt(format!("main-chain header {height} is missing"));
+        let hash = r.hash_at(height)?.ok_or_else(missing)?;
+        headers.push(r.index(&hash)?.ok_or_else(missing)?.header);
+    }
+    Ok(headers)
+}
+
+/// The stored blocks among `hashes`, in their canonical encoding, in the order asked, stopping
+/// before `max_bytes` is passed (always at least one, if the first is stored) and skipping
+/// blocks we lack or know to be invalid. Sizes are read before any block is loaded.
+pub fn encoded_blocks_by_hash(
+    r: &impl ChainRead,
+    hashes: &[BlockHash],
+    max_bytes: usize,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let (mut blocks, mut bytes) = (Vec::new(), 0usize);
+    for hash in hashes.iter().take(MAX_BLOCKS_PER_REQUEST) {
+        if r.status(hash)?.is_some_and(|s| s.is_failed()) {
+            continue;
+        }
+        let Some(size) = r.block_size(hash)? else {
+            continue;
+        };
+        if !blocks.is_empty() && bytes + size > max_bytes {
+            break;
+        }
+        let Some(block) = r.block_bytes(hash)? else {
+            continue;
+        };
+        bytes += size;
+        blocks.push(block);
+    }
+    Ok(blocks)
+}
+
+/// The height after the first `locator` hash on the main chain of `r` (0 when none is).
+fn fork_height(r: &impl ChainRead, locator: &[BlockHash]) -> Result<u32, StoreError> {
+    for hash in locator {
+        if let Some(entry) = r.index(hash)?
+            && r.hash_at(entry.height)? == Some(*hash)
+        {
+            return Ok(entry.height + 1);
+        }
+    }
+    Ok(0)
 }
 
 fn missing_block(hash: &BlockHash) -> StoreError {
@@ -734,6 +793,23 @@ mod tests {
             blocks_after(&r, &[hash(12)], 10, 3 * size).unwrap().len(),
             3
         );
+        // Headers: the same walk, 80 bytes each, capped by `max`.
+        let headers = headers_after(&r, &[BlockHash([9; 32]), hash(12)], 5).unwrap();
+        assert_eq!(
+            headers.iter().map(|h| h.block_hash()).collect::<Vec<_>>(),
+            (13..18).map(hash).collect::<Vec<_>>()
+        );
+        assert_eq!(headers_after(&r, &[], 100).unwrap().len(), 31);
+        assert!(headers_after(&r, &[hash(30)], 100).unwrap().is_empty());
+        // By hash: in the order asked, unknown ones skipped, the byte bound respected.
+        let asked = [hash(20), BlockHash([9; 32]), hash(3), hash(25)];
+        let got = encoded_blocks_by_hash(&r, &asked, usize::MAX).unwrap();
+        let want: Vec<Vec<u8>> = [20, 3, 25]
+            .iter()
+            .map(|&h| r.block_bytes(&hash(h)).unwrap().unwrap())
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(encoded_blocks_by_hash(&r, &asked, 1).unwrap().len(), 1);
     }
 
     #[test]

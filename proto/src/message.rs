@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::block::Block;
+use crate::block::{Block, BlockHeader};
 use crate::hash::{BlockHash, Txid};
 use crate::pow::U256;
 use crate::tx::Transaction;
@@ -16,6 +16,10 @@ pub const SYNC_PROTOCOL: &str = "/gossipcoin/sync/1";
 pub const MAX_LOCATOR_HASHES: usize = 64;
 /// At most this many blocks in one `Blocks` response.
 pub const MAX_BLOCKS_PER_RESPONSE: usize = 500;
+/// At most this many headers in one `Headers` response (80 bytes each: 160 kB).
+pub const MAX_HEADERS_PER_RESPONSE: usize = 2_000;
+/// At most this many hashes in one `GetBlocksByHash` request.
+pub const MAX_BLOCKS_PER_REQUEST: usize = 128;
 /// A responder stops adding blocks to a batch once it holds this many bytes (one more block
 /// of at most `MAX_BLOCK_BYTES` may follow).
 pub const SOFT_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -69,6 +73,15 @@ pub enum Request {
     GetBlock { hash: BlockHash },
     /// Submit a transaction for the responder's mempool (and relay).
     SubmitTx(Transaction),
+    /// Main-chain headers after the first locator hash the responder knows on its main chain,
+    /// in order, at most `max` (capped by [`MAX_HEADERS_PER_RESPONSE`]). Answered with
+    /// [`Response::Headers`]; fewer than asked means the responder has no more.
+    GetHeaders { locator: Vec<BlockHash>, max: u32 },
+    /// Blocks by hash (main chain or not), at most [`MAX_BLOCKS_PER_REQUEST`]. Answered with
+    /// [`Response::Blocks`]: the requested blocks the responder has, in the requested order,
+    /// stopping early at the response byte limit. A block that was not asked for is a protocol
+    /// violation.
+    GetBlocksByHash { hashes: Vec<BlockHash> },
 }
 
 /// A response over `/gossipcoin/sync/1`.
@@ -83,6 +96,8 @@ pub enum Response {
     TxRejected(String),
     /// The request was refused (rate limit, wrong network, bad request), and why.
     Error(String),
+    /// The answer to [`Request::GetHeaders`].
+    Headers(Vec<BlockHeader>),
 }
 
 /// The kind of gossip a topic carries.
@@ -122,7 +137,10 @@ impl Request {
     /// Whether the counts are within their limits (the byte limit is checked when decoding).
     pub fn is_within_limits(&self) -> bool {
         match self {
-            Self::GetBlocks { locator, .. } => locator.len() <= MAX_LOCATOR_HASHES,
+            Self::GetBlocks { locator, .. } | Self::GetHeaders { locator, .. } => {
+                locator.len() <= MAX_LOCATOR_HASHES
+            }
+            Self::GetBlocksByHash { hashes } => hashes.len() <= MAX_BLOCKS_PER_REQUEST,
             _ => true,
         }
     }
@@ -185,6 +203,13 @@ mod tests {
             Request::GetBlock {
                 hash: BlockHash([4; 32]),
             },
+            Request::GetHeaders {
+                locator: vec![BlockHash([5; 32]); 2],
+                max: 2000,
+            },
+            Request::GetBlocksByHash {
+                hashes: vec![BlockHash([6; 32]); MAX_BLOCKS_PER_REQUEST],
+            },
         ] {
             assert_eq!(
                 from_bytes::<Request>(&to_bytes(&req), MAX_REQUEST_BYTES).unwrap(),
@@ -196,6 +221,26 @@ mod tests {
             max: 1,
         };
         assert!(!too_long.is_within_limits());
+        let too_many = Request::GetBlocksByHash {
+            hashes: vec![BlockHash::ZERO; MAX_BLOCKS_PER_REQUEST + 1],
+        };
+        assert!(!too_many.is_within_limits());
+        // The largest Headers answer fits the response limit.
+        let header = crate::BlockHeader {
+            version: 1,
+            prev: BlockHash([7; 32]),
+            merkle_root: Default::default(),
+            time: 1,
+            bits: 0x207f_ffff,
+            nonce: 1,
+        };
+        let headers = Response::Headers(vec![header; MAX_HEADERS_PER_RESPONSE]);
+        let bytes = to_bytes(&headers);
+        assert!(bytes.len() <= MAX_RESPONSE_BYTES);
+        assert_eq!(
+            from_bytes::<Response>(&bytes, MAX_RESPONSE_BYTES).unwrap(),
+            headers
+        );
         let resp = Response::TxRejected("double spend".into());
         assert_eq!(
             from_bytes::<Response>(&to_bytes(&resp), MAX_RESPONSE_BYTES).unwrap(),

@@ -195,6 +195,8 @@ fn request_kind(request: &Request) -> &'static str {
         Request::GetBlocks { .. } => "get_blocks",
         Request::GetBlock { .. } => "get_block",
         Request::SubmitTx(_) => "submit_tx",
+        Request::GetHeaders { .. } => "get_headers",
+        Request::GetBlocksByHash { .. } => "get_blocks_by_hash",
     }
 }
 
@@ -325,6 +327,22 @@ async fn request_worker(queue: Arc<FairQueue<PeerId, RequestJob>>, w: Workers) {
                 Ok(block) => Response::Block(block),
                 Err(e) => Response::Error(e.to_string()),
             },
+            Request::GetHeaders { locator, max } => {
+                match w.reads.headers_after(locator, max as usize).await {
+                    Ok(headers) => Response::Headers(headers),
+                    Err(e) => Response::Error(e.to_string()),
+                }
+            }
+            Request::GetBlocksByHash { hashes } => {
+                let served = w.reads.encoded_blocks_by_hash(hashes, SOFT_RESPONSE_BYTES);
+                match served.await {
+                    Ok(encoded) => {
+                        reply.send_encoded(encoded);
+                        continue;
+                    }
+                    Err(e) => Response::Error(e.to_string()),
+                }
+            }
             // queued with the transactions, never here
             Request::SubmitTx(_) => Response::Error("unexpected request".into()),
         };

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use gossipcoin_proto::message::{Response, Role, Status};
-use gossipcoin_proto::{Block, BlockHash};
+use gossipcoin_proto::{Block, BlockHash, BlockHeader};
 use tokio::sync::Semaphore;
 
 use crate::chain;
@@ -87,6 +87,30 @@ impl Reads {
     ) -> Result<Vec<u8>, ReadError> {
         self.run(move |r| {
             let blocks = chain::encoded_blocks_after(r, &locator, max, max_bytes)?;
+            Ok(Response::encode_blocks(&blocks))
+        })
+        .await
+    }
+
+    /// Main-chain headers after `locator`, at most `max`.
+    pub async fn headers_after(
+        &self,
+        locator: Vec<BlockHash>,
+        max: usize,
+    ) -> Result<Vec<BlockHeader>, ReadError> {
+        self.run(move |r| Ok(chain::headers_after(r, &locator, max)?))
+            .await
+    }
+
+    /// The stored blocks among `hashes` (about `max_bytes` of them), as the encoded
+    /// `Response::Blocks` a peer is sent, straight from the store's bytes.
+    pub async fn encoded_blocks_by_hash(
+        &self,
+        hashes: Vec<BlockHash>,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ReadError> {
+        self.run(move |r| {
+            let blocks = chain::encoded_blocks_by_hash(r, &hashes, max_bytes)?;
             Ok(Response::encode_blocks(&blocks))
         })
         .await
