@@ -37,11 +37,12 @@ use super::Misbehaviour;
 pub const BAN_SCORE: f64 = -100.0;
 /// Points a negative score regains per second.
 pub(super) const RECOVERY_PER_SEC: f64 = 0.1;
-/// Response bytes per second we serve one peer, sustained: a full sync batch (about 2 MiB)
-/// every half second, far more than an honest peer that validates what it downloads needs.
-pub(super) const RESPONSE_BYTES_PER_SEC: f64 = 4.0 * 1024.0 * 1024.0;
-/// Response bytes one peer may take in a burst (four full batches).
-pub(super) const RESPONSE_BYTES_BURST: f64 = 8.0 * 1024.0 * 1024.0;
+/// Response bytes per second we serve one peer, sustained: about 64k transactions a second,
+/// more than twice what a 2-core node can verify (25k signatures/s), so one peer can feed an
+/// initial sync at full speed, while a peer that only downloads cannot take more.
+pub(super) const RESPONSE_BYTES_PER_SEC: f64 = 16.0 * 1024.0 * 1024.0;
+/// Response bytes one peer may take in a burst.
+pub(super) const RESPONSE_BYTES_BURST: f64 = 32.0 * 1024.0 * 1024.0;
 /// Responses to one peer handed to request-response but not yet written (a peer that does
 /// not read its responses keeps them in our memory): past this, requests are refused "busy".
 pub(super) const MAX_UNSENT_RESPONSES: usize = 2;
@@ -708,12 +709,12 @@ mod tests {
         m.admit_request(p, t0).unwrap();
         m.response_done(&p);
 
-        // 20 MiB handed at once: busy until the debt is paid back at 4 MiB/s
-        m.response_handed(p, 20 << 20, t0);
+        // 80 MiB handed at once: busy until the debt is paid back at 16 MiB/s
+        m.response_handed(p, 80 << 20, t0);
         m.response_done(&p);
         assert!(m.out_of_response_bytes(&p, t0));
         assert_eq!(m.admit_request(p, t0), Err(Refusal::Busy));
-        // 8 MiB burst - 20 MiB = 12 MiB of debt, paid back at 4 MiB/s in 3 s
+        // 32 MiB burst - 80 MiB = 48 MiB of debt, paid back at 16 MiB/s in 3 s
         assert!(m.out_of_response_bytes(&p, t0 + Duration::from_secs(2)));
         let paid = t0 + Duration::from_millis(3100);
         assert!(!m.out_of_response_bytes(&p, paid));

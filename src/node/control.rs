@@ -14,7 +14,7 @@ use tracing::info;
 
 use super::chain_handle::{BlockOutcome, ChainGone, ChainHandle};
 use super::reads::{ReadError, Reads};
-use super::sync::Sync;
+use super::sync::{Sync, SyncProgress};
 use crate::chain::Origin;
 use crate::config::NodeConfig;
 use crate::mempool::{MempoolEntry, MempoolError};
@@ -91,9 +91,9 @@ fn mempool_error(e: MempoolError) -> ControlError {
 pub enum SyncState {
     /// No peers.
     Alone,
-    /// A peer has announced more work than ours.
+    /// We verified headers of a chain with more work than ours and are downloading it.
     Syncing,
-    /// No known peer has more work.
+    /// No verified header chain has more work than ours (a peer's mere claim does not count).
     Synced,
 }
 
@@ -118,7 +118,14 @@ pub struct NodeStatus {
     pub tip: BlockHash,
     pub chain_work: U256,
     pub sync: SyncState,
+    /// Height of the best verified header chain a peer showed us, when it is above ours.
     pub best_peer_height: Option<u32>,
+    /// Height of the best header we verified (our height when no better is known).
+    pub headers_height: u32,
+    /// Our height over the best verified header's, 0..=1.
+    pub progress: f64,
+    /// Blocks connected per second while syncing.
+    pub blocks_per_sec: f64,
     pub peers: usize,
     pub mempool_txs: usize,
     pub mempool_bytes: usize,
@@ -231,7 +238,8 @@ impl Control {
         };
         let state = *i.chain.state().borrow();
         let peers = i.net.peers().await;
-        let (sync, best_peer_height) = sync_state(&peers, ours.chain_work);
+        let progress = *i.sync.progress().borrow();
+        let (sync, best_peer_height) = sync_state(&peers, &progress);
         let peer = i.net.local_peer_id();
         Ok(NodeStatus {
             role: ours.role,
@@ -249,6 +257,13 @@ impl Control {
             chain_work: ours.chain_work,
             sync,
             best_peer_height,
+            headers_height: progress.headers_height.max(ours.height),
+            progress: if sync == SyncState::Syncing {
+                progress.progress
+            } else {
+                1.0
+            },
+            blocks_per_sec: progress.blocks_per_sec,
             peers: peers.len(),
             mempool_txs: state.mempool_txs,
             mempool_bytes: state.mempool_bytes,
@@ -374,10 +389,11 @@ impl Control {
         let _one = self.inner.mining.lock().await;
         let ours = self.inner.reads.status().await?;
         let peers = self.inner.net.peers().await;
-        if let (SyncState::Syncing, best) = sync_state(&peers, ours.chain_work) {
+        let progress = *self.inner.sync.progress().borrow();
+        if let (SyncState::Syncing, best) = sync_state(&peers, &progress) {
             return Err(ControlError::Unavailable(format!(
-                "not synced: a peer has a chain with more work (height {}); mining on our tip \
-                 (height {}) would be wasted, try again once synced",
+                "not synced: we verified the headers of a chain with more work (height {}); \
+                 mining on our tip (height {}) would be wasted, try again once synced",
                 best.unwrap_or(0),
                 ours.height
             )));
@@ -464,16 +480,14 @@ impl Control {
     }
 }
 
-/// Whether a peer announced more work than `ours`, and the best announced height.
-fn sync_state(peers: &[PeerInfo], ours: U256) -> (SyncState, Option<u32>) {
-    let best = peers
-        .iter()
-        .filter_map(|p| p.status)
-        .max_by_key(|s| s.chain_work);
-    let state = match best {
+/// The sync state from verified headers only, and the best verified height when it is above
+/// ours. A peer's claimed work never counts: only headers it proved.
+fn sync_state(peers: &[PeerInfo], progress: &SyncProgress) -> (SyncState, Option<u32>) {
+    let state = match progress {
         _ if peers.is_empty() => SyncState::Alone,
-        Some(s) if s.chain_work > ours => SyncState::Syncing,
+        p if p.syncing => SyncState::Syncing,
         _ => SyncState::Synced,
     };
-    (state, best.map(|s| s.height))
+    let best = (state == SyncState::Syncing).then_some(progress.headers_height);
+    (state, best)
 }

@@ -247,6 +247,7 @@ async fn block_worker(queue: Arc<FairQueue<PeerId, BlockJob>>, w: Workers) {
             BlockOutcome::NewTip { .. } => {
                 if let Ok(ours) = w.reads.status().await {
                     w.net.note_peer_tip(peer, ours);
+                    w.sync.delivered(peer, ours);
                 }
                 w.sync.connect_orphans_of(hash).await;
             }

@@ -1,6 +1,7 @@
 //! The miner role: waits until the mempool holds `min_txs` transactions (the tutorial's rule:
 //! 2), or until the first waiting transaction is `max_wait` old, then mines a block of the
-//! mempool's best transactions paying subsidy + fees to the miner's address. The proof-of-work
+//! mempool's best transactions paying subsidy + fees to the miner's address. It waits while the
+//! node syncs a chain with more verified work. The proof-of-work
 //! search runs on blocking threads; a new tip from the network aborts it at once.
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
 use super::chain_handle::{BlockOutcome, ChainHandle};
+use super::sync::SyncProgress;
 use crate::chain::Origin;
 use crate::config::MiningConfig;
 use crate::metrics::{Source, metrics};
@@ -24,11 +26,22 @@ pub async fn run(
     config: MiningConfig,
     reward_to: PubkeyHash,
     mined: mpsc::Sender<Block>,
+    mut sync: watch::Receiver<SyncProgress>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut state = chain.state();
     let mut waiting_since: Option<Instant> = None;
     loop {
+        // 0. Never mine while we are downloading a chain with more work whose headers we
+        //    verified: the block would be wasted. A peer's mere claim does not stop us.
+        if sync.borrow_and_update().syncing {
+            debug!(target: "miner", "syncing: waiting before mining");
+            tokio::select! {
+                _ = sync.changed() => {}
+                _ = shutdown.changed() => return,
+            }
+            continue;
+        }
         // 1. Wait for enough transactions, or for the oldest to have waited long enough.
         let ready = {
             let s = *state.borrow_and_update();

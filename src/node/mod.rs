@@ -51,6 +51,7 @@ pub use chain_actor::unix_now;
 pub use chain_handle::{BlockOutcome, ChainGone, ChainHandle, ChainState};
 pub use control::{Control, ControlError, NodeStatus, PaymentRequest, SyncState};
 pub use reads::{ReadError, Reads};
+pub use sync::SyncProgress;
 
 use crate::chain::Chain;
 use crate::config::NodeConfig;
@@ -182,6 +183,7 @@ impl Node {
                 config.mining.clone(),
                 reward_to.pubkey_hash(),
                 mined_tx,
+                sync.progress(),
                 shutdown.clone(),
             ));
         }

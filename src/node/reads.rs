@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use gossipcoin_proto::message::{Response, Role, Status};
-use gossipcoin_proto::{Block, BlockHash, BlockHeader};
+use gossipcoin_proto::{Block, BlockHash, BlockHeader, U256};
 use tokio::sync::Semaphore;
 
 use crate::chain;
@@ -112,6 +112,70 @@ impl Reads {
         self.run(move |r| {
             let blocks = chain::encoded_blocks_by_hash(r, &hashes, max_bytes)?;
             Ok(Response::encode_blocks(&blocks))
+        })
+        .await
+    }
+
+    /// A header we indexed and do not know to be invalid: its height and chain work.
+    pub async fn header(&self, hash: BlockHash) -> Result<Option<(u32, U256)>, ReadError> {
+        self.run(move |r| {
+            if r.status(&hash)?.is_none_or(|s| s.is_failed()) {
+                return Ok(None);
+            }
+            Ok(r.index(&hash)?.map(|e| (e.height, e.chain_work)))
+        })
+        .await
+    }
+
+    /// The indexed headers after `from` up to `to` (oldest first), if `to` descends from
+    /// `from`.
+    pub async fn branch_between(
+        &self,
+        from: BlockHash,
+        to: BlockHash,
+    ) -> Result<Option<Vec<BlockHash>>, ReadError> {
+        self.run(move |r| {
+            let Some(bottom) = r.index(&from)? else {
+                return Ok(None);
+            };
+            let mut hashes = Vec::new();
+            let mut cursor = to;
+            while cursor != from {
+                let Some(entry) = r.index(&cursor)? else {
+                    return Ok(None);
+                };
+                if entry.height <= bottom.height {
+                    return Ok(None);
+                }
+                hashes.push(cursor);
+                cursor = entry.header.prev;
+            }
+            hashes.reverse();
+            Ok(Some(hashes))
+        })
+        .await
+    }
+
+    /// The branch of indexed headers ending at `to`, above the main chain: the height of the
+    /// main-chain block it forks from, and its hashes (oldest first). None if `to` is unknown.
+    pub async fn branch_to(
+        &self,
+        to: BlockHash,
+    ) -> Result<Option<(u32, Vec<BlockHash>)>, ReadError> {
+        self.run(move |r| {
+            let mut hashes = Vec::new();
+            let mut cursor = to;
+            loop {
+                let Some(entry) = r.index(&cursor)? else {
+                    return Ok(None);
+                };
+                if r.hash_at(entry.height)? == Some(cursor) {
+                    hashes.reverse();
+                    return Ok(Some((entry.height, hashes)));
+                }
+                hashes.push(cursor);
+                cursor = entry.header.prev;
+            }
         })
         .await
     }

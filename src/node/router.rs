@@ -48,7 +48,8 @@ struct Router {
 impl Router {
     async fn on_event(&self, event: NetworkEvent) {
         match event {
-            NetworkEvent::Listening { .. } | NetworkEvent::PeerDisconnected { .. } => {}
+            NetworkEvent::Listening { .. } => {}
+            NetworkEvent::PeerDisconnected { peer } => self.sync.peer_gone(peer),
             NetworkEvent::PeerConnected { peer, .. } => self.on_connected(peer),
             NetworkEvent::PeerBanned { peer } => self.on_banned(peer).await,
             NetworkEvent::GossipBlock {

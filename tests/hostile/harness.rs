@@ -12,7 +12,7 @@ use gossipcoin::net::{self, NetConfig, NetHandle, NetworkEvent, PeerId};
 use gossipcoin::node::Control;
 use gossipcoin::params::ChainParams;
 use gossipcoin::store::ChainRead;
-use gossipcoin_proto::message::Role;
+use gossipcoin_proto::message::{Request, Response, Role, Status};
 use gossipcoin_proto::{Amount, Block, BlockHash, BlockHeader, Transaction};
 use tokio::sync::{mpsc, watch};
 
@@ -152,6 +152,18 @@ impl TestNode {
             .map(|p| p.score)
     }
 
+    /// Its Status, as it would send it to a peer.
+    pub async fn status(&self) -> Status {
+        let s = self.control.status().await.unwrap();
+        Status {
+            genesis: s.genesis,
+            tip: s.tip,
+            height: s.height,
+            chain_work: s.chain_work,
+            role: s.role,
+        }
+    }
+
     /// Stops the node and waits for it.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
@@ -215,6 +227,26 @@ impl Attacker {
         })
         .await
         .expect("the victim never asked the attacker anything")
+    }
+
+    /// Answers the victim's requests in a task from now on: `answer` gives the response, or
+    /// `None` to hold the request unanswered (a staller) until the attacker is dropped.
+    pub fn serve<F>(&mut self, answer: F)
+    where
+        F: Fn(&Request) -> Option<Response> + Send + 'static,
+    {
+        let mut events = std::mem::replace(&mut self.events, mpsc::channel(1).1);
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Some(event) = events.recv().await {
+                if let NetworkEvent::InboundRequest { request, reply, .. } = event {
+                    match answer(&request) {
+                        Some(response) => reply.send(response),
+                        None => held.push(reply),
+                    }
+                }
+            }
+        });
     }
 
     /// Whether the victim still has a connection to us.

@@ -1,0 +1,194 @@
+//! Issue 10: headers-first sync against lying and stalling peers. A peer's claimed work is only
+//! a hint until its headers prove it; blocks come from whoever can serve them, and a peer that
+//! holds the download window loses its blocks to others.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use gossipcoin::node::SyncState;
+use gossipcoin_proto::message::{Request, Response, Status};
+use gossipcoin_proto::{Block, BlockHash, BlockHeader, U256};
+
+use super::coins;
+use super::harness::{Attacker, TestNode, child, genesis, wait_for};
+
+/// `n` blocks on `parent` (at height `from`), each paying the miner 10 coins.
+fn blocks_on(parent: &Block, from: u32, n: u32) -> Vec<Block> {
+    let mut out: Vec<Block> = Vec::new();
+    for h in from..from + n {
+        let b = child(out.last().unwrap_or(parent), h, coins(10), vec![]);
+        out.push(b);
+    }
+    out
+}
+
+/// The headers of `chain` after the first locator hash found in it (all of them if none is).
+fn headers_after(chain: &[Block], locator: &[BlockHash]) -> Vec<BlockHeader> {
+    let start = locator
+        .iter()
+        .find_map(|h| chain.iter().position(|b| b.block_hash() == *h))
+        .map_or(0, |i| i + 1);
+    chain[start..].iter().map(|b| b.header).collect()
+}
+
+/// The measured attack: a peer that claims the most work there can be, answers every
+/// GetHeaders with nothing and repeats its Status every 200 ms. Its claim drives nothing: the
+/// victim never reports `syncing` for it and mines; each unbacked claim costs the liar, until
+/// it is banned; and an honest peer's longer chain is still adopted at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liar_claiming_the_most_work_neither_stalls_sync_nor_stops_mining() {
+    let g = genesis();
+    let v = TestNode::start(&g, &[]).await;
+    let mut liar = Attacker::connect(&v.addr, g.block_hash()).await;
+    let lie = Status {
+        tip: BlockHash([7; 32]),
+        height: 1_000_000,
+        chain_work: U256::MAX,
+        ..v.status().await
+    };
+    let asked_headers = Arc::new(AtomicUsize::new(0));
+    let asked = asked_headers.clone();
+    liar.serve(move |request| match request {
+        Request::Status(_) => Some(Response::Status(lie)),
+        Request::GetHeaders { .. } => {
+            asked.fetch_add(1, Ordering::Relaxed);
+            Some(Response::Headers(vec![]))
+        }
+        Request::GetBlock { .. } => Some(Response::Block(None)),
+        _ => Some(Response::Blocks(vec![])),
+    });
+    let (net, victim) = (liar.net.clone(), v.id);
+    let repeat = tokio::spawn(async move {
+        loop {
+            let _ = net.request(victim, Request::Status(lie)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await; // the attack's cadence
+        }
+    });
+    wait_for("V to ask the liar for headers", || async {
+        asked_headers.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    wait_for("V to penalise the liar", || async {
+        v.peer_score(liar.id).await.is_none_or(|s| s < 0.0)
+    })
+    .await;
+    let status = v.control.status().await.unwrap();
+    assert_ne!(
+        status.sync,
+        SyncState::Syncing,
+        "an unbacked claim drove the sync state"
+    );
+    assert_eq!(status.headers_height, status.height);
+    let reward = gossipcoin::keys::PrivateKey::from_bytes(&[5; 32])
+        .unwrap()
+        .address();
+    let mined = v.control.mine(Some(reward)).await;
+    assert!(mined.is_ok(), "mining refused because of a liar: {mined:?}");
+
+    // An honest peer with more work is followed at once, liar or not.
+    let h = TestNode::start(&g, &[]).await;
+    for b in blocks_on(&g, 1, 5) {
+        h.control.submit_block(b).await.unwrap();
+    }
+    v.control.register(&h.addr, &h.addr).await.unwrap();
+    let h_tip = h.tip().await;
+    wait_for("V to catch up with H", || async { v.tip().await == h_tip }).await;
+    wait_for("the liar to be banned", || async {
+        v.peer_score(liar.id).await.is_none()
+    })
+    .await;
+    repeat.abort();
+    v.stop().await.unwrap();
+    h.stop().await.unwrap();
+}
+
+/// A peer whose headers are valid but add up to less work than its Status claimed is
+/// penalised; the blocks it did show are still downloaded from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_that_do_not_back_the_claim_cost_the_peer() {
+    let g = genesis();
+    let v = TestNode::start(&g, &[]).await;
+    let mut x = Attacker::connect(&v.addr, g.block_hash()).await;
+    let chain = blocks_on(&g, 1, 3);
+    let claim = Status {
+        tip: chain[2].block_hash(),
+        height: 100,
+        chain_work: U256::from_u64(1) // far more than 4 blocks of the test's work
+            .saturating_add(U256::MAX.checked_div(U256::from_u64(2)).unwrap()),
+        ..v.status().await
+    };
+    let served = chain.clone();
+    x.serve(move |request| match request {
+        Request::Status(_) => Some(Response::Status(claim)),
+        Request::GetHeaders { locator, .. } => {
+            Some(Response::Headers(headers_after(&served, locator)))
+        }
+        Request::GetBlocksByHash { hashes } => Some(Response::Blocks(
+            served
+                .iter()
+                .filter(|b| hashes.contains(&b.block_hash()))
+                .cloned()
+                .collect(),
+        )),
+        _ => None,
+    });
+    let _ = x.net.request(v.id, Request::Status(claim)).await;
+    wait_for("V to penalise the peer", || async {
+        v.peer_score(x.id).await.is_some_and(|s| s < 0.0)
+    })
+    .await;
+    let tip = chain[2].block_hash();
+    wait_for("V to download the blocks it showed", || async {
+        v.tip().await == tip
+    })
+    .await;
+    v.stop().await.unwrap();
+}
+
+/// A peer that shows the headers of the best chain, then never sends the blocks it is asked
+/// for, stalls the window: within seconds its blocks are asked of an honest peer, and it is
+/// penalised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staller_loses_its_blocks_to_an_honest_peer() {
+    let g = genesis();
+    let h = TestNode::start(&g, &[]).await;
+    let chain = blocks_on(&g, 1, 40);
+    for b in &chain {
+        h.control.submit_block(b.clone()).await.unwrap();
+    }
+    let v = TestNode::start(&g, &[]).await;
+    let mut s = Attacker::connect(&v.addr, g.block_hash()).await;
+    let theirs = h.status().await;
+    let asked_blocks = Arc::new(AtomicUsize::new(0));
+    let asked = asked_blocks.clone();
+    let served = chain.clone();
+    s.serve(move |request| match request {
+        Request::Status(_) => Some(Response::Status(theirs)),
+        Request::GetHeaders { locator, .. } => {
+            Some(Response::Headers(headers_after(&served, locator)))
+        }
+        Request::GetBlocksByHash { .. } => {
+            asked.fetch_add(1, Ordering::Relaxed);
+            None // never answered
+        }
+        _ => None,
+    });
+    let _ = s.net.request(v.id, Request::Status(theirs)).await;
+    wait_for("V to ask the staller for blocks", || async {
+        asked_blocks.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    v.control.register(&h.addr, &h.addr).await.unwrap();
+    wait_for("V to get every block, from H", || async {
+        v.tip().await == theirs.tip
+    })
+    .await;
+    let score = v.peer_score(s.id).await;
+    assert!(
+        score.is_none_or(|s| s < 0.0),
+        "the staller was not penalised: {score:?}"
+    );
+    v.stop().await.unwrap();
+    h.stop().await.unwrap();
+}
