@@ -51,6 +51,17 @@ fn main() {
         params_file,
         big: std::sync::OnceLock::new(),
     };
+    // The numbers only mean something next to how busy the machine was.
+    println!(
+        "(load average {} on {} cores when the run began)\n",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     if want("sync") {
         sync(&fixture);
     }
