@@ -4,6 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use gossipcoin::api::client::ApiClient;
+use serde_json::Value;
 
 use gossipcoin::keys::PrivateKey;
 use gossipcoin::params::ChainParams;
@@ -165,4 +170,129 @@ impl Wanted {
     pub fn includes(&self, name: &str) -> bool {
         self.0.is_empty() || self.0.iter().any(|f| name.contains(f.as_str()))
     }
+
+    /// Like [`Wanted::includes`], except that a name given exactly as one of `names` (the
+    /// bench's scenarios) selects that scenario alone: `sync` does not also pick `small-sync`.
+    pub fn includes_among(&self, name: &str, names: &[&str]) -> bool {
+        self.0.is_empty()
+            || self.0.iter().any(|f| {
+                if names.contains(&f.as_str()) {
+                    f == name
+                } else {
+                    name.contains(f.as_str())
+                }
+            })
+    }
+}
+
+/// A release daemon started with [`start`] on a free loopback p2p port, reached through its
+/// HTTP API (URL from `api.addr`, cookie from `api.cookie`, once the node has written them).
+/// Stopped on drop: SIGTERM, then SIGKILL after 5 s.
+pub struct Node {
+    pub dir: PathBuf,
+    pub child: Child,
+    /// The p2p listen multiaddr.
+    pub p2p: String,
+    api: OnceLock<ApiClient>,
+}
+
+impl Node {
+    /// Spawns the daemon (listening on a free port, plus `args`) and returns at once: a node
+    /// with an empty data directory only serves its API after it adopted a genesis.
+    pub fn spawn(dir: &Path, params: &Path, args: &[&str]) -> Node {
+        let p2p = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+        let mut all = vec!["--listen", p2p.as_str()];
+        all.extend_from_slice(args);
+        let child = start(dir, params, &all);
+        Node {
+            dir: dir.to_path_buf(),
+            child,
+            p2p,
+            api: OnceLock::new(),
+        }
+    }
+
+    /// [`Node::spawn`], then waits (60 s at most) until `GET /status` answers.
+    pub fn start(dir: &Path, params: &Path, args: &[&str]) -> Node {
+        let mut node = Node::spawn(dir, params, args);
+        node.wait_status(Duration::from_secs(60));
+        node
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The API client, once `api.addr` is written.
+    pub fn api(&self) -> Option<&ApiClient> {
+        if let Some(api) = self.api.get() {
+            return Some(api);
+        }
+        let url = std::fs::read_to_string(self.dir.join("api.addr")).ok()?;
+        let url = url.trim();
+        if !url.starts_with("http://") || !self.dir.join("api.cookie").exists() {
+            return None;
+        }
+        let api = ApiClient::new(url, Some(&self.dir)).timeout(Duration::from_secs(20));
+        Some(self.api.get_or_init(|| api))
+    }
+
+    /// `GET /status`, or `None` while the API does not answer.
+    pub fn status(&self) -> Option<Value> {
+        self.api()?.get("/status").ok()
+    }
+
+    /// The height `GET /status` reports.
+    pub fn height(&self) -> Option<u64> {
+        self.status()?["height"].as_u64()
+    }
+
+    /// Waits until `GET /status` answers; panics after `limit` or when the process exited.
+    pub fn wait_status(&mut self, limit: Duration) -> Value {
+        let t = Instant::now();
+        loop {
+            if let Some(status) = self.status() {
+                return status;
+            }
+            let exited = !matches!(self.child.try_wait(), Ok(None));
+            assert!(
+                !exited && t.elapsed() < limit,
+                "the node on {} did not start (exited: {exited}); see its node.log",
+                self.dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after 5 s.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let t = Instant::now();
+        while matches!(self.child.try_wait(), Ok(None)) && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Peak RSS (`VmHWM`) of `pid` in KiB, from `/proc/PID/status`.
+pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix("VmHWM:")?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
