@@ -50,6 +50,9 @@ pub struct ApiStatus {
     pub tip: String,
     /// `synced`, `syncing` or `alone`.
     pub sync: String,
+    /// The best verified header's height (absent from nodes before headers-first sync).
+    #[serde(default)]
+    pub headers_height: Option<u32>,
     pub peers: u32,
     pub mempool: ApiMempool,
 }

@@ -54,6 +54,17 @@ fn look(node: &NodeRecord) -> Row<'_> {
     }
 }
 
+/// `syncing 1200/3000 40%`: blocks connected of the verified headers.
+fn syncing(height: u32, headers: Option<u32>) -> String {
+    match headers {
+        Some(h) if h > height => {
+            let pct = u64::from(height) * 100 / u64::from(h);
+            format!("syncing {height}/{h} {pct}%")
+        }
+        _ => "syncing".into(),
+    }
+}
+
 /// The table: a dead node is `down`; a live one below the best height of the live nodes is
 /// `behind`; otherwise the API's sync state, or `synced` when the API does not answer.
 fn render(rows: &[Row]) -> String {
@@ -70,6 +81,9 @@ fn render(rows: &[Row]) -> String {
                 (false, _) => "down".to_string(),
                 (true, None) if r.store_error.is_some() => "store unreadable".into(),
                 (true, None) => "no chain yet".into(),
+                (true, Some(t)) if r.api.as_ref().is_some_and(|a| a.sync == "syncing") => {
+                    syncing(t.height, r.api.as_ref().and_then(|a| a.headers_height))
+                }
                 (true, Some(t)) if Some(t.height) < best => "behind".into(),
                 (true, Some(_)) => r
                     .api
@@ -166,8 +180,15 @@ mod tests {
             height: 3,
             tip: "00".into(),
             sync: "alone".into(),
+            headers_height: Some(3),
             peers: 0,
             mempool: probe::ApiMempool { txs: 5, bytes: 900 },
+        };
+        let catching_up = ApiStatus {
+            height: 1,
+            sync: "syncing".into(),
+            headers_height: Some(4),
+            ..api.clone()
         };
         let text = render(&[
             row(0, true, tip(3), None),
@@ -175,6 +196,7 @@ mod tests {
             row(2, false, tip(9), None), // a dead node's height does not count as best
             row(3, true, tip(3), Some(api)),
             row(4, true, None, None),
+            row(4, true, tip(1), Some(catching_up)),
         ]);
         let states: Vec<&str> = text
             .lines()
@@ -183,7 +205,7 @@ mod tests {
             .collect();
         assert_eq!(
             states,
-            ["synced", "behind", "down", "alone", "no chain yet"],
+            ["synced", "behind", "down", "alone", "no chain yet", "syncing 1/4 25%"],
             "{text}"
         );
         let d = text.lines().nth(4).unwrap();
