@@ -5,6 +5,10 @@
 //! validation while connecting it. Connecting a block, or a whole reorganisation (disconnect to
 //! the fork point with undo data, connect the heavier branch), is one store write transaction:
 //! after a crash the store holds the old tip or the new one, never half of either.
+//!
+//! Two more ways in, for headers-first sync: `accept_headers` (`headers.rs`) indexes headers
+//! before their blocks, and `accept_batch` (`batch.rs`) connects downloaded blocks several per
+//! write transaction with the same result as `accept_block` on each.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,8 +23,10 @@ use crate::consensus::{self, HeaderContext, ValidationError};
 use crate::params::ChainParams;
 use crate::store::{BlockStatus, ChainRead, IndexEntry, Store, StoreError, Tip, WriteView};
 
+mod batch;
 mod headers;
 
+pub use batch::{BATCH_COMMIT_INTERVAL, BATCH_MAX_BLOCKS, BatchAccepted, BatchCommit};
 pub use headers::HeadersAccepted;
 
 /// Why a block was not accepted.
@@ -574,7 +580,7 @@ fn missing(hash: &BlockHash) -> ChainError {
 fn prior_coins(
     w: &WriteView,
     block: &Block,
-) -> Result<HashMap<OutPoint, gossipcoin_proto::Coin>, ChainError> {
+) -> Result<HashMap<OutPoint, gossipcoin_proto::Coin>, StoreError> {
     let mut coins = HashMap::new();
     for input in block.txs.iter().skip(1).flat_map(|tx| &tx.inputs) {
         if let Some(coin) = w.coin(&input.prevout)? {

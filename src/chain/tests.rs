@@ -697,3 +697,238 @@ fn a_block_on_a_header_only_parent_is_an_orphan() {
     );
     chain.store().check_consistency().unwrap();
 }
+
+/// Six blocks on genesis whose transactions spend coins created by earlier blocks of the same
+/// run, and earlier transactions of the same block: b1 pays key 2 from genesis, b2 spends that
+/// and b1's coinbase, b3 spends b2's outputs in a chain of two transactions, b4–b6 are empty.
+fn spending_run(g: &Block) -> Vec<Block> {
+    let (k1, k2, k3, k4) = (key(1), key(2), key(3), key(4));
+    let b1 = child(g, 1, &k3, vec![payment(g)], 0);
+    let pay_k2 = &b1.txs[1];
+    let t2 = signed_tx(
+        &[
+            (out_of(pay_k2, 0), pay_k2.outputs[0], &k2),
+            (out_of(&b1.txs[0], 0), b1.txs[0].outputs[0], &k3),
+        ],
+        vec![pay(&k4, coins(13)), pay(&k2, coins(1))],
+    );
+    let b2 = child(&b1, 2, &k3, vec![t2.clone()], 0);
+    let t3 = signed_tx(
+        &[(out_of(&t2, 0), t2.outputs[0], &k4)],
+        vec![pay(&k1, coins(12))],
+    );
+    let t3b = signed_tx(
+        &[(out_of(&t3, 0), t3.outputs[0], &k1)],
+        vec![pay(&k2, coins(11))],
+    );
+    let b3 = child(&b2, 3, &k3, vec![t3, t3b], 2 * 100_000_000);
+    let mut run = vec![b1, b2, b3];
+    run.extend(descendants(&run[2].clone(), 3, 3));
+    run
+}
+
+fn utxos(chain: &Chain) -> Vec<(OutPoint, gossipcoin_proto::Coin)> {
+    chain.store().read().unwrap().utxo_set().unwrap()
+}
+
+#[test]
+fn a_batch_ends_exactly_where_one_block_at_a_time_does() {
+    let (_d1, one, g) = new_chain();
+    let (_d2, batched, _) = new_chain();
+    let run = spending_run(&g);
+    let mut tips = Vec::new();
+    for b in &run {
+        match one.accept_block(b, NOW, Origin::Requested).unwrap() {
+            Accepted::NewTip { tip, .. } => tips.push(tip),
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut commits = Vec::new();
+    let accepted = batched
+        .accept_batch_with(&run, NOW, |c| {
+            commits.push(c.connected.iter().map(|&(k, _)| k).collect::<Vec<_>>())
+        })
+        .unwrap();
+    assert!(accepted.stopped.is_none(), "{:?}", accepted.stopped);
+    assert_eq!(accepted.connected, tips);
+    assert_eq!(commits, vec![(0..6).collect::<Vec<_>>()], "one write");
+    assert_eq!(batched.tip().unwrap(), one.tip().unwrap());
+    assert_eq!(utxos(&batched), utxos(&one));
+    for k in 1..=4 {
+        assert_eq!(
+            balance(&batched, &key(k)),
+            balance(&one, &key(k)),
+            "key {k}"
+        );
+    }
+    assert_eq!(balance(&batched, &key(2)), coins(12));
+    let report = batched.store().check_consistency().unwrap();
+    assert_eq!(report, one.store().check_consistency().unwrap());
+    // Again: every block is a duplicate, skipped; nothing connected, nothing stopped.
+    let again = batched.accept_batch(&run, NOW).unwrap();
+    assert!(again.connected.is_empty() && again.stopped.is_none());
+    // Overlapping: the known ones skipped, the new ones connected.
+    let more = descendants(run.last().unwrap(), 6, 2);
+    let overlap: Vec<Block> = run[4..].iter().chain(&more).cloned().collect();
+    let accepted = batched.accept_batch(&overlap, NOW).unwrap();
+    assert_eq!(
+        accepted
+            .connected
+            .iter()
+            .map(|t| t.height)
+            .collect::<Vec<_>>(),
+        vec![7, 8]
+    );
+}
+
+#[test]
+fn a_long_batch_is_committed_in_several_writes() {
+    let (_d, chain, g) = new_chain();
+    let run = descendants(&g, 0, BATCH_MAX_BLOCKS as u32 + 10);
+    let mut sizes = Vec::new();
+    let accepted = chain
+        .accept_batch_with(&run, NOW, |c| sizes.push(c.connected.len()))
+        .unwrap();
+    assert!(accepted.stopped.is_none());
+    assert_eq!(accepted.connected.len(), run.len());
+    assert!(sizes.len() >= 2, "{sizes:?}");
+    assert!(sizes.iter().all(|&n| n <= BATCH_MAX_BLOCKS), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), run.len());
+    assert_eq!(chain.tip().unwrap().hash, run.last().unwrap().block_hash());
+    chain.store().check_consistency().unwrap();
+}
+
+/// The first bad block of a batch is found as `accept_block` would find it: the blocks
+/// before it connected, it remembered as failed, the ones after it not looked at.
+#[test]
+fn a_bad_signature_in_a_batch_stops_it_at_that_block() {
+    let (_d, chain, g) = new_chain();
+    let mut run = spending_run(&g);
+    // b3's second transaction gets a bad signature; b4.. are rebuilt on the new b3.
+    run[2].txs[2].inputs[0].signature.0[9] ^= 1;
+    crate::consensus::testutil::remine(&mut run[2], &params());
+    let after = descendants(&run[2], 3, 3);
+    run.truncate(3);
+    run.extend(after);
+    let accepted = chain.accept_batch(&run, NOW).unwrap();
+    assert_eq!(accepted.connected.len(), 2);
+    let (at, err) = accepted.stopped.expect("stopped at b3");
+    assert_eq!(at, 2);
+    assert!(
+        matches!(
+            err,
+            ChainError::Invalid {
+                hash,
+                source: ValidationError::BadSignature { input: 0, .. }
+            } if hash == run[2].block_hash()
+        ),
+        "{err}"
+    );
+    assert!(err.is_peer_misbehaviour());
+    assert_eq!(chain.tip().unwrap().hash, run[1].block_hash());
+    assert_eq!(
+        status_of(&chain, &run[2].block_hash()),
+        Some(BlockStatus::Failed)
+    );
+    assert_eq!(status_of(&chain, &run[3].block_hash()), None);
+    chain.store().check_consistency().unwrap();
+    // The rest of the branch is refused from the index alone.
+    let rest = chain.accept_batch(&run[3..], NOW).unwrap();
+    assert!(rest.connected.is_empty());
+    assert!(matches!(
+        rest.stopped,
+        Some((0, ChainError::InvalidAncestor { .. }))
+    ));
+}
+
+/// A coin spent by an earlier block of the batch is gone for the later ones (the write view
+/// sees the batch's own changes): spending it again is a missing input at that block.
+#[test]
+fn a_double_spend_across_blocks_of_a_batch_is_found() {
+    let (_d, chain, g) = new_chain();
+    let b1 = child(&g, 1, &key(3), vec![payment(&g)], 0);
+    let b2 = child(&b1, 2, &key(3), vec![], 0);
+    let again = {
+        let (k1, k5) = (key(1), key(5));
+        signed_tx(
+            &[(out_of(&g.txs[0], 0), g.txs[0].outputs[0], &k1)],
+            vec![pay(&k5, coins(10))],
+        )
+    };
+    let b3 = child(&b2, 3, &key(3), vec![again], 0);
+    let b4 = child(&b3, 4, &key(3), vec![], 0);
+    let accepted = chain
+        .accept_batch(&[b1, b2.clone(), b3.clone(), b4], NOW)
+        .unwrap();
+    assert_eq!(accepted.connected.len(), 2);
+    assert!(
+        matches!(
+            accepted.stopped,
+            Some((2, ChainError::Invalid { hash, source: ValidationError::MissingInput { .. } }))
+                if hash == b3.block_hash()
+        ),
+        "{:?}",
+        accepted.stopped
+    );
+    assert_eq!(chain.tip().unwrap().hash, b2.block_hash());
+    assert_eq!(balance(&chain, &key(2)), coins(4));
+    chain.store().check_consistency().unwrap();
+}
+
+/// A batch that starts on a fork with more work than the tip reorganises to it (blocks with
+/// no more work than the tip are stored on the side, not counted), then goes on fast.
+#[test]
+fn a_batch_on_a_heavier_fork_ends_on_its_tip() {
+    let (_d, chain, g) = new_chain();
+    let a1 = child(&g, 1, &key(3), vec![payment(&g)], 0);
+    let a2 = child(&a1, 2, &key(3), vec![], 0);
+    chain.accept_block(&a1, NOW, Origin::Requested).unwrap();
+    chain.accept_block(&a2, NOW, Origin::Requested).unwrap();
+    let mut b1 = child(&g, 1, &key(4), vec![], 0);
+    b1.header.time += 7;
+    crate::consensus::testutil::remine(&mut b1, &params());
+    let mut fork = vec![b1.clone()];
+    fork.extend(descendants(&b1, 1, 4));
+    let mut disconnected = Vec::new();
+    let accepted = chain
+        .accept_batch_with(&fork, NOW, |c| {
+            disconnected.extend(c.disconnected.iter().map(Block::block_hash))
+        })
+        .unwrap();
+    assert!(accepted.stopped.is_none(), "{:?}", accepted.stopped);
+    assert_eq!(
+        accepted
+            .connected
+            .iter()
+            .map(|t| t.height)
+            .collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    assert_eq!(disconnected, vec![a2.block_hash(), a1.block_hash()]);
+    assert_eq!(chain.tip().unwrap().hash, fork[4].block_hash());
+    assert_eq!(balance(&chain, &key(2)), Amount::ZERO);
+    assert_eq!(balance(&chain, &key(1)), coins(10));
+    chain.store().check_consistency().unwrap();
+}
+
+/// Headers first, then their blocks in a batch: everything connects and no header is left
+/// without its block.
+#[test]
+fn headers_then_a_batch_of_their_blocks() {
+    let (_d, chain, g) = new_chain();
+    let run = spending_run(&g);
+    chain.accept_headers(&headers_of(&run), NOW).unwrap();
+    assert_eq!(chain.store().check_consistency().unwrap().headers_only, 6);
+    let accepted = chain.accept_batch(&run, NOW).unwrap();
+    assert!(accepted.stopped.is_none(), "{:?}", accepted.stopped);
+    assert_eq!(accepted.connected.len(), 6);
+    for b in &run {
+        assert_eq!(
+            status_of(&chain, &b.block_hash()),
+            Some(BlockStatus::FullyValid)
+        );
+    }
+    let report = chain.store().check_consistency().unwrap();
+    assert_eq!(report.headers_only, 0);
+    assert_eq!(report.main_chain_blocks, 7);
+}
