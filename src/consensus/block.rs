@@ -12,6 +12,7 @@ use gossipcoin_proto::{Block, Txid, encode, merkle_root, sha256d};
 use rayon::prelude::*;
 
 use super::error::ValidationError;
+use super::header::check_header;
 use super::transaction::check_transaction_sized;
 use crate::params::ChainParams;
 
@@ -22,7 +23,8 @@ use crate::params::ChainParams;
 pub const MIN_TX_BYTES: usize = 1 + 1 + 32 + 1 + 64 + 33 + 1 + 1 + 20;
 
 /// Checks the rules a block must satisfy whatever chain it extends, cheapest first:
-/// - `header.bits == params.pow_bits`, and the block hash meets that target;
+/// - `header.bits == params.pow_bits`, and the block hash meets that target
+///   ([`super::check_header`]);
 /// - structure, before any hashing: at most `max_block_size / MIN_TX_BYTES` transactions, none
 ///   without inputs or outputs, and an encoded size of at most `params.max_block_size`;
 /// - the merkle root matches the transactions, and no txid repeats (CVE-2012-2459);
@@ -35,16 +37,7 @@ pub const MIN_TX_BYTES: usize = 1 + 1 + 32 + 1 + 64 + 33 + 1 + 1 + 20;
 /// size limit is checked before anything is hashed.
 pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), ValidationError> {
     let header = &block.header;
-    if header.bits != params.pow_bits {
-        return Err(ValidationError::WrongBits {
-            got: header.bits,
-            expected: params.pow_bits,
-        });
-    }
-    let hash = header.block_hash();
-    if !params.target().is_met_by(&hash) {
-        return Err(ValidationError::HighHash { hash });
-    }
+    check_header(header, params)?;
     check_structure(block, params)?;
     // Each transaction is encoded once: its size, then its txid, come from those bytes.
     let bytes: Vec<Vec<u8>> = block.txs.par_iter().map(encode::to_bytes).collect();

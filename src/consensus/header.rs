@@ -1,8 +1,8 @@
-//! Header rules that need context beyond the block itself: its time against the previous blocks'
-//! median time and against the node's clock.
+//! Header rules: [`check_header`] on its own (target bits and proof of work: the 80 bytes a
+//! headers-first sync checks before it has any block), and [`check_header_context`] for what
+//! needs more (its time against the previous blocks' median time and against the node's clock).
 //!
-//! The link to the parent (`prev`) and the height are the chain's business; this module only
-//! judges the time.
+//! The link to the parent (`prev`) and the height are the chain's business.
 
 use gossipcoin_proto::BlockHeader;
 
@@ -16,6 +16,22 @@ pub struct HeaderContext {
     pub median_time_past: u32,
     /// The node's clock, seconds since the Unix epoch.
     pub now: u32,
+}
+
+/// Checks the rules a header satisfies whatever chain it extends: `bits == params.pow_bits`,
+/// and its hash meets that target. [`super::check_block`] runs it first.
+pub fn check_header(header: &BlockHeader, params: &ChainParams) -> Result<(), ValidationError> {
+    if header.bits != params.pow_bits {
+        return Err(ValidationError::WrongBits {
+            got: header.bits,
+            expected: params.pow_bits,
+        });
+    }
+    let hash = header.block_hash();
+    if !params.target().is_met_by(&hash) {
+        return Err(ValidationError::HighHash { hash });
+    }
+    Ok(())
 }
 
 /// Checks that the block time is after the median time past and at most
@@ -72,6 +88,30 @@ mod tests {
             median_time_past: T0,
             now: T0 + 100,
         }
+    }
+
+    #[test]
+    fn header_bits_and_proof_of_work() {
+        let p = params();
+        let mut h = header(T0);
+        assert_eq!(check_header(&h, &p), Ok(()));
+        while p.target().is_met_by(&h.block_hash()) {
+            h.nonce += 1;
+        }
+        assert_eq!(
+            check_header(&h, &p),
+            Err(ValidationError::HighHash {
+                hash: h.block_hash()
+            })
+        );
+        h.bits = 0x2100ffff;
+        assert_eq!(
+            check_header(&h, &p),
+            Err(ValidationError::WrongBits {
+                got: 0x2100ffff,
+                expected: EASY_BITS
+            })
+        );
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //!
 //! | function | rules |
 //! |---|---|
-//! | [`check_block`] | target bits and proof of work; merkle root; no repeated txid (CVE-2012-2459); block size; exactly one coinbase, first, with a null signature and key; every tx passes [`check_transaction`] |
+//! | [`check_header`] | target bits and proof of work of a header alone |
+//! | [`check_block`] | [`check_header`]; merkle root; no repeated txid (CVE-2012-2459); block size; exactly one coinbase, first, with a null signature and key; every tx passes [`check_transaction`] |
 //! | [`check_transaction`] | inputs and outputs not empty; tx size; output sum ≤ `MAX_MONEY`; no outpoint twice in one tx; no null outpoint outside a coinbase |
 //! | [`check_header_context`] | time > [`median_time_past`] of the previous blocks; time ≤ now + `max_future_block_time` |
-//! | [`check_block_spends`] | coinbase carries the height; every input exists and is unspent; no outpoint spent twice in the block; per tx as [`check_tx_spends`]; coinbase ≤ subsidy + fees |
+//! | [`check_block_spends`] | coinbase carries the height; every input exists and is unspent; no outpoint spent twice in the block; per tx as [`check_tx_spends`]; coinbase ≤ subsidy + fees. Split in two for pipelining: [`check_block_coins`] (all but signatures) and [`SignatureChecks::verify`] |
 //! | [`check_tx_spends`] | coinbase maturity; input and output sums ≤ `MAX_MONEY`; outputs ≤ inputs (fee); each key owns its coin; each signature |
 //!
 //! A node validates a received block with `check_block`, then (knowing its parent)
@@ -44,8 +45,10 @@ mod tx_spend;
 
 pub use block::check_block;
 pub use error::ValidationError;
-pub use header::{HeaderContext, check_header_context, median_time_past};
-pub use spend::{BlockSpends, check_block_spends};
+pub use header::{HeaderContext, check_header, check_header_context, median_time_past};
+pub use spend::{
+    BlockSpends, SignatureChecks, check_block_coins, check_block_spends, sighash_commitments,
+};
 pub use transaction::check_transaction;
 pub(crate) use transaction::{check_transaction_sized, txid_and_size};
 pub use tx_spend::check_tx_spends;

@@ -1,10 +1,12 @@
 //! Contextual block rules: a block's spends against the UTXO set as it was before the block.
 //!
-//! Two passes. The sequential pass resolves every input to its coin (from the UTXO set, or from
-//! an earlier transaction of the same block), rejects missing and double-spent outpoints, and
-//! checks maturity, amounts, fees and the coinbase payout. The parallel pass then verifies every
-//! signature across all cores, and reports the failing input with the lowest (transaction, input)
-//! index, so the error does not depend on thread timing.
+//! Two passes. The sequential pass ([`check_block_coins`]) resolves every input to its coin (from
+//! the UTXO set, or from an earlier transaction of the same block), rejects missing and
+//! double-spent outpoints, and checks maturity, amounts, fees and the coinbase payout. The
+//! parallel pass ([`SignatureChecks::verify`]) then verifies every signature across all cores,
+//! and reports the failing input with the lowest (transaction, input) index, so the error does
+//! not depend on thread timing. [`check_block_spends`] runs both; a batch of blocks may verify
+//! one block's signatures while it checks the next block's coins.
 
 use std::collections::{HashMap, HashSet};
 
@@ -37,12 +39,92 @@ pub struct BlockSpends {
 /// is spent twice in the block; then, per transaction, the rules of [`super::check_tx_spends`];
 /// the coinbase pays at most `params.subsidy(height)` plus the fees. Returns the spent coins and
 /// the fees.
+///
+/// It is [`check_block_coins`] then [`SignatureChecks::verify`], back to back: every rule but
+/// the signatures is reported first, then the signature failure with the lowest (transaction,
+/// input) index.
 pub fn check_block_spends(
     block: &Block,
     height: u32,
     utxos: &HashMap<OutPoint, Coin>,
     params: &ChainParams,
 ) -> Result<BlockSpends, ValidationError> {
+    let commitments = sighash_commitments(block);
+    let (spends, signatures) = check_block_coins(block, height, utxos, params, &commitments)?;
+    signatures.verify()?;
+    Ok(spends)
+}
+
+/// The signature-hash commitment of each of `block`'s transactions (computed in parallel), as
+/// [`check_block_coins`] takes them.
+pub fn sighash_commitments(block: &Block) -> Vec<[u8; 32]> {
+    block
+        .txs
+        .par_iter()
+        .map(Transaction::sighash_commitment)
+        .collect()
+}
+
+/// The signatures of a block whose other spending rules passed ([`check_block_coins`]): each
+/// input's key owns its coin and signs the input. [`Self::verify`] may run later, on any
+/// thread, while the caller goes on (the sync connects the next block meanwhile).
+#[derive(Debug, Clone)]
+pub struct SignatureChecks<'a> {
+    block: &'a Block,
+    commitments: &'a [[u8; 32]],
+    /// The coin of every non-coinbase input, in block order.
+    spent: Vec<Coin>,
+    /// (transaction, input) of each entry of `spent`.
+    owners: Vec<(usize, usize)>,
+}
+
+impl SignatureChecks<'_> {
+    /// Verifies every input (in parallel, on all cores); the failure with the lowest
+    /// (transaction, input) index is reported, whatever the thread timing.
+    pub fn verify(&self) -> Result<(), ValidationError> {
+        let failure = self
+            .spent
+            .par_iter()
+            .zip(self.owners.par_iter())
+            .find_map_first(|(coin, &(t, i))| {
+                let tx = &self.block.txs[t];
+                verify_input(tx, &self.commitments[t], i, coin, &|| tx.compute_txid()).err()
+            });
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// How many inputs there are to verify.
+    pub fn len(&self) -> usize {
+        self.spent.len()
+    }
+
+    /// Whether there is nothing to verify (a block of a coinbase alone).
+    pub fn is_empty(&self) -> bool {
+        self.spent.is_empty()
+    }
+}
+
+/// [`check_block_spends`] without the signatures, which are returned to be verified later:
+/// every other rule is checked here, in the same order, with the same errors. `commitments`
+/// are the block's [`sighash_commitments`].
+///
+/// # Panics
+/// If `commitments` does not have one entry per transaction.
+pub fn check_block_coins<'a>(
+    block: &'a Block,
+    height: u32,
+    utxos: &HashMap<OutPoint, Coin>,
+    params: &ChainParams,
+    commitments: &'a [[u8; 32]],
+) -> Result<(BlockSpends, SignatureChecks<'a>), ValidationError> {
+    assert_eq!(
+        commitments.len(),
+        block.txs.len(),
+        "one sighash commitment per transaction"
+    );
     let Some(coinbase) = block.txs.first().filter(|tx| tx.is_coinbase()) else {
         return Err(ValidationError::NoCoinbase);
     };
@@ -54,14 +136,8 @@ pub fn check_block_spends(
         });
     }
 
-    // The signature-hash commitment each transaction's inputs share, in parallel. Txids are
-    // only needed to describe an error or to find an output created earlier in this block, so
-    // they are computed only then.
-    let commitments: Vec<[u8; 32]> = block
-        .txs
-        .par_iter()
-        .map(Transaction::sighash_commitment)
-        .collect();
+    // Txids are only needed to describe an error or to find an output created earlier in this
+    // block, so they are computed only then.
     let mut positions: Option<HashMap<Txid, usize>> = None;
 
     let input_count = block.txs[1..].iter().map(|tx| tx.inputs.len()).sum();
@@ -117,17 +193,13 @@ pub fn check_block_spends(
         return Err(ValidationError::CoinbaseTooLarge { paid, allowed });
     }
 
-    let failure = spent
-        .par_iter()
-        .zip(owners.par_iter())
-        .find_map_first(|(coin, &(t, i))| {
-            let tx = &block.txs[t];
-            verify_input(tx, &commitments[t], i, coin, &|| tx.compute_txid()).err()
-        });
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(BlockSpends { spent, fees }),
-    }
+    let signatures = SignatureChecks {
+        block,
+        commitments,
+        spent: spent.clone(),
+        owners,
+    };
+    Ok((BlockSpends { spent, fees }, signatures))
 }
 
 /// Each transaction's position in the block, by txid (computed in parallel).
@@ -378,6 +450,26 @@ mod tests {
                 reason: SigError::Mismatch
             })
         );
+    }
+
+    #[test]
+    fn the_signatures_can_be_verified_later_on_another_thread() {
+        let mut txs = payments();
+        txs[2].inputs[0].signature.0[7] ^= 1;
+        let block = block_at(HEIGHT, coins(10), txs, &params());
+        let commitments = sighash_commitments(&block);
+        let (spends, signatures) =
+            check_block_coins(&block, HEIGHT, &world(), &params(), &commitments).unwrap();
+        assert_eq!((spends.spent.len(), signatures.len()), (4, 4));
+        let verified = std::thread::scope(|s| s.spawn(|| signatures.verify()).join().unwrap());
+        assert!(
+            matches!(
+                verified,
+                Err(ValidationError::BadSignature { input: 0, .. })
+            ),
+            "{verified:?}"
+        );
+        assert_eq!(verified, check(&block).map(|_| ()));
     }
 
     #[test]

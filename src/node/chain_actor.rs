@@ -10,12 +10,16 @@
 
 use std::time::Instant;
 
-use gossipcoin_proto::{Amount, Block, Coin, OutPoint, PubkeyHash, Transaction, Txid};
+use gossipcoin_proto::{
+    Amount, Block, BlockHash, BlockHeader, Coin, OutPoint, PubkeyHash, Transaction, Txid,
+};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
-use super::chain_handle::{BlockOutcome, ChainCommand, ChainHandle, ChainState};
-use crate::chain::{Accepted, Chain, ChainError, Origin};
+use super::chain_handle::{
+    BatchOutcome, BlockOutcome, ChainCommand, ChainHandle, ChainState, HeadersOutcome,
+};
+use crate::chain::{Accepted, Chain, ChainError, HeadersAccepted, Origin};
 use crate::config::MempoolConfig;
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
 use crate::metrics::{metrics, reason_code};
@@ -105,6 +109,20 @@ impl ChainTask {
                 } => {
                     let _ = reply.send(self.on_block(&block, origin, &source));
                 }
+                ChainCommand::SubmitHeaders {
+                    headers,
+                    source,
+                    reply,
+                } => {
+                    let _ = reply.send(self.on_headers(&headers, &source));
+                }
+                ChainCommand::SubmitBatch {
+                    blocks,
+                    source,
+                    reply,
+                } => {
+                    let _ = reply.send(self.on_batch(&blocks, &source));
+                }
                 ChainCommand::SubmitTx { tx, source, reply } => {
                     let _ = reply.send(self.on_tx(tx, &source));
                 }
@@ -180,15 +198,25 @@ impl ChainTask {
                 info!(target: "chain", height, %hash, from = source, "ignored an unrequested block on a branch with no more work");
                 BlockOutcome::NotStored
             }
-            Err(ChainError::Duplicate { .. }) => {
+            Err(e) => self.refused(e, &hash, source),
+        };
+        self.publish_state();
+        outcome
+    }
+
+    /// What a block the chain refused (`e`, never a new tip) means for its sender, counted
+    /// and logged; a store failure stops the node. One mapping for single blocks and batches.
+    fn refused(&mut self, e: ChainError, hash: &BlockHash, source: &str) -> BlockOutcome {
+        match e {
+            ChainError::Duplicate { .. } => {
                 metrics().block_rejected("duplicate");
                 BlockOutcome::Duplicate
             }
-            Err(ChainError::Orphan { prev, .. }) => {
+            ChainError::Orphan { prev, .. } => {
                 metrics().block_rejected("orphan");
                 BlockOutcome::Orphan { prev }
             }
-            Err(e) if e.is_fatal() => {
+            e if e.is_fatal() => {
                 error!(target: "chain", %hash, from = source, "store failure while accepting a block: {e}; stopping the node");
                 self.fatal = Some(format!("chain store failure: {e}"));
                 BlockOutcome::Invalid {
@@ -196,7 +224,7 @@ impl ChainTask {
                     blame: false,
                 }
             }
-            Err(e) => {
+            e => {
                 metrics().block_rejected(&match &e {
                     ChainError::Invalid { source, .. } => reason_code(&format!("{source:?}")),
                     other => reason_code(&format!("{other:?}")),
@@ -208,21 +236,105 @@ impl ChainTask {
                     blame,
                 }
             }
-        };
+        }
+    }
+
+    fn on_headers(&mut self, headers: &[BlockHeader], source: &str) -> HeadersOutcome {
+        match self.chain.accept_headers(headers, unix_now()) {
+            Ok(HeadersAccepted { last, new }) => {
+                let hash = last.hash();
+                if new > 0 {
+                    debug!(target: "chain", height = last.height, %hash, new, from = source, "accepted headers");
+                }
+                HeadersOutcome::Accepted {
+                    last: hash,
+                    height: last.height,
+                    chain_work: last.chain_work,
+                    new,
+                }
+            }
+            Err(ChainError::UnconnectedHeaders { prev }) => HeadersOutcome::Unconnected { prev },
+            Err(e) if e.is_fatal() => {
+                error!(target: "chain", from = source, "store failure while accepting headers: {e}; stopping the node");
+                self.fatal = Some(format!("chain store failure: {e}"));
+                HeadersOutcome::Invalid {
+                    reason: e.to_string(),
+                    blame: false,
+                }
+            }
+            Err(e) => {
+                let blame = e.is_peer_misbehaviour();
+                warn!(target: "chain", from = source, blame, headers = headers.len(), "refused headers: {e}");
+                HeadersOutcome::Invalid {
+                    reason: e.to_string(),
+                    blame,
+                }
+            }
+        }
+    }
+
+    /// Connects a batch (several blocks per write); every block that became the tip is logged
+    /// and counted as soon as its write is committed, then the mempool and the published state
+    /// are updated once.
+    fn on_batch(&mut self, blocks: &[Block], source: &str) -> BatchOutcome {
+        let old_height = self.chain.tip().map(|t| t.height).unwrap_or(0);
+        let mut connected = 0;
+        // The index of the block after the last one connected (where a store failure struck).
+        let mut next = 0;
+        let mut disconnected: Vec<Block> = Vec::new();
+        let result = self.chain.accept_batch_with(blocks, unix_now(), |commit| {
+            let each = commit.elapsed / commit.connected.len().max(1) as u32;
+            for &(k, tip) in commit.connected {
+                info!(target: "chain", height = tip.height, hash = %tip.hash, txs = blocks[k].txs.len(),
+                      from = source, ms = each.as_millis() as u64, "accepted block");
+                metrics().block_accepted(each);
+                next = k + 1;
+            }
+            if !commit.disconnected.is_empty() {
+                metrics().reorg(commit.disconnected.len());
+                disconnected.extend_from_slice(commit.disconnected);
+            }
+            connected += commit.connected.len();
+        });
+        let stopped = match result {
+            Ok(accepted) => accepted.stopped.map(|(k, e)| (blocks[k].block_hash(), e)),
+            // A store failure (fatal: `refused` stops the node).
+            Err(e) => {
+                let at = blocks.get(next).or(blocks.last());
+                Some((at.map_or(BlockHash::ZERO, Block::block_hash), e))
+            }
+        }
+        .map(|(hash, e)| {
+            let outcome = self.refused(e, &hash, source);
+            (hash, outcome)
+        });
+        let height = self.chain.tip().map(|t| t.height).unwrap_or(old_height);
+        if connected > 0 {
+            self.update_mempool(old_height, height, &disconnected);
+        }
         self.publish_state();
-        outcome
+        BatchOutcome {
+            connected,
+            height,
+            stopped,
+        }
     }
 
     /// After the tip moved from `old_height` to `height`: drop confirmed and conflicting txs,
-    /// then return the txs of disconnected blocks that are still valid.
+    /// then return the txs of disconnected blocks that are still valid. With an empty mempool
+    /// (initial sync) the connected blocks are not read back.
     fn update_mempool(&mut self, old_height: u32, height: u32, disconnected: &[Block]) {
-        let connected_from = (old_height + 1).saturating_sub(disconnected.len() as u32);
-        let connected = self
-            .chain
-            .main_chain_from(connected_from)
-            .unwrap_or_default();
-        for b in &connected {
-            self.mempool.remove_for_block(b);
+        if !self.mempool.is_empty() {
+            // Several reorganisations (a batch) disconnect no more than their sum: reading from
+            // below every fork point they had is enough.
+            let connected_from = (old_height + 1).saturating_sub(disconnected.len() as u32);
+            let connected = self
+                .chain
+                .main_chain_from(connected_from)
+                .unwrap_or_default();
+            for b in &connected {
+                self.mempool.remove_for_block(b);
+            }
         }
         if !disconnected.is_empty() {
             let Ok(view) = self.chain.store().read() else {
@@ -317,4 +429,126 @@ pub fn unix_now() -> u32 {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use gossipcoin_proto::BlockHeader;
+
+    use super::*;
+    use crate::consensus::testutil::{T0, coins, key, params, remine};
+
+    fn block_on(prev: BlockHash, time: u32, height: u32) -> Block {
+        let mut b = Block {
+            header: BlockHeader {
+                version: 1,
+                prev,
+                merkle_root: Default::default(),
+                time,
+                bits: params().pow_bits,
+                nonce: 0,
+            },
+            txs: vec![Transaction::coinbase(
+                height,
+                key(3).pubkey_hash(),
+                coins(10),
+            )],
+        };
+        remine(&mut b, &params());
+        b
+    }
+
+    /// `n` blocks on `parent` at `height`.
+    fn run(parent: &Block, height: u32, n: u32) -> Vec<Block> {
+        let mut out: Vec<Block> = Vec::new();
+        for h in height + 1..=height + n {
+            let prev = out.last().unwrap_or(parent);
+            out.push(block_on(prev.block_hash(), prev.header.time + 1, h));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn headers_then_batches_through_the_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = block_on(BlockHash::ZERO, T0, 0);
+        let chain = Chain::create(&dir.path().join("chain"), params(), &genesis).unwrap();
+        let (handle, _stopped) = spawn(chain, &MempoolConfig::default()).unwrap();
+        let blocks = run(&genesis, 0, 4);
+        let headers: Vec<BlockHeader> = blocks.iter().map(|b| b.header).collect();
+        let peer = || "peer".to_string();
+
+        let outcome = handle.submit_headers(headers[..3].to_vec(), peer()).await;
+        let HeadersOutcome::Accepted {
+            last, height, new, ..
+        } = outcome.unwrap()
+        else {
+            panic!("headers refused");
+        };
+        assert_eq!((last, height, new), (blocks[2].block_hash(), 3, 3));
+        let outcome = handle.submit_headers(headers[3..].to_vec(), peer()).await;
+        assert!(matches!(
+            outcome.unwrap(),
+            HeadersOutcome::Accepted { new: 1, .. }
+        ));
+        let later = run(&blocks[3], 4, 2);
+        let outcome = handle.submit_headers(vec![later[1].header], peer()).await;
+        assert_eq!(
+            outcome.unwrap(),
+            HeadersOutcome::Unconnected {
+                prev: later[0].block_hash()
+            }
+        );
+        let outcome = handle
+            .submit_headers(vec![headers[0], headers[2]], peer())
+            .await;
+        assert!(matches!(
+            outcome.unwrap(),
+            HeadersOutcome::Invalid { blame: true, .. }
+        ));
+
+        // Blocks: the first three connect; the next batch starts with an orphan.
+        let outcome = handle.submit_batch(blocks[..3].to_vec(), peer()).await;
+        assert_eq!(
+            outcome.unwrap(),
+            BatchOutcome {
+                connected: 3,
+                height: 3,
+                stopped: None
+            }
+        );
+        assert_eq!(handle.state().borrow().height, 3);
+        let outcome = handle.submit_batch(later.clone(), peer()).await.unwrap();
+        assert_eq!(
+            outcome,
+            BatchOutcome {
+                connected: 0,
+                height: 3,
+                stopped: Some((
+                    later[0].block_hash(),
+                    BlockOutcome::Orphan {
+                        prev: blocks[3].block_hash()
+                    }
+                ))
+            }
+        );
+        // Then one that connects and one that breaks a rule (its coinbase pays too much).
+        let mut greedy = later[0].clone();
+        greedy.txs[0].outputs[0].value = coins(11);
+        remine(&mut greedy, &params());
+        let outcome = handle
+            .submit_batch(vec![blocks[3].clone(), greedy.clone()], peer())
+            .await
+            .unwrap();
+        assert_eq!((outcome.connected, outcome.height), (1, 4));
+        assert!(
+            matches!(
+                &outcome.stopped,
+                Some((hash, BlockOutcome::Invalid { blame: true, .. })) if *hash == greedy.block_hash()
+            ),
+            "{outcome:?}"
+        );
+        assert_eq!(handle.state().borrow().height, 4);
+        handle.shutdown().await;
+    }
 }

@@ -6,7 +6,9 @@
 //! for peers, the API's queries) come from store snapshots off the actor's thread
 //! ([`super::reads::Reads`]), so they never wait behind validation.
 
-use gossipcoin_proto::{Block, BlockHash, Coin, OutPoint, PubkeyHash, Transaction, Txid};
+use gossipcoin_proto::{
+    Block, BlockHash, BlockHeader, Coin, OutPoint, PubkeyHash, Transaction, Txid, U256,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chain::Origin;
@@ -32,6 +34,35 @@ pub enum BlockOutcome {
     Invalid { reason: String, blame: bool },
 }
 
+/// What happened to a run of headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadersOutcome {
+    /// Indexed (`new` of them were not known before); `last` is the last header of the run, at
+    /// `height`, with the cumulative work of the chain it ends.
+    Accepted {
+        last: BlockHash,
+        height: u32,
+        chain_work: U256,
+        new: usize,
+    },
+    /// The first header builds on a header we do not know.
+    Unconnected { prev: BlockHash },
+    /// Refused; `blame` says whether the sender provably misbehaved. The headers before the
+    /// one refused stay indexed.
+    Invalid { reason: String, blame: bool },
+}
+
+/// What happened to a batch of blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// How many blocks became the tip in turn.
+    pub connected: usize,
+    /// The tip height afterwards.
+    pub height: u32,
+    /// The first block not connected and what happened to it (never NewTip).
+    pub stopped: Option<(BlockHash, BlockOutcome)>,
+}
+
 /// The state the chain actor publishes after every change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainState {
@@ -49,6 +80,19 @@ pub(super) enum ChainCommand {
         /// Who sent it, for the logs (a peer id, "miner", "api").
         source: String,
         reply: oneshot::Sender<BlockOutcome>,
+    },
+    /// A run of headers, each on the one before (headers-first sync).
+    SubmitHeaders {
+        headers: Vec<BlockHeader>,
+        source: String,
+        reply: oneshot::Sender<HeadersOutcome>,
+    },
+    /// Downloaded blocks, each the child of the one before, the first (normally) of the tip:
+    /// connected several per write transaction.
+    SubmitBatch {
+        blocks: Vec<Block>,
+        source: String,
+        reply: oneshot::Sender<BatchOutcome>,
     },
     SubmitTx {
         tx: Transaction,
@@ -115,6 +159,37 @@ impl ChainHandle {
         self.ask(|reply| ChainCommand::SubmitBlock {
             block,
             origin,
+            source,
+            reply,
+        })
+        .await
+    }
+
+    /// Checks and indexes a run of headers, each building on the one before, the first on a
+    /// header the chain knows; see [`HeadersOutcome`].
+    pub async fn submit_headers(
+        &self,
+        headers: Vec<BlockHeader>,
+        source: String,
+    ) -> Result<HeadersOutcome, ChainGone> {
+        self.ask(|reply| ChainCommand::SubmitHeaders {
+            headers,
+            source,
+            reply,
+        })
+        .await
+    }
+
+    /// Connects blocks asked for during sync, each the child of the one before and the first
+    /// the child of the tip, several per write transaction (a block off the tip is handled as
+    /// by [`Self::submit_block`]); stops at the first block refused. See [`BatchOutcome`].
+    pub async fn submit_batch(
+        &self,
+        blocks: Vec<Block>,
+        source: String,
+    ) -> Result<BatchOutcome, ChainGone> {
+        self.ask(|reply| ChainCommand::SubmitBatch {
+            blocks,
             source,
             reply,
         })

@@ -5,6 +5,10 @@
 //! validation while connecting it. Connecting a block, or a whole reorganisation (disconnect to
 //! the fork point with undo data, connect the heavier branch), is one store write transaction:
 //! after a crash the store holds the old tip or the new one, never half of either.
+//!
+//! Two more ways in, for headers-first sync: `accept_headers` (`headers.rs`) indexes headers
+//! before their blocks, and `accept_batch` (`batch.rs`) connects downloaded blocks several per
+//! write transaction with the same result as `accept_block` on each.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,6 +23,12 @@ use crate::consensus::{self, HeaderContext, ValidationError};
 use crate::params::ChainParams;
 use crate::store::{BlockStatus, ChainRead, IndexEntry, Store, StoreError, Tip, WriteView};
 
+mod batch;
+mod headers;
+
+pub use batch::{BATCH_COMMIT_INTERVAL, BATCH_MAX_BLOCKS, BatchAccepted, BatchCommit};
+pub use headers::HeadersAccepted;
+
 /// Why a block was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -29,6 +39,7 @@ pub enum ChainError {
     },
     #[error("block {hash} is already known")]
     Duplicate { hash: BlockHash },
+    /// Its parent is unknown, or known by its header alone (its block is not stored yet).
     #[error("block {hash} builds on unknown block {prev} (orphan)")]
     Orphan { hash: BlockHash, prev: BlockHash },
     #[error("block {hash} is already known to be invalid")]
@@ -41,6 +52,16 @@ pub enum ChainError {
         failed: BlockHash,
         source: Box<ValidationError>,
     },
+    /// [`Chain::accept_headers`] was given no header.
+    #[error("no headers to accept")]
+    NoHeaders,
+    /// The first header of a run builds on a header we do not know (not misbehaviour: ask
+    /// for the headers before it).
+    #[error("the headers build on unknown block {prev}")]
+    UnconnectedHeaders { prev: BlockHash },
+    /// Header `at` of a run does not build on header `at - 1` (misbehaviour).
+    #[error("header {at} of the run does not build on the header before it")]
+    DiscontinuousHeaders { at: usize },
     #[error("genesis block is invalid: {0}")]
     BadGenesis(String),
     #[error(transparent)]
@@ -50,14 +71,18 @@ pub enum ChainError {
 impl ChainError {
     /// Whether the block proves its sender misbehaved (as opposed to being early or known).
     ///
-    /// A block that breaks a rule itself, repeats a block known to be invalid, or builds on
-    /// one, does. A block that fails only because an ancestor on its branch (stored earlier,
+    /// A block (or header) that breaks a rule itself, repeats a block known to be invalid, or
+    /// builds on one, does; so does a run of headers that does not link up. A block that fails only because an ancestor on its branch (stored earlier,
     /// maybe from another peer) turned out invalid when the branch was connected blames nobody
     /// new: its sender may not have been able to know.
     pub fn is_peer_misbehaviour(&self) -> bool {
         match self {
             Self::Invalid { source, .. } => source.is_block_misbehaviour(),
-            Self::KnownInvalid { .. } | Self::InvalidAncestor { .. } => true,
+            Self::KnownInvalid { .. }
+            | Self::InvalidAncestor { .. }
+            | Self::DiscontinuousHeaders { .. } => true,
+            // An unconnected run may just be ahead of what we know (ask for the headers
+            // before it); an empty run is the caller's mistake, not the peer's.
             _ => false,
         }
     }
@@ -254,7 +279,11 @@ impl Chain {
             }
             return Err(invalid(source));
         }
-        let Some((parent, _)) = parent else {
+        // A parent known only by its header (headers-first sync) is as good as unknown here:
+        // its block must be connected first.
+        let Some((parent, _)) =
+            parent.filter(|(_, status)| status.is_some_and(BlockStatus::has_data))
+        else {
             return Err(ChainError::Orphan {
                 hash,
                 prev: block.header.prev,
@@ -551,7 +580,7 @@ fn missing(hash: &BlockHash) -> ChainError {
 fn prior_coins(
     w: &WriteView,
     block: &Block,
-) -> Result<HashMap<OutPoint, gossipcoin_proto::Coin>, ChainError> {
+) -> Result<HashMap<OutPoint, gossipcoin_proto::Coin>, StoreError> {
     let mut coins = HashMap::new();
     for input in block.txs.iter().skip(1).flat_map(|tx| &tx.inputs) {
         if let Some(coin) = w.coin(&input.prevout)? {
@@ -562,451 +591,4 @@ fn prior_coins(
 }
 
 #[cfg(test)]
-mod tests {
-    use gossipcoin_proto::{Amount, Transaction};
-
-    use super::*;
-    use crate::consensus::testutil::{T0, coins, key, out_of, params, pay, signed_tx};
-    use crate::keys::PrivateKey;
-
-    const NOW: u32 = T0 + 1_000_000;
-
-    /// A block on `parent` at `height` paying 10 coins (+ `fees`) to `miner`, with `txs`, mined.
-    fn child(
-        parent: &Block,
-        height: u32,
-        miner: &PrivateKey,
-        txs: Vec<Transaction>,
-        fees: u64,
-    ) -> Block {
-        let value = coins(10)
-            .checked_add(Amount::from_units(fees).unwrap())
-            .unwrap();
-        let mut all = vec![Transaction::coinbase(height, miner.pubkey_hash(), value)];
-        all.extend(txs);
-        let mut block = Block {
-            header: gossipcoin_proto::BlockHeader {
-                version: 1,
-                prev: parent.block_hash(),
-                merkle_root: Default::default(),
-                time: parent.header.time + 1,
-                bits: params().pow_bits,
-                nonce: 0,
-            },
-            txs: all,
-        };
-        crate::consensus::testutil::remine(&mut block, &params());
-        block
-    }
-
-    fn genesis() -> Block {
-        let mut g = Block {
-            header: gossipcoin_proto::BlockHeader {
-                version: 1,
-                prev: BlockHash::ZERO,
-                merkle_root: Default::default(),
-                time: T0,
-                bits: params().pow_bits,
-                nonce: 0,
-            },
-            txs: vec![Transaction::coinbase(0, key(1).pubkey_hash(), coins(10))],
-        };
-        crate::consensus::testutil::remine(&mut g, &params());
-        g
-    }
-
-    fn new_chain() -> (tempfile::TempDir, Chain, Block) {
-        let dir = tempfile::tempdir().unwrap();
-        let g = genesis();
-        let chain = Chain::create(&dir.path().join("chain"), params(), &g).unwrap();
-        (dir, chain, g)
-    }
-
-    fn balance(chain: &Chain, k: &PrivateKey) -> Amount {
-        chain
-            .store()
-            .read()
-            .unwrap()
-            .balance(&k.pubkey_hash())
-            .unwrap()
-    }
-
-    /// Key 1 pays 4 of its genesis coins to key 2.
-    fn payment(g: &Block) -> Transaction {
-        let (k1, k2) = (key(1), key(2));
-        signed_tx(
-            &[(out_of(&g.txs[0], 0), g.txs[0].outputs[0], &k1)],
-            vec![pay(&k2, coins(4)), pay(&k1, coins(6))],
-        )
-    }
-
-    #[test]
-    fn extends_the_tip_and_refuses_duplicates_and_orphans() {
-        let (_d, chain, g) = new_chain();
-        let b1 = child(&g, 1, &key(3), vec![payment(&g)], 0);
-        let accepted = chain.accept_block(&b1, NOW, Origin::Requested).unwrap();
-        assert!(
-            matches!(accepted, Accepted::NewTip { ref tip, ref disconnected } if tip.height == 1 && disconnected.is_empty())
-        );
-        assert_eq!(balance(&chain, &key(2)), coins(4));
-        assert!(matches!(
-            chain.accept_block(&b1, NOW, Origin::Requested),
-            Err(ChainError::Duplicate { .. })
-        ));
-        let mut orphan = child(&b1, 2, &key(3), vec![], 0);
-        orphan.header.prev = BlockHash([9; 32]);
-        crate::consensus::testutil::remine(&mut orphan, &params());
-        assert!(matches!(
-            chain.accept_block(&orphan, NOW, Origin::Requested),
-            Err(ChainError::Orphan { .. })
-        ));
-        assert_eq!(chain.tip().unwrap().height, 1);
-    }
-
-    #[test]
-    fn invalid_blocks_change_nothing() {
-        let (_d, chain, g) = new_chain();
-        // Coinbase paying one unit more than subsidy + fees.
-        let mut greedy = child(&g, 1, &key(3), vec![], 0);
-        greedy.txs[0].outputs[0].value = Amount::from_units(coins(10).units() + 1).unwrap();
-        crate::consensus::testutil::remine(&mut greedy, &params());
-        let err = chain
-            .accept_block(&greedy, NOW, Origin::Requested)
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ChainError::Invalid {
-                    source: ValidationError::CoinbaseTooLarge { .. },
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        assert!(err.is_peer_misbehaviour());
-        // A block too far in the future is refused, but not as misbehaviour.
-        let mut early = child(&g, 1, &key(3), vec![], 0);
-        early.header.time = NOW + params().max_future_block_time + 1;
-        crate::consensus::testutil::remine(&mut early, &params());
-        let err = chain
-            .accept_block(&early, NOW, Origin::Requested)
-            .unwrap_err();
-        assert!(!err.is_peer_misbehaviour(), "{err}");
-        assert_eq!(chain.tip().unwrap().hash, g.block_hash());
-        chain.store().check_consistency().unwrap();
-    }
-
-    #[test]
-    fn reorganises_to_the_branch_with_more_work() {
-        let (_d, chain, g) = new_chain();
-        // Main chain: a1 (key 1 pays key 2), a2.
-        let a1 = child(&g, 1, &key(3), vec![payment(&g)], 0);
-        let a2 = child(&a1, 2, &key(3), vec![], 0);
-        chain.accept_block(&a1, NOW, Origin::Requested).unwrap();
-        chain.accept_block(&a2, NOW, Origin::Requested).unwrap();
-        assert_eq!(balance(&chain, &key(2)), coins(4));
-        // Branch: b1, b2 (equal work: stays a side branch), b3 takes over.
-        let mut b1 = child(&g, 1, &key(4), vec![], 0);
-        b1.header.time += 7; // a different block than a1's sibling
-        crate::consensus::testutil::remine(&mut b1, &params());
-        let b2 = child(&b1, 2, &key(4), vec![], 0);
-        let b3 = child(&b2, 3, &key(4), vec![], 0);
-        assert!(matches!(
-            chain.accept_block(&b1, NOW, Origin::Requested).unwrap(),
-            Accepted::SideBranch { height: 1, .. }
-        ));
-        assert!(matches!(
-            chain.accept_block(&b2, NOW, Origin::Requested).unwrap(),
-            Accepted::SideBranch { height: 2, .. }
-        ));
-        let Accepted::NewTip { tip, disconnected } =
-            chain.accept_block(&b3, NOW, Origin::Requested).unwrap()
-        else {
-            panic!("b3 should be the new tip");
-        };
-        assert_eq!((tip.hash, tip.height), (b3.block_hash(), 3));
-        assert_eq!(disconnected, vec![a2.clone(), a1.clone()]);
-        // The payment of a1 is undone; key 4 mined three blocks; key 3's rewards are gone.
-        assert_eq!(balance(&chain, &key(2)), Amount::ZERO);
-        assert_eq!(balance(&chain, &key(1)), coins(10));
-        assert_eq!(balance(&chain, &key(4)), coins(30));
-        assert_eq!(balance(&chain, &key(3)), Amount::ZERO);
-        chain.store().check_consistency().unwrap();
-        // And back again: a3, a4 make the first branch heavier.
-        let a3 = child(&a2, 3, &key(3), vec![], 0);
-        let a4 = child(&a3, 4, &key(3), vec![], 0);
-        chain.accept_block(&a3, NOW, Origin::Requested).unwrap();
-        chain.accept_block(&a4, NOW, Origin::Requested).unwrap();
-        assert_eq!(chain.tip().unwrap().hash, a4.block_hash());
-        assert_eq!(balance(&chain, &key(2)), coins(4));
-        assert_eq!(balance(&chain, &key(3)), coins(40));
-        chain.store().check_consistency().unwrap();
-    }
-
-    #[test]
-    fn locator_and_blocks_after() {
-        let (_d, chain, g) = new_chain();
-        let mut blocks = vec![g];
-        for h in 1..=30 {
-            let b = child(blocks.last().unwrap(), h, &key(3), vec![], 0);
-            chain.accept_block(&b, NOW, Origin::Requested).unwrap();
-            blocks.push(b);
-        }
-        let loc = chain.locator().unwrap();
-        let hash = |h: usize| blocks[h].block_hash();
-        assert_eq!(
-            &loc[..10],
-            &(21..=30).rev().map(hash).collect::<Vec<_>>()[..]
-        );
-        assert_eq!(loc.last(), Some(&hash(0)));
-        assert!(loc.len() < 20);
-        // A peer that knows up to height 12 (and a hash we don't know) gets 13.. in order.
-        let r = chain.store().read().unwrap();
-        let after =
-            blocks_after(&r, &[BlockHash([9; 32]), hash(12), hash(5)], 5, usize::MAX).unwrap();
-        assert_eq!(
-            after.iter().map(Block::block_hash).collect::<Vec<_>>(),
-            (13..18).map(hash).collect::<Vec<_>>()
-        );
-        // An unknown locator starts from genesis.
-        assert_eq!(
-            blocks_after(&r, &[], 2, usize::MAX).unwrap()[0].block_hash(),
-            hash(0)
-        );
-        assert!(
-            blocks_after(&r, &[hash(30)], 10, usize::MAX)
-                .unwrap()
-                .is_empty()
-        );
-        // The byte bound: one block at least, then only what fits.
-        let size = r.block_size(&hash(13)).unwrap().unwrap();
-        assert_eq!(blocks_after(&r, &[hash(12)], 10, 1).unwrap().len(), 1);
-        // Served as stored: the same blocks, byte for byte, as encoding the decoded ones.
-        let encoded = encoded_blocks_after(&r, &[hash(12)], 10, 3 * size).unwrap();
-        let decoded = blocks_after(&r, &[hash(12)], 10, 3 * size).unwrap();
-        let again: Vec<Vec<u8>> = decoded
-            .iter()
-            .map(gossipcoin_proto::encode::to_bytes)
-            .collect();
-        assert_eq!(encoded, again);
-        assert_eq!(
-            blocks_after(&r, &[hash(12)], 10, 3 * size).unwrap().len(),
-            3
-        );
-        // Headers: the same walk, 80 bytes each, capped by `max`.
-        let headers = headers_after(&r, &[BlockHash([9; 32]), hash(12)], 5).unwrap();
-        assert_eq!(
-            headers.iter().map(|h| h.block_hash()).collect::<Vec<_>>(),
-            (13..18).map(hash).collect::<Vec<_>>()
-        );
-        assert_eq!(headers_after(&r, &[], 100).unwrap().len(), 31);
-        assert!(headers_after(&r, &[hash(30)], 100).unwrap().is_empty());
-        // By hash: in the order asked, unknown ones skipped, the byte bound respected.
-        let asked = [hash(20), BlockHash([9; 32]), hash(3), hash(25)];
-        let got = encoded_blocks_by_hash(&r, &asked, usize::MAX).unwrap();
-        let want: Vec<Vec<u8>> = [20, 3, 25]
-            .iter()
-            .map(|&h| r.block_bytes(&hash(h)).unwrap().unwrap())
-            .collect();
-        assert_eq!(got, want);
-        assert_eq!(encoded_blocks_by_hash(&r, &asked, 1).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn a_reorg_onto_an_invalid_branch_is_refused_whole() {
-        let (_d, chain, g) = new_chain();
-        let a1 = child(&g, 1, &key(3), vec![], 0);
-        chain.accept_block(&a1, NOW, Origin::Requested).unwrap();
-        let mut b1 = child(&g, 1, &key(4), vec![payment(&g)], 0);
-        b1.header.time += 7;
-        crate::consensus::testutil::remine(&mut b1, &params());
-        chain.accept_block(&b1, NOW, Origin::Requested).unwrap(); // side branch, spends not yet checked
-        // b2 spends the genesis coin again: the branch is invalid once connected.
-        let again = {
-            let (k1, k5) = (key(1), key(5));
-            signed_tx(
-                &[(out_of(&g.txs[0], 0), g.txs[0].outputs[0], &k1)],
-                vec![pay(&k5, coins(10))],
-            )
-        };
-        let b2 = child(&b1, 2, &key(4), vec![again], 0);
-        let err = chain.accept_block(&b2, NOW, Origin::Requested).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ChainError::Invalid {
-                    source: ValidationError::MissingInput { .. },
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        assert_eq!(chain.tip().unwrap().hash, a1.block_hash());
-        assert_eq!(balance(&chain, &key(1)), coins(10));
-        chain.store().check_consistency().unwrap();
-    }
-
-    /// Core's side-branch rules: an unrequested block on a branch with less work than the tip
-    /// is not stored; one with equal work only within the sender's allowance; a requested one
-    /// always.
-    #[test]
-    fn unrequested_side_blocks_are_stored_only_with_equal_work_and_allowance() {
-        let (_d, chain, g) = new_chain();
-        let a1 = child(&g, 1, &key(3), vec![], 0);
-        let a2 = child(&a1, 2, &key(3), vec![], 0);
-        chain.accept_block(&a1, NOW, Origin::Requested).unwrap();
-        let mut b1 = child(&g, 1, &key(4), vec![], 0);
-        b1.header.time += 7;
-        crate::consensus::testutil::remine(&mut b1, &params());
-        let gossip = |may_store_side| Origin::Unrequested { may_store_side };
-        // equal work, no allowance left: not stored
-        assert!(matches!(
-            chain.accept_block(&b1, NOW, gossip(false)).unwrap(),
-            Accepted::NotStored { height: 1, .. }
-        ));
-        assert!(
-            !chain
-                .store()
-                .read()
-                .unwrap()
-                .has_block(&b1.block_hash())
-                .unwrap()
-        );
-        chain.accept_block(&a2, NOW, Origin::Requested).unwrap();
-        // less work than the tip now: not stored even with an allowance
-        assert!(matches!(
-            chain.accept_block(&b1, NOW, gossip(true)).unwrap(),
-            Accepted::NotStored { .. }
-        ));
-        assert!(
-            chain
-                .store()
-                .read()
-                .unwrap()
-                .status(&b1.block_hash())
-                .unwrap()
-                .is_none()
-        );
-        // asked for (sync): stored
-        assert!(matches!(
-            chain.accept_block(&b1, NOW, Origin::Requested).unwrap(),
-            Accepted::SideBranch { height: 1, .. }
-        ));
-        let a3 = child(&a2, 3, &key(3), vec![], 0);
-        let mut b3 = child(&a2, 3, &key(4), vec![], 0);
-        b3.header.time += 9;
-        crate::consensus::testutil::remine(&mut b3, &params());
-        chain.accept_block(&a3, NOW, Origin::Requested).unwrap();
-        // equal work with an allowance: stored
-        assert!(matches!(
-            chain.accept_block(&b3, NOW, gossip(true)).unwrap(),
-            Accepted::SideBranch { height: 3, .. }
-        ));
-        chain.store().check_consistency().unwrap();
-    }
-
-    /// An invalid block stored on a side branch (its spends are not checked there) is found out
-    /// when its branch gets more work: it is remembered as failed with its descendants, the
-    /// block that revealed it blames nobody, and from then on the branch is refused from the
-    /// index alone, as misbehaviour.
-    #[test]
-    fn an_invalid_side_branch_is_remembered_and_refused_cheaply() {
-        let (_d, chain, g) = new_chain();
-        let a1 = child(&g, 1, &key(3), vec![], 0);
-        chain.accept_block(&a1, NOW, Origin::Requested).unwrap();
-        // b1 pays itself 1,000 coins: only the spends check (on connect) sees it
-        let mut b1 = child(&g, 1, &key(4), vec![], 0);
-        b1.txs[0].outputs[0].value = coins(1000);
-        b1.header.time += 7;
-        crate::consensus::testutil::remine(&mut b1, &params());
-        let side = Origin::Unrequested {
-            may_store_side: true,
-        };
-        assert!(matches!(
-            chain.accept_block(&b1, NOW, side).unwrap(),
-            Accepted::SideBranch { .. }
-        ));
-        let b2 = child(&b1, 2, &key(4), vec![], 0);
-        let err = chain.accept_block(&b2, NOW, side).unwrap_err();
-        assert!(
-            matches!(err, ChainError::AncestorFailed { failed, .. } if failed == b1.block_hash()),
-            "{err}"
-        );
-        assert!(!err.is_peer_misbehaviour(), "b2's sender could not know");
-        let r = chain.store().read().unwrap();
-        assert_eq!(
-            r.status(&b1.block_hash()).unwrap(),
-            Some(BlockStatus::Failed)
-        );
-        assert_eq!(
-            r.status(&b2.block_hash()).unwrap(),
-            Some(BlockStatus::DescendantOfFailed)
-        );
-        assert!(
-            !r.has_block(&b2.block_hash()).unwrap(),
-            "no data kept for b2"
-        );
-        drop(r);
-        assert_eq!(chain.tip().unwrap().hash, a1.block_hash());
-        // again: refused from the index, and now it is misbehaviour
-        let err = chain.accept_block(&b2, NOW, side).unwrap_err();
-        assert!(matches!(err, ChainError::KnownInvalid { .. }), "{err}");
-        assert!(err.is_peer_misbehaviour());
-        let b3 = child(&b2, 3, &key(4), vec![], 0);
-        let err = chain.accept_block(&b3, NOW, Origin::Requested).unwrap_err();
-        assert!(matches!(err, ChainError::InvalidAncestor { .. }), "{err}");
-        assert!(err.is_peer_misbehaviour());
-        chain.store().check_consistency().unwrap();
-    }
-
-    /// CVE-2012-2459: a copy of a valid block with its transactions altered (merkle root no
-    /// longer matching) is refused but does not condemn the hash; the real block still connects.
-    #[test]
-    fn a_mutated_copy_does_not_poison_the_valid_block() {
-        let (_d, chain, g) = new_chain();
-        let a1 = child(&g, 1, &key(3), vec![payment(&g)], 0);
-        let mut mutated = a1.clone();
-        mutated.txs.pop();
-        let err = chain
-            .accept_block(&mutated, NOW, Origin::Requested)
-            .unwrap_err();
-        assert!(err.is_peer_misbehaviour(), "{err}");
-        assert!(
-            chain
-                .store()
-                .read()
-                .unwrap()
-                .status(&a1.block_hash())
-                .unwrap()
-                .is_none()
-        );
-        assert!(matches!(
-            chain.accept_block(&a1, NOW, Origin::Requested).unwrap(),
-            Accepted::NewTip { .. }
-        ));
-    }
-
-    /// A block that breaks a context-free rule after its merkle root was checked is remembered.
-    #[test]
-    fn a_block_breaking_a_rule_is_remembered_as_failed() {
-        let (_d, chain, g) = new_chain();
-        let mut two_coinbases = child(&g, 1, &key(3), vec![], 0);
-        two_coinbases
-            .txs
-            .push(Transaction::coinbase(7, key(3).pubkey_hash(), coins(1)));
-        crate::consensus::testutil::remine(&mut two_coinbases, &params());
-        let err = chain
-            .accept_block(&two_coinbases, NOW, Origin::Requested)
-            .unwrap_err();
-        assert!(matches!(err, ChainError::Invalid { .. }), "{err}");
-        let hash = two_coinbases.block_hash();
-        assert_eq!(
-            chain.store().read().unwrap().status(&hash).unwrap(),
-            Some(BlockStatus::Failed)
-        );
-        let err = chain
-            .accept_block(&two_coinbases, NOW, Origin::Requested)
-            .unwrap_err();
-        assert!(matches!(err, ChainError::KnownInvalid { .. }), "{err}");
-    }
-}
+mod tests;

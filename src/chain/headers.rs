@@ -1,0 +1,165 @@
+//! Headers first: [`Chain::accept_headers`] checks and indexes a run of headers before any of
+//! their blocks is known, so a peer's claimed work is proven (80 bytes and a hash per block)
+//! before anything big is downloaded.
+
+use gossipcoin_proto::{BlockHash, BlockHeader};
+use tracing::debug;
+
+use super::{Chain, ChainError};
+use crate::consensus::{self, HeaderContext, ValidationError};
+use crate::store::{BlockStatus, ChainRead, IndexEntry, StoreError, WriteView};
+
+/// What accepting a run of headers did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadersAccepted {
+    /// The index entry of the last header of the run (already known or new).
+    pub last: IndexEntry,
+    /// How many of the headers were new to the index.
+    pub new: usize,
+}
+
+/// How the write of a run ended: the headers indexed, and the error that stopped it (its
+/// failed header, if any, is indexed too, in the same transaction).
+struct Run {
+    accepted: Option<HeadersAccepted>,
+    error: Option<ChainError>,
+}
+
+impl Chain {
+    /// Checks and indexes a run of headers, each building on the one before, the first on a
+    /// header we know.
+    ///
+    /// - An empty run is [`ChainError::NoHeaders`]; a run that does not link up is
+    ///   [`ChainError::DiscontinuousHeaders`] (nothing is stored); a first header whose parent
+    ///   is not indexed is [`ChainError::UnconnectedHeaders`].
+    /// - Headers already indexed are skipped (not counted as new); one known to be invalid is
+    ///   [`ChainError::KnownInvalid`].
+    /// - Each new header must pass [`consensus::check_header`] and
+    ///   [`consensus::check_header_context`] (against the median time past of its parent,
+    ///   earlier headers of the run included) and is indexed as [`BlockStatus::HeaderValid`]
+    ///   at its parent's height + 1 with its parent's work + one block's.
+    /// - The first header that fails ends the run: the headers before it stay indexed, and it
+    ///   is remembered as failed when the failure is for good (as for blocks: not a time ahead
+    ///   of our clock); a header on a failed parent is indexed as
+    ///   [`BlockStatus::DescendantOfFailed`] and is [`ChainError::InvalidAncestor`].
+    ///
+    /// Everything happens in one write transaction (`now`: the node's clock, seconds).
+    pub fn accept_headers(
+        &self,
+        headers: &[BlockHeader],
+        now: u32,
+    ) -> Result<HeadersAccepted, ChainError> {
+        let Some(first) = headers.first() else {
+            return Err(ChainError::NoHeaders);
+        };
+        let hashes: Vec<BlockHash> = headers.iter().map(BlockHeader::block_hash).collect();
+        if let Some(at) = (1..headers.len()).find(|&i| headers[i].prev != hashes[i - 1]) {
+            return Err(ChainError::DiscontinuousHeaders { at });
+        }
+        let run = self
+            .store
+            .write(|w| self.index_headers(w, headers, &hashes, now))?;
+        match (run.error, run.accepted) {
+            (Some(e), _) => Err(e),
+            (None, Some(accepted)) => {
+                if accepted.new > 0 {
+                    debug!(target: "chain", height = accepted.last.height, hash = %hashes[headers.len() - 1],
+                           new = accepted.new, "indexed headers");
+                }
+                Ok(accepted)
+            }
+            (None, None) => Err(ChainError::UnconnectedHeaders { prev: first.prev }),
+        }
+    }
+
+    /// Inside one write transaction: indexes `headers` (with their `hashes`) up to the first
+    /// that fails, and that one as failed if it is for good. An `Err` is a store failure only.
+    fn index_headers(
+        &self,
+        w: &mut WriteView,
+        headers: &[BlockHeader],
+        hashes: &[BlockHash],
+        now: u32,
+    ) -> Result<Run, ChainError> {
+        let mut parent: Option<(IndexEntry, Option<BlockStatus>)> = None;
+        let mut new = 0;
+        let done = |last: Option<IndexEntry>, new, error| {
+            Ok(Run {
+                accepted: last.map(|last| HeadersAccepted { last, new }),
+                error,
+            })
+        };
+        for (header, &hash) in headers.iter().zip(hashes) {
+            if let Some(known) = w.index(&hash)? {
+                if w.status(&hash)?.is_some_and(BlockStatus::is_failed) {
+                    let last = parent.map(|(entry, _)| entry);
+                    return done(last, new, Some(ChainError::KnownInvalid { hash }));
+                }
+                parent = Some((known, w.status(&hash)?));
+                continue;
+            }
+            let (parent_entry, parent_status) = match parent {
+                Some(p) => p,
+                None => match w.index(&header.prev)? {
+                    Some(entry) => (entry, w.status(&header.prev)?),
+                    None => {
+                        return done(
+                            None,
+                            new,
+                            Some(ChainError::UnconnectedHeaders { prev: header.prev }),
+                        );
+                    }
+                },
+            };
+            let last = parent.map(|(entry, _)| entry);
+            let entry = IndexEntry {
+                header: *header,
+                height: parent_entry.height + 1,
+                chain_work: parent_entry
+                    .chain_work
+                    .saturating_add(self.params.block_work()),
+            };
+            if parent_status.is_some_and(BlockStatus::is_failed) {
+                w.put_header(entry, BlockStatus::DescendantOfFailed)?;
+                let failed = header.prev;
+                return done(
+                    last,
+                    new,
+                    Some(ChainError::InvalidAncestor { hash, failed }),
+                );
+            }
+            if let Err(source) = self.check_header_on(w, header, &header.prev, now)? {
+                if source.is_block_misbehaviour() {
+                    w.put_header(entry, BlockStatus::Failed)?;
+                    debug!(target: "chain", height = entry.height, %hash, "remembered invalid header");
+                }
+                return done(last, new, Some(ChainError::Invalid { hash, source }));
+            }
+            w.put_header(entry, BlockStatus::HeaderValid)?;
+            new += 1;
+            parent = Some((entry, Some(BlockStatus::HeaderValid)));
+        }
+        done(parent.map(|(entry, _)| entry), new, None)
+    }
+
+    /// The rules of a new header on `parent`: proof of work, then its time against the median
+    /// time past of `parent` (read from `w`, so uncommitted headers of this run count) and
+    /// `now`.
+    fn check_header_on(
+        &self,
+        w: &WriteView,
+        header: &BlockHeader,
+        parent: &BlockHash,
+        now: u32,
+    ) -> Result<Result<(), ValidationError>, StoreError> {
+        if let Err(e) = consensus::check_header(header, &self.params) {
+            return Ok(Err(e));
+        }
+        let times = w.recent_times(parent, self.params.median_time_span)?;
+        let ctx = HeaderContext {
+            median_time_past: consensus::median_time_past(&times),
+            now,
+        };
+        Ok(consensus::check_header_context(header, &ctx, &self.params))
+    }
+}
