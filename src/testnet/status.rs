@@ -205,7 +205,14 @@ mod tests {
             .collect();
         assert_eq!(
             states,
-            ["synced", "behind", "down", "alone", "no chain yet", "syncing 1/4 25%"],
+            [
+                "synced",
+                "behind",
+                "down",
+                "alone",
+                "no chain yet",
+                "syncing 1/4 25%"
+            ],
             "{text}"
         );
         let d = text.lines().nth(4).unwrap();

@@ -96,9 +96,21 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node whose store holds `genesis`, bootstrapping from `bootstrap`.
     pub async fn start(genesis: &Block, bootstrap: &[&str]) -> TestNode {
+        Self::start_with(genesis, &[], bootstrap).await
+    }
+
+    /// Starts a node whose store already holds `genesis` and `blocks` (connected before the
+    /// node starts, so nothing of them is gossiped).
+    pub async fn start_with(genesis: &Block, blocks: &[Block], bootstrap: &[&str]) -> TestNode {
         init_logs();
         let dir = tempfile::tempdir().unwrap();
-        Chain::create(&dir.path().join("chain"), params(), genesis).unwrap();
+        let chain = Chain::create(&dir.path().join("chain"), params(), genesis).unwrap();
+        for b in blocks {
+            chain
+                .accept_block(b, u32::MAX, gossipcoin::chain::Origin::Requested)
+                .unwrap();
+        }
+        drop(chain);
         let overrides = Overrides {
             role: Some(Role::Wallet),
             listen: vec!["/ip4/127.0.0.1/tcp/0".into()],

@@ -87,10 +87,7 @@ async fn a_liar_claiming_the_most_work_neither_stalls_sync_nor_stops_mining() {
     assert!(mined.is_ok(), "mining refused because of a liar: {mined:?}");
 
     // An honest peer with more work is followed at once, liar or not.
-    let h = TestNode::start(&g, &[]).await;
-    for b in blocks_on(&g, 1, 5) {
-        h.control.submit_block(b).await.unwrap();
-    }
+    let h = TestNode::start_with(&g, &blocks_on(&g, 1, 5), &[]).await;
     v.control.register(&h.addr, &h.addr).await.unwrap();
     let h_tip = h.tip().await;
     wait_for("V to catch up with H", || async { v.tip().await == h_tip }).await;
@@ -152,11 +149,8 @@ async fn headers_that_do_not_back_the_claim_cost_the_peer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staller_loses_its_blocks_to_an_honest_peer() {
     let g = genesis();
-    let h = TestNode::start(&g, &[]).await;
     let chain = blocks_on(&g, 1, 40);
-    for b in &chain {
-        h.control.submit_block(b.clone()).await.unwrap();
-    }
+    let h = TestNode::start_with(&g, &chain, &[]).await;
     let v = TestNode::start(&g, &[]).await;
     let mut s = Attacker::connect(&v.addr, g.block_hash()).await;
     let theirs = h.status().await;

@@ -28,10 +28,10 @@ use gossipcoin_proto::{Block, BlockHash, BlockHeader, U256};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use super::stub::{BatchOutcome, ChainStub, HeadersOutcome};
 use super::window::{BLOCKS_PER_REQUEST, Window};
 use super::{Sync, SyncProgress};
 use crate::net::{Misbehaviour, NetHandle, PeerId};
+use crate::node::chain_handle::{BatchOutcome, HeadersOutcome};
 use crate::node::chain_handle::{BlockOutcome, ChainHandle};
 use crate::node::reads::Reads;
 

@@ -14,7 +14,6 @@
 //! through [`NetHandle::report_peer`].
 
 mod manager;
-mod stub;
 mod window;
 
 use std::sync::Arc;
