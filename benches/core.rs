@@ -5,7 +5,10 @@
 //! 2. the miner's hash rate on one thread vs a bare SHA-256d loop over an 80-byte header —
 //!    target ≥ 90 %; two threads vs one — target ≥ 1.8×;
 //! 3. `getbalance` with 100,000 UTXOs over 1,000 addresses — target < 5 ms per call;
-//! 4. accepting a block of 2,000 txs on a store of 500,000 UTXOs — ms per block.
+//! 4. accepting a block of 2,000 txs on a store of 500,000 UTXOs — ms per block;
+//! 5. initial sync: connecting 500 blocks of 50 txs (each spending an output of the block
+//!    before) one `accept_block` per block vs `accept_batch`, next to bare k256 verification of
+//!    the same signatures on all cores — tx/s.
 //!
 //! Run with `cargo bench` (or `cargo bench -- validation` for one section). Plain `main`, no
 //! statistics framework: each number is the median of several runs, printed with its target.
@@ -46,6 +49,9 @@ fn main() {
     }
     if wanted("connect") {
         connect();
+    }
+    if wanted("batch") {
+        batch();
     }
 }
 
@@ -458,4 +464,172 @@ fn connect() {
         .store()
         .check_consistency()
         .expect("consistent after the benchmark");
+}
+
+fn batch() {
+    const BLOCKS: u32 = 500;
+    const TXS: usize = 50;
+    let params = easy_params();
+    let keys: Vec<PrivateKey> = (0..TXS as u32).map(key).collect();
+    let t = Instant::now();
+    // Genesis pays one coin share to each key; in block h, transaction j spends the output of
+    // transaction j of block h - 1 (of genesis' coinbase for h = 1), so every block spends
+    // coins its predecessor created: in a batch, coins of the same write transaction.
+    let share = Amount::from_units(params.block_subsidy.units() / TXS as u64).unwrap();
+    let mut cb = Transaction::coinbase(0, keys[0].pubkey_hash(), share);
+    cb.outputs = keys
+        .iter()
+        .map(|k| TxOut {
+            value: share,
+            owner: k.pubkey_hash(),
+        })
+        .collect();
+    let mut genesis = Block {
+        header: BlockHeader {
+            version: 1,
+            prev: BlockHash::ZERO,
+            merkle_root: Default::default(),
+            time: 1_600_000_000,
+            bits: params.pow_bits,
+            nonce: 0,
+        },
+        txs: vec![cb],
+    };
+    mine_easy(&mut genesis);
+    // chains[j][h - 1]: transaction j of block h, signed in parallel over j.
+    let chains: Vec<Vec<Transaction>> = (0..TXS)
+        .into_par_iter()
+        .map(|j| {
+            let mut prev = (
+                OutPoint {
+                    txid: genesis.txs[0].compute_txid(),
+                    vout: j as u32,
+                },
+                genesis.txs[0].outputs[j],
+            );
+            (1..=BLOCKS)
+                .map(|_| {
+                    let tx = spend(prev.0, &prev.1, &keys[j], keys[j].pubkey_hash());
+                    prev = (
+                        OutPoint {
+                            txid: tx.compute_txid(),
+                            vout: 0,
+                        },
+                        tx.outputs[0],
+                    );
+                    tx
+                })
+                .collect()
+        })
+        .collect();
+    let mut blocks: Vec<Block> = Vec::with_capacity(BLOCKS as usize);
+    for height in 1..=BLOCKS {
+        let prev = blocks.last().unwrap_or(&genesis);
+        let mut txs = vec![Transaction::coinbase(
+            height,
+            keys[0].pubkey_hash(),
+            params.subsidy(height),
+        )];
+        txs.extend(chains.iter().map(|c| c[height as usize - 1].clone()));
+        let mut b = Block {
+            header: BlockHeader {
+                version: 1,
+                prev: prev.block_hash(),
+                merkle_root: Default::default(),
+                time: prev.header.time + 1,
+                bits: params.pow_bits,
+                nonce: 0,
+            },
+            txs,
+        };
+        mine_easy(&mut b);
+        blocks.push(b);
+    }
+    // The same signatures, for bare verification: every input spends an output of `share`
+    // owned by its signer.
+    let coin = |tx: &Transaction| TxOut {
+        value: share,
+        owner: PubkeyHash::of_pubkey(&tx.inputs[0].pubkey),
+    };
+    let checks: Vec<([u8; 32], Signature, gossipcoin_proto::PublicKey)> = blocks
+        .iter()
+        .flat_map(|b| &b.txs[1..])
+        .map(|tx| {
+            (
+                Transaction::sighash(&tx.sighash_commitment(), 0, &coin(tx)),
+                tx.inputs[0].signature,
+                tx.inputs[0].pubkey,
+            )
+        })
+        .collect();
+    let n = checks.len() as f64;
+    println!(
+        "5. initial sync: {BLOCKS} blocks of {TXS} txs, each spending the block before (fixture built in {:.1} s)",
+        t.elapsed().as_secs_f64()
+    );
+
+    let fresh = |name: &str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain =
+            Chain::create(&dir.path().join(name), params.clone(), &genesis).expect("create");
+        (dir, chain)
+    };
+    let finish = |chain: &Chain| {
+        assert_eq!(
+            chain.tip().unwrap().hash,
+            blocks.last().unwrap().block_hash()
+        );
+        chain.store().check_consistency().expect("consistent");
+    };
+    let (_d1, one) = fresh("one");
+    let t = Instant::now();
+    for b in &blocks {
+        one.accept_block(b, u32::MAX, gossipcoin::chain::Origin::Requested)
+            .expect("valid block");
+    }
+    let one_by_one = t.elapsed();
+    finish(&one);
+
+    let batched = |per_call: usize| {
+        let (_dir, chain) = fresh("batch");
+        let t = Instant::now();
+        for part in blocks.chunks(per_call) {
+            let accepted = chain.accept_batch(part, u32::MAX).expect("store");
+            assert!(accepted.stopped.is_none(), "{:?}", accepted.stopped);
+        }
+        let took = t.elapsed();
+        finish(&chain);
+        took
+    };
+    let whole = batched(blocks.len());
+    let windows = batched(16);
+
+    let verify = time(3, || {
+        checks
+            .par_iter()
+            .all(|(m, s, p)| keys::verify(m, s, p).is_ok())
+    });
+    let rate = |d: Duration| n / d.as_secs_f64();
+    println!(
+        "   accept_block, one fsynced write per block : {:>8.0} tx/s  ({:.2} s)",
+        rate(one_by_one),
+        one_by_one.as_secs_f64()
+    );
+    println!(
+        "   accept_batch, all {BLOCKS} blocks in one call  : {:>8.0} tx/s  ({:.2} s) = {:.1}x",
+        rate(whole),
+        whole.as_secs_f64(),
+        one_by_one.as_secs_f64() / whole.as_secs_f64()
+    );
+    println!(
+        "   accept_batch, 16 blocks per call         : {:>8.0} tx/s  ({:.2} s) = {:.1}x",
+        rate(windows),
+        windows.as_secs_f64(),
+        one_by_one.as_secs_f64() / windows.as_secs_f64()
+    );
+    println!(
+        "   bare k256 verify, all cores              : {:>8.0} tx/s  (accept_batch = {:.0} % of it)\n",
+        rate(verify),
+        100.0 * rate(whole) / rate(verify)
+    );
 }
