@@ -78,7 +78,7 @@ impl Default for NetSettings {
         Self {
             max_peers: 50,
             request_timeout_secs: 10,
-            requests_per_second: 50,
+            requests_per_second: 200,
         }
     }
 }

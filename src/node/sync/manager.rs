@@ -250,6 +250,7 @@ impl Manager {
 
     /// A claim: believed only as far as headers prove it.
     async fn on_status(&mut self, peer: PeerId, status: Status) {
+        debug!(target: "sync", %peer, height = status.height, tip = %status.tip, "peer status");
         let entry = self.peers.entry(peer).or_default();
         entry.claimed = Some(status);
         // A tip we already verified proves itself, if the claimed work is what it has.
@@ -269,6 +270,12 @@ impl Manager {
                 entry.claimed = None;
             }
             entry.raise_best(known);
+            // Headers we verified earlier (another peer's, or before a restart) may lead
+            // further than the branch we follow.
+            let honest = entry.claimed.is_some();
+            if honest && known.work > self.best.work {
+                self.new_best(known).await;
+            }
             return;
         }
         if status.chain_work > self.best.work.max(self.tip.work) {
@@ -427,7 +434,12 @@ impl Manager {
         if extends && known.height > old.height {
             // The usual case: the new headers continue the branch; only they are read.
             if let Ok(Some(hashes)) = self.reads.branch_between(old.hash, known.hash).await {
-                self.window.extend(old.height + 1, &hashes);
+                if self.window.is_empty() {
+                    // `old` is our tip: the branch starts right above it.
+                    self.window.reset(old.height, &hashes);
+                } else {
+                    self.window.extend(old.height + 1, &hashes);
+                }
                 return;
             }
         }

@@ -19,10 +19,13 @@ use crate::net::PeerId;
 
 /// Blocks are only requested this far above the lowest block not yet connected (Core: 1,024).
 pub const WINDOW: u32 = 1024;
-/// Hashes in one `GetBlocksByHash` request.
-pub const BLOCKS_PER_REQUEST: usize = 16;
-/// Requests in flight to one peer (a server keeps at most two answers unsent per peer), so at
-/// most 32 blocks in flight per peer (Core: 16 blocks, on one stream).
+/// Hashes in one `GetBlocksByHash` request: the protocol's maximum. The answer stops at about
+/// 1 MiB, so with big blocks only a few come back and the rest are asked again; with small
+/// ones, one request brings many (a peer serves a bounded number of requests a second).
+pub const BLOCKS_PER_REQUEST: usize = gossipcoin_proto::message::MAX_BLOCKS_PER_REQUEST;
+/// Requests in flight to one peer (a server keeps at most two answers unsent per peer). Core
+/// keeps 16 blocks in flight per peer on one stream; here a round trip is one request, so a
+/// peer gets up to 2 × 128 hashes, still within the 1,024-block window.
 pub const MAX_REQUESTS_PER_PEER: usize = 2;
 /// Blocks that arrived ahead of their parents are kept up to this many bytes; past it only the
 /// lowest missing block is requested, so the window can always move.
@@ -415,8 +418,8 @@ mod tests {
         let mut w = window(&chain);
         let (a, b) = (PeerId::random(), PeerId::random());
         let now = Instant::now();
-        let (ia, ha) = w.assign(a, 100, now).unwrap();
-        let (ib, hb) = w.assign(b, 100, now).unwrap();
+        let (ia, ha) = w.assign(a, 16, now).unwrap();
+        let (ib, hb) = w.assign(b, 32, now).unwrap();
         assert_eq!(
             ha,
             chain[..16]
@@ -448,17 +451,25 @@ mod tests {
 
     #[test]
     fn a_peer_gets_at_most_two_requests_and_only_what_it_has() {
-        let chain = blocks(100);
+        const N: u32 = BLOCKS_PER_REQUEST as u32;
+        let chain = blocks(4 * N);
         let mut w = window(&chain);
         let p = PeerId::random();
         let now = Instant::now();
-        assert!(w.assign(p, 100, now).is_some());
-        assert!(w.assign(p, 100, now).is_some());
-        assert!(w.assign(p, 100, now).is_none(), "two requests in flight");
+        assert!(w.assign(p, 4 * N, now).is_some());
+        assert!(w.assign(p, 4 * N, now).is_some());
+        assert!(w.assign(p, 4 * N, now).is_none(), "two requests in flight");
         let q = PeerId::random();
-        let (_, h) = w.assign(q, 40, now).unwrap();
-        assert_eq!(h.len(), 8, "q's best header is at 40: blocks 33..=40");
-        assert!(w.assign(q, 40, now).is_none(), "nothing more below 40");
+        let (_, h) = w.assign(q, 2 * N + 8, now).unwrap();
+        assert_eq!(
+            h.len(),
+            8,
+            "q's best header is 8 blocks above what p was given"
+        );
+        assert!(
+            w.assign(q, 2 * N + 8, now).is_none(),
+            "nothing more below its best"
+        );
     }
 
     #[test]
@@ -488,7 +499,7 @@ mod tests {
         let mut w = window(&chain);
         let (p, q) = (PeerId::random(), PeerId::random());
         let now = Instant::now();
-        let (id, hashes) = w.assign(p, 50, now).unwrap();
+        let (id, hashes) = w.assign(p, 16, now).unwrap();
         let mut bad = answer(&chain, &hashes[..2]);
         bad.push((chain[40].clone(), 100));
         assert_eq!(
@@ -496,7 +507,7 @@ mod tests {
             Err(Violation::Unrequested(chain[40].block_hash()))
         );
         // the request's hashes are free again
-        let (id, again) = w.assign(q, 50, now).unwrap();
+        let (id, again) = w.assign(q, 16, now).unwrap();
         assert_eq!(again, hashes);
         let mut twice = answer(&chain, &again[..1]);
         twice.push(twice[0].clone());
@@ -505,21 +516,21 @@ mod tests {
             Err(Violation::Repeated(chain[0].block_hash()))
         );
         // a partial answer: the rest is asked again
-        let (id, hashes) = w.assign(q, 50, now).unwrap();
+        let (id, hashes) = w.assign(q, 16, now).unwrap();
         let got = w.on_answer(id, q, answer(&chain, &hashes[..4])).unwrap();
         assert_eq!((got.useful, got.missing), (4, 12));
-        let (_, rest) = w.assign(q, 50, now).unwrap();
+        let (_, rest) = w.assign(q, 16, now).unwrap();
         assert_eq!(rest[0], chain[4].block_hash());
     }
 
     #[test]
     fn a_staller_is_found_and_its_blocks_go_to_another_peer() {
-        let chain = blocks(100);
+        let chain = blocks(32);
         let mut w = window(&chain);
         let (slow, fast) = (PeerId::random(), PeerId::random());
         let t0 = Instant::now();
-        let (slow_id, slow_hashes) = w.assign(slow, 100, t0).unwrap();
-        let (fast_id, fast_hashes) = w.assign(fast, 100, t0).unwrap();
+        let (slow_id, slow_hashes) = w.assign(slow, 16, t0).unwrap();
+        let (fast_id, fast_hashes) = w.assign(fast, 32, t0).unwrap();
         w.on_answer(fast_id, fast, answer(&chain, &fast_hashes))
             .unwrap();
         let timeout = Duration::from_secs(2);
@@ -546,7 +557,7 @@ mod tests {
         let now = Instant::now();
         let p = PeerId::random();
         // fill the buffer with blocks 2..=17, huge
-        let (id, hashes) = w.assign(p, 3000, now).unwrap();
+        let (id, hashes) = w.assign(p, 17, now).unwrap();
         let big: Vec<(Block, usize)> = answer(&chain, &hashes[1..])
             .into_iter()
             .map(|(b, _)| (b, MAX_BUFFERED_BYTES))
@@ -566,7 +577,7 @@ mod tests {
         let mut w = window(&chain);
         let p = PeerId::random();
         let now = Instant::now();
-        let (id, hashes) = w.assign(p, 40, now).unwrap();
+        let (id, hashes) = w.assign(p, 16, now).unwrap();
         w.on_answer(id, p, answer(&chain, &hashes)).unwrap();
         // the branch is extended from the same base: block 1..16 stay buffered
         let all: Vec<BlockHash> = chain.iter().map(Block::block_hash).collect();
@@ -574,7 +585,7 @@ mod tests {
         assert_eq!(w.take_ready(100).len(), 16);
         // a branch that replaces heights 10..: buffered blocks there are dropped
         let mut w = window(&chain);
-        let (id, hashes) = w.assign(p, 40, now).unwrap();
+        let (id, hashes) = w.assign(p, 16, now).unwrap();
         w.on_answer(id, p, answer(&chain, &hashes)).unwrap();
         let mut other = all.clone();
         for h in other.iter_mut().skip(9) {
