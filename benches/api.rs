@@ -255,6 +255,8 @@ fn loadavg() -> String {
 /// bytes of body.
 struct Conn {
     stream: TcpStream,
+    /// `127.0.0.1:<port>`: the API refuses other Host names.
+    host: String,
     buf: Vec<u8>,
     /// Bytes of `buf` that belong to the previous answer.
     used: usize,
@@ -266,6 +268,7 @@ impl Conn {
         stream.set_nodelay(true)?;
         Ok(Self {
             stream,
+            host: addr.to_string(),
             buf: Vec::with_capacity(64 * 1024),
             used: 0,
         })
@@ -275,7 +278,7 @@ impl Conn {
     async fn get(&mut self, path: &str) -> io::Result<(u16, &[u8])> {
         self.buf.drain(..self.used);
         self.used = 0;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
         self.stream.write_all(request.as_bytes()).await?;
         let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
         let head_end = loop {

@@ -221,6 +221,15 @@ pub enum TestnetCommand {
         #[arg(long)]
         watch: bool,
     },
+    /// Serves the testnet page: every node as a card, the peer graph, and when each of the
+    /// latest blocks reached each node. Runs until Ctrl-C.
+    Ui {
+        #[command(flatten)]
+        dir: TestnetDir,
+        /// Where the page listens (loopback; port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+        listen: std::net::SocketAddr,
+    },
     /// Every node's log, merged in time order.
     Logs {
         #[command(flatten)]

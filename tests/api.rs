@@ -186,6 +186,22 @@ fn resolve_downloads_a_longer_chain_and_says_so() {
     assert_eq!(again.body["replaced"], false, "{again:?}");
 }
 
+/// `GET path` with the given Host header; the whole raw answer.
+fn raw_get(api: &str, path: &str, host: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(api.strip_prefix("http://").unwrap()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// Sends only the headers of a POST announcing a `len`-byte JSON body; returns the status and
 /// the raw answer.
 fn announce_body(api: &str, path: &str, len: usize, cookie: &str) -> (u16, String) {
@@ -424,6 +440,59 @@ fn raw_transactions_blocks_and_queries() {
     assert_eq!(a.body["utxo_count"], 2);
     let genesis = http_get(&format!("{api}/blocks/0"), None);
     assert_eq!(genesis.body["confirmations"], 2);
+
+    // What the explorer adds: the coins spent, fees, the PoW check, arrival times.
+    let t = http_get(&format!("{api}/tx/{txid}"), None);
+    assert_eq!(t.body["fee"], "0.01", "{t:?}");
+    assert_eq!(t.body["index"], 1);
+    assert_eq!(t.body["tx"]["inputs"][0]["amount"], "10", "{t:?}");
+    assert_eq!(t.body["tx"]["inputs"][0]["address"], alice.as_str());
+    let b = &by_height.body;
+    assert_eq!(b["pow"]["hash_meets_target"], true, "{b}");
+    assert_eq!(b["merkle_root_ok"], true);
+    assert_eq!(b["fees"], "0.01");
+    assert_eq!(b["transactions"][1]["fee"], "0.01");
+    assert_eq!(b["transactions"][0]["fee"], "0");
+    let recent = http_get(&format!("{api}/blocks/recent?count=5"), None);
+    let blocks = recent.body["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 2, "{recent:?}");
+    assert_eq!(blocks[0]["hash"], hash.as_str());
+    assert_eq!(blocks[0]["fees"], "0.01");
+    assert_eq!(blocks[0]["reward"], "10.01");
+    assert_eq!(blocks[0]["reward_to"], bob.as_str());
+    assert!(
+        blocks[0]["arrived_ms"].as_u64().is_some(),
+        "mined here while running"
+    );
+    assert_eq!(
+        blocks[1]["arrived_ms"],
+        Value::Null,
+        "genesis came before the node"
+    );
+    for bad in ["0", "101", "x"] {
+        let r = http_get(&format!("{api}/blocks/recent?count={bad}"), None);
+        assert_eq!(r.status, 400, "count={bad}: {r:?}");
+    }
+
+    // The Host rule (against DNS rebinding): a foreign name is refused before any route.
+    let port = api.rsplit(':').next().unwrap();
+    for (host, status) in [
+        (format!("localhost:{port}"), "200"),
+        (format!("[::1]:{port}"), "200"),
+        (format!("rebind.example:{port}"), "421"),
+        ("127.0.0.1:1".to_string(), "421"),
+    ] {
+        let answer = raw_get(&api, "/status", &host);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "Host {host}: {answer}"
+        );
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("x-content-type-options: nosniff")
+        );
+    }
 
     // Status and peers answer; the chain page is paged.
     let s = http_get(&format!("{api}/status"), None);

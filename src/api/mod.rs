@@ -8,16 +8,26 @@
 //! | `flask.rs`  | the seed Flask node's endpoints                                     |
 //! | `query.rs`  | Bitcoin-style queries, `POST /tx`, `/metrics`                       |
 //! | `views.rs`  | the JSON shapes                                                     |
+//! | `explorer.rs` | `/blocks/recent`; fees, spent coins and PoW checks for the explorer |
+//! | `events.rs` | `/events`: server-sent events on every chain or mempool change       |
+//! | `web.rs`    | the web explorer at `/` (assets in `web/`, compiled in), its CSP     |
+//! | `host.rs`   | the Host-header rule (no DNS rebinding): 421 for foreign names       |
 //! | `client.rs` | the CLI's side: find a running node's API and call it               |
 //!
 //! Endpoints that spend or change state need the cookie; read-only ones are open (on loopback).
+//! Every request must name this server in its Host header ([`host`]), and every answer says
+//! `X-Content-Type-Options: nosniff`.
 
 mod auth;
 pub mod client;
 mod error;
+mod events;
+mod explorer;
 mod flask;
+pub mod host;
 mod query;
 mod views;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +61,8 @@ struct ApiState {
     control: Control,
     /// This API's own URL.
     url: String,
+    /// Slots for `/events` streams.
+    subscribers: events::Subscribers,
 }
 
 /// A running API server: its address, and the files it wrote (removed on drop).
@@ -105,8 +117,9 @@ pub async fn serve(
     let state = ApiState {
         control,
         url: url.clone(),
+        subscribers: events::Subscribers::default(),
     };
-    let app = router(state, auth);
+    let app = router(state, auth, host::HostRule::new(addr));
     info!(target: "api", %url, cookie = settings.require_cookie, "HTTP API listening");
     tokio::spawn(async move {
         let stop = async move {
@@ -126,7 +139,7 @@ pub async fn serve(
     Ok(Server { addr, files })
 }
 
-fn router(state: ApiState, auth: auth::Auth) -> Router {
+fn router(state: ApiState, auth: auth::Auth, hosts: host::HostRule) -> Router {
     let guarded = Router::new()
         .route("/transactions/new", post(flask::new_transaction))
         .route("/mine", get(flask::mine))
@@ -141,17 +154,33 @@ fn router(state: ApiState, auth: auth::Auth) -> Router {
         .route("/status", get(query::status))
         .route("/peers", get(query::peers))
         .route("/mempool", get(query::mempool))
+        .route("/blocks/recent", get(explorer::recent))
         .route("/blocks/{id}", get(query::block))
+        .route("/events", get(events::events))
         .route("/tx/{txid}", get(query::tx))
         .route("/address/{address}", get(query::address))
         .route("/metrics", get(query::prometheus));
     guarded
         .merge(open)
+        .merge(web::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn(refuse_oversized))
         .layer(middleware::from_fn(record))
+        .layer(middleware::from_fn_with_state(hosts, host::check))
+        .layer(middleware::from_fn(nosniff))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// `X-Content-Type-Options: nosniff` on every answer: a browser takes JSON as JSON and the
+/// explorer's script as script, never guessing another type.
+async fn nosniff(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// Refuses a body announced larger than [`MAX_BODY`] at once, before reading any of it

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult, rejection};
 use super::flask::parse_address;
-use super::{ApiState, views};
+use super::{ApiState, explorer, views};
 use crate::metrics::metrics;
 use crate::node::ControlError;
 use crate::store::ChainRead;
@@ -62,6 +62,7 @@ pub async fn block(
             ApiError::bad_request(format!("{id:?} is neither a height nor a block hash"))
         })?)
     };
+    let arrivals = s.control.arrivals().clone();
     let found = s
         .control
         .read(move |v| {
@@ -80,6 +81,7 @@ pub async fn block(
             let mut view = views::block(&block, entry.height);
             view["main_chain"] = json!(main);
             view["confirmations"] = json!(if main { tip - entry.height + 1 } else { 0 });
+            explorer::annotate_block(v, &block, &entry, main, &arrivals, &mut view)?;
             Ok(Some(view))
         })
         .await?;
@@ -94,10 +96,23 @@ pub async fn tx(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{id:?} is not a txid (64 hex digits)")))?;
     if let Some(entry) = s.control.mempool_tx(txid).await? {
+        let tx = entry.tx().clone();
+        let spent = s
+            .control
+            .read(move |v| {
+                let mut coins = Vec::new();
+                for i in &tx.inputs {
+                    coins.push(v.coin(&i.prevout)?); // None: a coin of another mempool tx
+                }
+                Ok(coins)
+            })
+            .await?;
+        let mut view = views::tx(entry.tx());
+        explorer::annotate_tx(entry.tx(), &spent, &mut view);
         return Ok(Json(json!({
             "status": "mempool",
             "fee": entry.fee().to_string(),
-            "tx": views::tx(entry.tx()),
+            "tx": view,
             "hex": hex::encode(to_bytes(entry.tx())),
         })));
     }
@@ -108,12 +123,19 @@ pub async fn tx(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<
                 return Ok(None);
             };
             let tip = v.tip()?.map_or(0, |t| t.height);
+            let mut view = views::tx(&tx);
+            if let Some(block) = v.block(&at.block)? {
+                let spent = explorer::spent_by(v, &block, at.index as usize)?;
+                explorer::annotate_tx(&tx, &spent, &mut view);
+            }
             Ok(Some(json!({
                 "status": "confirmed",
                 "block": at.block.to_string(),
                 "height": at.height,
+                "index": at.index,
                 "confirmations": tip - at.height + 1,
-                "tx": views::tx(&tx),
+                "fee": view["fee"].clone(),
+                "tx": view,
                 "hex": hex::encode(to_bytes(&tx)),
             })))
         })

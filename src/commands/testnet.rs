@@ -1,4 +1,4 @@
-//! `testnet up|down|status|logs`: the parsed subcommand turned into `crate::testnet` options.
+//! `testnet up|down|status|ui|logs`: the parsed subcommand turned into `crate::testnet` options.
 
 use std::path::Path;
 use std::time::Duration;
@@ -33,6 +33,10 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
         TestnetCommand::Status { dir, watch } => testnet::status(&testnet::StatusOptions {
             dir: dir.path.clone(),
             watch: *watch,
+        }),
+        TestnetCommand::Ui { dir, listen } => testnet::ui(&testnet::UiOptions {
+            dir: dir.path.clone(),
+            listen: *listen,
         }),
         TestnetCommand::Logs {
             dir,

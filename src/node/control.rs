@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use gossipcoin_proto::message::{Request, Response, Role};
 use gossipcoin_proto::{Address, Amount, Block, BlockHash, Transaction, Txid, U256};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 use tracing::info;
 
-use super::chain_handle::{BlockOutcome, ChainGone, ChainHandle};
+use super::arrivals::Arrivals;
+use super::chain_handle::{BlockOutcome, ChainGone, ChainHandle, ChainState};
 use super::reads::{ReadError, Reads};
 use super::sync::{Sync, SyncProgress};
 use crate::chain::Origin;
@@ -178,6 +179,8 @@ struct Inner {
     wallet_lock: Mutex<()>,
     /// One `mine` at a time.
     mining: Mutex<()>,
+    /// When recent blocks arrived here.
+    arrivals: Arrivals,
 }
 
 impl Control {
@@ -189,8 +192,10 @@ impl Control {
         params: ChainParams,
         config: NodeConfig,
     ) -> Self {
+        let arrivals = Arrivals::spawn(chain.state(), reads.clone());
         Self {
             inner: Arc::new(Inner {
+                arrivals,
                 chain,
                 net,
                 sync,
@@ -269,6 +274,17 @@ impl Control {
             mempool_bytes: state.mempool_bytes,
             uptime: i.started.elapsed(),
         })
+    }
+
+    /// The chain actor's published state (tip, height, mempool size); `changed()` wakes on
+    /// every accepted block or transaction.
+    pub fn watch_state(&self) -> watch::Receiver<ChainState> {
+        self.inner.chain.state()
+    }
+
+    /// When recent main-chain blocks arrived at this node.
+    pub fn arrivals(&self) -> &Arrivals {
+        &self.inner.arrivals
     }
 
     pub async fn peers(&self) -> Vec<PeerInfo> {

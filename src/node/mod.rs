@@ -20,12 +20,14 @@
 //! | `chain_actor.rs`, `chain_handle.rs` | the chain's thread (writes only) and its handle |
 //! | `reads.rs` | snapshot reads for peers and the API, off the chain's thread |
 //! | `control.rs` | what an operator may ask (the API's only way in) |
+//! | `arrivals.rs` | when each recent main-chain block arrived here (ms since the epoch) |
 //! | `mining.rs` | the miner role |
 //!
 //! Shutdown flows from one `watch` channel. The node also stops — with an error — when the
 //! chain actor ends on its own (a fatal store error or a panic): a node that cannot write
 //! its chain must not keep answering as if it could.
 
+mod arrivals;
 mod chain_actor;
 mod chain_handle;
 mod control;
@@ -47,6 +49,7 @@ use gossipcoin_proto::message::Role;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
 
+pub use arrivals::{Arrivals, now_ms};
 pub use chain_actor::unix_now;
 pub use chain_handle::{BlockOutcome, ChainGone, ChainHandle, ChainState};
 pub use control::{Control, ControlError, NodeStatus, PaymentRequest, SyncState};

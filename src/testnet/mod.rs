@@ -11,6 +11,7 @@
 //! - `up.rs` creates the nodes, starts one process each and waits, watching from outside
 //!   (`ready.rs`), until all are connected and on the central node's tip;
 //! - `status.rs` shows each node; `down.rs` stops them; `logs.rs` merges their logs by time;
+//! - `ui.rs` serves the testnet page (cards, peer graph, block arrival times) from the nodes' APIs;
 //! - `probe.rs` reads a node from outside (its store read-only, `node.addr`, its HTTP API);
 //!   `process.rs` checks and signals recorded pids.
 //!
@@ -23,6 +24,7 @@ mod probe;
 mod process;
 mod ready;
 mod status;
+mod ui;
 mod up;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +37,7 @@ pub use down::{DownOptions, down, down_quietly};
 pub use logs::{Level, LogsOptions, logs};
 pub use process::is_running;
 pub use status::{StatusOptions, status};
+pub use ui::{UiOptions, ui};
 pub use up::{UpOptions, up};
 
 /// The state file in the testnet directory.
