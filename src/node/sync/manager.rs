@@ -750,8 +750,8 @@ impl Manager {
             let finished = match self.peers.get(&peer) {
                 None => true,
                 Some(p) => {
-                    !p.asking_headers && p.verified_work() <= self.tip.work
-                        || !p.asking_headers && self.serves_to(p) == 0
+                    !p.asking_headers
+                        && (p.verified_work() <= self.tip.work || self.serves_to(p) == 0)
                 }
             };
             if finished {
