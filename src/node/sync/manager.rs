@@ -35,8 +35,10 @@ use crate::node::chain_handle::{BatchOutcome, HeadersOutcome};
 use crate::node::chain_handle::{BlockOutcome, ChainHandle};
 use crate::node::reads::Reads;
 
-/// Most blocks handed to the chain at once (it commits them in several transactions anyway).
+/// Most blocks handed to the chain at once (it commits them in several transactions anyway),
+/// and about the most bytes.
 const MAX_BATCH: usize = 512;
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// A peer holding the window's lowest block longer than this stalls the download (Core's
 /// `BLOCK_STALLING_TIMEOUT`); it doubles each time a staller is found, up to
 /// [`MAX_STALL_TIMEOUT`], and shrinks back as blocks connect.
@@ -562,7 +564,7 @@ impl Manager {
         if self.feeding {
             return;
         }
-        let ready = self.window.take_ready(MAX_BATCH);
+        let ready = self.window.take_ready(MAX_BATCH, MAX_BATCH_BYTES);
         if ready.is_empty() {
             return;
         }

@@ -27,9 +27,11 @@ pub const BLOCKS_PER_REQUEST: usize = gossipcoin_proto::message::MAX_BLOCKS_PER_
 /// keeps 16 blocks in flight per peer on one stream; here a round trip is one request, so a
 /// peer gets up to 2 × 128 hashes, still within the 1,024-block window.
 pub const MAX_REQUESTS_PER_PEER: usize = 2;
-/// Blocks that arrived ahead of their parents are kept up to this many bytes; past it only the
-/// lowest missing block is requested, so the window can always move.
-pub const MAX_BUFFERED_BYTES: usize = 32 * 1024 * 1024;
+/// Blocks that arrived ahead of their parents are kept up to this many bytes (encoded size;
+/// decoded they take about twice that); past it only the lowest missing block is requested, so
+/// the window can always move. 8 MiB is over a second of validation on 2 cores: enough to keep
+/// the chain busy, small enough for a small node's memory.
+pub const MAX_BUFFERED_BYTES: usize = 8 * 1024 * 1024;
 
 /// A request in flight.
 #[derive(Debug)]
@@ -338,16 +340,18 @@ impl Window {
     }
 
     /// The buffered blocks that continue what was handed to the chain, in height order: at
-    /// most `max` blocks. They count as handed until [`Self::connected_to`] or
-    /// [`Self::handed_back`].
-    pub fn take_ready(&mut self, max: usize) -> Vec<Arrived> {
-        let mut ready = Vec::new();
+    /// most `max` blocks and about `max_bytes` (at least one). They count as handed until
+    /// [`Self::connected_to`] or [`Self::handed_back`].
+    pub fn take_ready(&mut self, max: usize, max_bytes: usize) -> Vec<Arrived> {
+        let mut ready: Vec<Arrived> = Vec::new();
         let mut next = self.connected + 1 + self.handed;
-        while ready.len() < max {
+        let mut bytes = 0;
+        while ready.len() < max && (ready.is_empty() || bytes < max_bytes) {
             let Some(arrived) = self.buffer.remove(&next) else {
                 break;
             };
             self.buffered_bytes -= arrived.bytes;
+            bytes += arrived.bytes;
             ready.push(arrived);
             next += 1;
         }
@@ -436,14 +440,18 @@ mod tests {
         );
         // b answers first: nothing is ready until a's blocks (the lower ones) arrive
         assert_eq!(w.on_answer(ib, b, answer(&chain, &hb)).unwrap().useful, 16);
-        assert!(w.take_ready(1000).is_empty());
+        assert!(w.take_ready(1000, usize::MAX).is_empty());
         w.on_answer(ia, a, answer(&chain, &ha)).unwrap();
-        let ready = w.take_ready(1000);
-        assert_eq!(ready.len(), 32);
-        assert!(ready.iter().zip(&chain).all(|(r, c)| r.block == *c));
-        assert_eq!(ready[20].from, b);
+        // the byte bound: one block at least, then only while under it
+        let first = w.take_ready(1000, 1);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].block, chain[0]);
+        let ready = w.take_ready(1000, usize::MAX);
+        assert_eq!(ready.len(), 31);
+        assert!(ready.iter().zip(&chain[1..]).all(|(r, c)| r.block == *c));
+        assert_eq!(ready[19].from, b);
         // handed, not yet connected: not handed again, not asked again
-        assert!(w.take_ready(1000).is_empty());
+        assert!(w.take_ready(1000, usize::MAX).is_empty());
         w.connected_to(32);
         let (_, next) = w.assign(a, 100, now).unwrap();
         assert_eq!(next[0], chain[32].block_hash());
@@ -547,7 +555,7 @@ mod tests {
                 .useful,
             16
         );
-        assert_eq!(w.take_ready(1000).len(), 32);
+        assert_eq!(w.take_ready(1000, usize::MAX).len(), 32);
     }
 
     #[test]
@@ -582,7 +590,7 @@ mod tests {
         // the branch is extended from the same base: block 1..16 stay buffered
         let all: Vec<BlockHash> = chain.iter().map(Block::block_hash).collect();
         w.reset(0, &all);
-        assert_eq!(w.take_ready(100).len(), 16);
+        assert_eq!(w.take_ready(100, usize::MAX).len(), 16);
         // a branch that replaces heights 10..: buffered blocks there are dropped
         let mut w = window(&chain);
         let (id, hashes) = w.assign(p, 16, now).unwrap();
@@ -592,7 +600,7 @@ mod tests {
             h.0[0] ^= 1;
         }
         w.reset(0, &other);
-        assert_eq!(w.take_ready(100).len(), 9);
+        assert_eq!(w.take_ready(100, usize::MAX).len(), 9);
         assert_eq!(w.buffered_bytes(), 0);
     }
 }
