@@ -80,16 +80,14 @@ pub async fn require(State(auth): State<Auth>, request: Request, next: Next) -> 
     if auth.allows(header) {
         next.run(request).await
     } else {
-        let mut response = ApiError::new(
+        // No `WWW-Authenticate: Basic` challenge: a browser would answer it with a password
+        // dialog (an invitation to type something for a page that may be hostile); the JSON
+        // error says what to send instead.
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             "this endpoint needs the node's cookie: curl -u \"$(cat <data-dir>/api.cookie)\" ...",
         )
-        .into_response();
-        response.headers_mut().insert(
-            axum::http::header::WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("Basic realm=\"gossipcoin\""),
-        );
-        response
+        .into_response()
     }
 }
 

@@ -39,7 +39,11 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Listaddresses => list_addresses(&dir()?),
-        Command::Createblockchain { address } => create_blockchain(&dir()?, params, address),
+        Command::Createblockchain { address } => {
+            let dir = dir()?;
+            refuse_if_running(&dir, "createblockchain")?;
+            create_blockchain(&dir, params, address)
+        }
         Command::Getbalance { address } => get_balance(&dir()?, address),
         Command::Send {
             from,
@@ -59,10 +63,18 @@ pub fn run(cli: Cli) -> Result<()> {
                 miner: miner_address.as_deref().map(parse_address).transpose()?,
                 threads: *threads,
             };
-            if *mine {
-                return send::send_and_mine(&dir()?, params, req);
-            }
             let dir = dir()?;
+            if *mine {
+                // A running node owns the store: pay through it, then have it mine.
+                return match crate::api::client::ApiClient::of_running_node(&dir)? {
+                    Some(api) => daemon::send_and_mine(
+                        &api,
+                        [from, to, amount, fee],
+                        miner_address.as_deref(),
+                    ),
+                    None => send::send_and_mine(&dir, params, req),
+                };
+            }
             match (node, crate::api::client::ApiClient::of_running_node(&dir)?) {
                 (None, Some(api)) => daemon::send(&api, from, to, amount, fee),
                 _ => send::send_to_network(&dir, params, req, node.as_deref()),
@@ -93,9 +105,19 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             start_node(&dir()?, params, overrides)
         }
-        Command::Generate { blocks, address } => generate(&dir()?, params, *blocks, address),
+        Command::Generate { blocks, address } => {
+            let dir = dir()?;
+            match crate::api::client::ApiClient::of_running_node(&dir)? {
+                Some(api) => daemon::generate(&api, *blocks, address),
+                None => generate(&dir, params, *blocks, address),
+            }
+        }
         Command::Printchain => print::print_chain(&dir()?),
-        Command::Reindexutxo => reindex_utxo(&dir()?),
+        Command::Reindexutxo => {
+            let dir = dir()?;
+            refuse_if_running(&dir, "reindexutxo")?;
+            reindex_utxo(&dir)
+        }
         Command::Verifychain => verify_chain(&dir()?),
         Command::Status => daemon::status(&api_client()?),
         Command::Peers => daemon::peers(&api_client()?),
@@ -120,6 +142,19 @@ fn data_dir(cli: &Cli) -> Result<PathBuf> {
         );
     }
     Ok(dir)
+}
+
+/// Refuses `command` while a node runs on `dir`: it would write the store behind the node's
+/// back (DESIGN §6: the daemon owns its data directory).
+fn refuse_if_running(dir: &Path, command: &str) -> Result<()> {
+    if crate::datadir::is_running(dir) {
+        bail!(
+            "a node is running on {} and owns its store: `{command}` would write behind its \
+             back. Stop the node first (Ctrl-C, or `kill -TERM` its pid), then run it again",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn chain_dir(dir: &Path) -> PathBuf {

@@ -180,6 +180,9 @@ impl Service {
     /// when `spawn` returns.
     pub(super) async fn listen(&mut self, addrs: &[Multiaddr]) -> Result<(), NetError> {
         for addr in addrs {
+            super::config::check_port_free(addr)?;
+        }
+        for addr in addrs {
             self.swarm
                 .listen_on(addr.clone())
                 .map_err(|e| NetError::Listen {
