@@ -163,6 +163,12 @@ pub enum Command {
         #[arg(long)]
         address: Option<String>,
     },
+    /// Shows one transaction through the running node (like bitcoin-cli gettransaction): in
+    /// the mempool or in which block, height and confirmations; inputs, outputs and fee.
+    Gettransaction {
+        /// The transaction's id (64 hex digits).
+        txid: String,
+    },
     /// Runs the tutorial's single-node steps end to end in a temporary data directory.
     Demo {
         /// Where the demo's testnet lives (default: a new temporary directory). Data and logs
@@ -247,6 +253,53 @@ pub enum TestnetCommand {
         #[arg(long, value_enum)]
         level: Option<LevelArg>,
     },
+    /// Follows one transaction (or block) across every node, from their logs: where it was
+    /// submitted, when each node took it into its mempool and from whom, who mined it into
+    /// which block, when each node accepted that block and from whom, with the delays.
+    Trace {
+        #[command(flatten)]
+        dir: TestnetDir,
+        /// A txid or a block hash.
+        id: String,
+    },
+    /// Kills one node with SIGKILL, as a crash would (data and logs stay).
+    Kill {
+        #[command(flatten)]
+        dir: TestnetDir,
+        #[command(flatten)]
+        node: NodeName,
+    },
+    /// Starts one stopped node again, with the flags `up` gave it.
+    Start {
+        #[command(flatten)]
+        dir: TestnetDir,
+        #[command(flatten)]
+        node: NodeName,
+        /// Seconds to wait for it to listen.
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Cuts the network into groups (`central,miner-1 miner-2,wallet-1`): every node bans the
+    /// nodes of the other groups through its API. Nodes in no group stay connected to all.
+    Partition {
+        #[command(flatten)]
+        dir: TestnetDir,
+        /// Two or more groups of comma-separated node names.
+        #[arg(required = true, num_args = 2.., value_name = "NODES")]
+        groups: Vec<String>,
+    },
+    /// Undoes `partition`: lifts the bans between the testnet's nodes and reconnects them.
+    Heal {
+        #[command(flatten)]
+        dir: TestnetDir,
+    },
+}
+
+/// Testnet subcommands that act on one node, or cut and heal the network.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeName {
+    /// The node (e.g. miner-1, as `testnet status` lists them).
+    pub node: String,
 }
 
 /// `--level` values.

@@ -13,12 +13,14 @@
 //! | `web.rs`    | the web explorer at `/` (assets in `web/`, compiled in), its CSP     |
 //! | `host.rs`   | the Host-header rule (no DNS rebinding): 421 for foreign names       |
 //! | `client.rs` | the CLI's side: find a running node's API and call it               |
+//! | `bans.rs`   | disconnect, ban, unban a peer; list bans (Core's `setban` & co.)    |
 //!
 //! Endpoints that spend or change state need the cookie; read-only ones are open (on loopback).
 //! Every request must name this server in its Host header ([`host`]), and every answer says
 //! `X-Content-Type-Options: nosniff`.
 
 mod auth;
+mod bans;
 pub mod client;
 mod error;
 mod events;
@@ -151,12 +153,16 @@ fn router(state: ApiState, auth: auth::Auth, hosts: host::HostRule) -> Router {
         .route("/nodes/resolve", get(flask::resolve))
         .route("/wallet/create", get(flask::wallet_create))
         .route("/tx", post(query::submit_raw))
+        .route("/peers/disconnect", post(bans::disconnect))
+        .route("/peers/ban", post(bans::ban))
+        .route("/peers/unban", post(bans::unban))
         .route_layer(middleware::from_fn_with_state(auth, auth::require));
     let open = Router::new()
         .route("/chain", get(flask::chain))
         .route("/wallet/balance/{address}", get(flask::wallet_balance))
         .route("/status", get(query::status))
         .route("/peers", get(query::peers))
+        .route("/peers/banned", get(bans::banned))
         .route("/mempool", get(query::mempool))
         .route("/blocks/recent", get(explorer::recent))
         .route("/blocks/{id}", get(query::block))

@@ -209,3 +209,48 @@ pub(super) fn send_and_mine(
     );
     Ok(())
 }
+
+/// `gettransaction TXID` through the running node (`GET /tx/{txid}`): where it is (mempool, or
+/// block, height and confirmations), its inputs and outputs, and its fee.
+pub(super) fn get_transaction(api: &ApiClient, txid: &str) -> Result<()> {
+    let t = api.get(&format!("/tx/{}", txid.trim()))?;
+    let tx = t.get("tx").cloned().unwrap_or_default();
+    println!("txid           {}", text(&tx, "txid"));
+    match t.get("status").and_then(Value::as_str) {
+        Some("mempool") => println!("status         in the mempool (unconfirmed)"),
+        _ => {
+            println!("status         confirmed");
+            println!("block          {}", text(&t, "block"));
+            println!("height         {}", text(&t, "height"));
+            println!("confirmations  {}", text(&t, "confirmations"));
+        }
+    }
+    println!("size           {} bytes", text(&tx, "size"));
+    println!("fee            {}", text(&t, "fee"));
+    let list = |key: &str| {
+        tx.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    if tx.get("coinbase").and_then(Value::as_bool) == Some(true) {
+        println!("input          coinbase (new coins)");
+    }
+    for i in list("inputs") {
+        println!(
+            "input          {}:{}  {} from {}",
+            text(&i, "txid"),
+            text(&i, "vout"),
+            text(&i, "amount"),
+            text(&i, "sender")
+        );
+    }
+    for (n, o) in list("outputs").iter().enumerate() {
+        println!(
+            "output {n:<7} {} to {}",
+            text(o, "amount"),
+            text(o, "recipient")
+        );
+    }
+    Ok(())
+}

@@ -123,6 +123,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Peers => daemon::peers(&api_client()?),
         Command::Mempool => daemon::mempool(&api_client()?),
         Command::Mine { address } => daemon::mine(&api_client()?, address.as_deref()),
+        Command::Gettransaction { txid } => daemon::get_transaction(&api_client()?, txid),
         Command::Demo { dir } => crate::demo::run(dir.as_deref()),
         Command::Testnet { command } => testnet::run(command, cli.params.as_deref()),
     }

@@ -274,6 +274,27 @@ impl Service {
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.listen_addrs.iter().map(|a| a.to_string()).collect());
             }
+            Command::Disconnect { peer, reply } => {
+                let connected = self.peers.is_connected(&peer);
+                if connected {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                    info!(target: "net", peer = %peer, "disconnecting peer (operator)");
+                }
+                let _ = reply.send(connected);
+            }
+            Command::Unban { peer, reply } => {
+                let was = self.peers.unban(&peer);
+                if was {
+                    let behaviour = self.swarm.behaviour_mut();
+                    behaviour.blocked.unblock_peer(peer);
+                    behaviour.gossipsub.remove_blacklisted_peer(&peer);
+                    info!(target: "net", peer = %peer, "unbanned peer (operator)");
+                }
+                let _ = reply.send(was);
+            }
+            Command::Bans { reply } => {
+                let _ = reply.send(self.peers.bans(Instant::now()));
+            }
         }
     }
 
