@@ -180,3 +180,41 @@ fn the_api_limits_headers_and_never_asks_browsers_for_a_password() {
     assert!(!out.to_lowercase().contains("www-authenticate"), "{out}");
     assert!(out.contains("api.cookie"), "{out}");
 }
+
+#[test]
+fn logs_have_no_colour_codes_off_a_terminal_or_under_no_color() {
+    let node = Node::new();
+    let file = node.dir.with_extension("pretty.log");
+    // stderr is a pipe here, not a terminal: plain text.
+    let r: common::Run = node
+        .cmd(&["createwallet"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+        .into();
+    assert!(
+        r.ok && r.stderr.contains("created a new key"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains('\x1b'),
+        "escape codes on a pipe: {:?}",
+        r.stderr
+    );
+    // Into a log file, and with NO_COLOR: plain text too.
+    let r: common::Run = node
+        .cmd(&["createwallet", "--log-file", file.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+        .into();
+    assert!(r.ok, "{}", r.stderr);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("created a new key"), "{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "escape codes in the log file: {text:?}"
+    );
+}
