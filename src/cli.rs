@@ -71,18 +71,22 @@ pub enum Command {
     Listaddresses,
     /// Creates a blockchain whose genesis block pays the subsidy to ADDRESS.
     Createblockchain {
+        /// Who the genesis block's subsidy pays (an address of `createwallet`).
         #[arg(long)]
         address: String,
     },
     /// Prints the balance of ADDRESS (works while a node runs on the same data directory).
     Getbalance {
+        /// Any address (Base58Check, starting with 1).
         #[arg(long)]
         address: String,
     },
     /// Sends AMOUNT coins from an address of this wallet to another address.
     Send {
+        /// The paying address: one of this data directory's wallet (see listaddresses).
         #[arg(long)]
         from: String,
+        /// The address paid.
         #[arg(long)]
         to: String,
         /// Coins, e.g. 10 or 0.5.
@@ -139,8 +143,10 @@ pub enum Command {
     /// Mines BLOCKS blocks on top of the tip, each paying the subsidy to ADDRESS (like Bitcoin
     /// Core's `generatetoaddress`): quick chains for experiments and tests.
     Generate {
+        /// How many blocks to mine.
         #[arg(long)]
         blocks: u32,
+        /// Who each block's subsidy pays.
         #[arg(long)]
         address: String,
     },
@@ -169,7 +175,14 @@ pub enum Command {
         /// The transaction's id (64 hex digits).
         txid: String,
     },
-    /// Runs the tutorial's single-node steps end to end in a temporary data directory.
+    /// Shows the built-in configuration: the chain parameters in effect (`--params`, else
+    /// config/devnet.toml) and the role files `startnode --role` uses.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Runs the seed's network story on a fresh 3-process testnet (central, wallet, miner),
+    /// printing every command and its answer; stops the nodes at the end or on Ctrl-C.
     Demo {
         /// Where the demo's testnet lives (default: a new temporary directory). Data and logs
         /// are kept there afterwards.
@@ -181,6 +194,31 @@ pub enum Command {
         #[command(subcommand)]
         command: TestnetCommand,
     },
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Prints the chain parameters and the built-in role files (or only ROLE's).
+    Show {
+        /// Only this role's file.
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+    },
+}
+
+/// A hint for flags spelled with one dash, as blockchain_go spells them (`-address`): clap
+/// reads `-address` as the short flags `-a -d ...` and says "unexpected argument '-a'".
+pub fn single_dash_hint(args: &[String]) -> Option<String> {
+    let arg = args.iter().skip(1).find(|a| {
+        a.len() > 2
+            && a.starts_with('-')
+            && !a.starts_with("--")
+            && a[1..].chars().all(|c| c.is_ascii_alphabetic() || c == '-')
+    })?;
+    Some(format!(
+        "gossipcoin spells flags with two dashes: -{arg} (not {arg}); see `gossipcoin help`"
+    ))
 }
 
 /// The testnet's directory, shared by the `testnet` subcommands.

@@ -218,3 +218,65 @@ fn logs_have_no_colour_codes_off_a_terminal_or_under_no_color() {
         "escape codes in the log file: {text:?}"
     );
 }
+
+#[test]
+fn a_newcomers_mistakes_get_messages_that_say_what_to_do() {
+    let node = Node::new();
+    // blockchain_go's single-dash flags.
+    let err = node.fails(&["getbalance", "-address", "1abc"]);
+    assert!(
+        err.contains("hint: gossipcoin spells flags with two dashes: --address"),
+        "{err}"
+    );
+    // No wallet: not an empty list.
+    let err = node.fails(&["listaddresses"]);
+    assert!(
+        err.contains("no wallet in") && err.contains("createwallet"),
+        "{err}"
+    );
+    // The built-in configuration can be seen.
+    let shown = node.ok(&["config", "show"]);
+    assert!(
+        shown.contains("pow_bits") && shown.contains("min_txs"),
+        "{shown}"
+    );
+
+    // A send that reaches no node says how to name one.
+    let params = easy_params(&node);
+    let a = node.new_address();
+    node.ok(&["--params", &params, "createblockchain", "--address", &a]);
+    let nobody = addr(free_port());
+    let err = node.fails(&[
+        "--params", &params, "send", "--from", &a, "--to", &a, "--amount", "1", "--node", &nobody,
+    ]);
+    assert!(err.contains("--node MULTIADDR"), "{err}");
+
+    // No --role with another NODE_ID: a wallet node, which says so and warns that its
+    // bootstrap peer cannot be reached.
+    let other = Node::new();
+    std::fs::create_dir_all(&other.dir).unwrap();
+    let log = other.dir.with_extension("log");
+    let listen = addr(free_port());
+    let child = other
+        .cmd(&["--params", &params, "startnode", "--listen", &listen])
+        .args(["--bootstrap", &nobody, "--api-listen", "127.0.0.1:0"])
+        .args(["--log-format", "json", "--log-file", log.to_str().unwrap()])
+        .env("NODE_ID", "3001")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let d = Daemon {
+        child,
+        log,
+        dir: other.dir.clone(),
+    };
+    wait_until(30, "the warning about the bootstrap peer", || {
+        d.log_text()
+            .contains("the bootstrap peers cannot be reached")
+    });
+    let text = d.log_text();
+    assert!(text.contains("starting as a wallet node"), "{text}");
+    assert!(text.contains("\"level\":\"WARN\""), "{text}");
+}

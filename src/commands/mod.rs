@@ -125,6 +125,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Mine { address } => daemon::mine(&api_client()?, address.as_deref()),
         Command::Gettransaction { txid } => daemon::get_transaction(&api_client()?, txid),
         Command::Demo { dir } => crate::demo::run(dir.as_deref()),
+        Command::Config {
+            command: crate::cli::ConfigCommand::Show { role },
+        } => show_config(cli.params.as_deref(), role.map(Into::into)),
         Command::Testnet { command } => testnet::run(command, cli.params.as_deref()),
     }
 }
@@ -192,6 +195,14 @@ fn create_wallet(dir: &Path) -> Result<()> {
 }
 
 fn list_addresses(dir: &Path) -> Result<()> {
+    let file = dir.join(crate::wallet::file::WALLET_FILE);
+    if !file.exists() {
+        bail!(
+            "no wallet in {} (no {}): create one with `gossipcoin createwallet`",
+            dir.display(),
+            file.display()
+        );
+    }
     let wallet = Wallet::load(dir)?;
     for address in wallet.addresses() {
         println!("{address}");
@@ -245,6 +256,11 @@ fn open_read_only(dir: &Path) -> Result<Store> {
 }
 
 fn start_node(dir: &Path, params: ChainParams, overrides: crate::config::Overrides) -> Result<()> {
+    if overrides.role.is_none() && overrides.config_file.is_none() {
+        let (role, why) = crate::config::default_role(&overrides);
+        info!(target: "net", %role, "no --role given: starting as a {role} node ({why}); \
+              pass --role central|miner|wallet to choose");
+    }
     let config = crate::config::NodeConfig::load(dir, overrides)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -324,6 +340,35 @@ fn reindex_utxo(dir: &Path) -> Result<()> {
     store.write(|w| w.reindex_utxo())?;
     let count = store.read()?.utxo_count()?;
     println!("Done! There are {count} unspent outputs in the UTXO set.");
+    Ok(())
+}
+
+/// `config show`: the chain parameters file in effect, then the built-in role files.
+fn show_config(params: Option<&Path>, role: Option<gossipcoin_proto::message::Role>) -> Result<()> {
+    use gossipcoin_proto::message::Role;
+    if role.is_none() {
+        match params {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                println!("# chain parameters: {} (--params)\n{text}", path.display());
+            }
+            None => println!(
+                "# chain parameters: config/devnet.toml (built in)\n{}",
+                crate::params::DEVNET_TOML
+            ),
+        }
+    }
+    let roles = match role {
+        Some(r) => vec![r],
+        None => vec![Role::Central, Role::Miner, Role::Wallet],
+    };
+    for r in roles {
+        println!(
+            "# role file: config/{r}.toml (built in; --config FILE replaces it)\n{}",
+            crate::config::builtin(r)
+        );
+    }
     Ok(())
 }
 

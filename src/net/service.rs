@@ -536,7 +536,9 @@ impl Service {
         if self.peers.connected_count() > 0 || self.bootstrap.is_empty() {
             self.alone_retry = ALONE_RETRY_MIN;
         } else if now.saturating_duration_since(self.last_alone_dial) >= self.alone_retry {
-            debug!(target: "net", retry_in = ?self.alone_retry, "no peers; redialing the bootstrap peers");
+            let bootstrap: Vec<String> = self.bootstrap.iter().map(|a| a.to_string()).collect();
+            warn!(target: "net", retry_in_secs = self.alone_retry.as_secs(), bootstrap = %bootstrap.join(","),
+                  "no peers: the bootstrap peers cannot be reached (not running? wrong --bootstrap?); redialing");
             self.last_alone_dial = now;
             self.alone_retry = (self.alone_retry * 2).min(self.config.discovery_interval);
             self.dial_bootstrap();
