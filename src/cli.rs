@@ -71,18 +71,22 @@ pub enum Command {
     Listaddresses,
     /// Creates a blockchain whose genesis block pays the subsidy to ADDRESS.
     Createblockchain {
+        /// Who the genesis block's subsidy pays (an address of `createwallet`).
         #[arg(long)]
         address: String,
     },
     /// Prints the balance of ADDRESS (works while a node runs on the same data directory).
     Getbalance {
+        /// Any address (Base58Check, starting with 1).
         #[arg(long)]
         address: String,
     },
     /// Sends AMOUNT coins from an address of this wallet to another address.
     Send {
+        /// The paying address: one of this data directory's wallet (see listaddresses).
         #[arg(long)]
         from: String,
+        /// The address paid.
         #[arg(long)]
         to: String,
         /// Coins, e.g. 10 or 0.5.
@@ -139,8 +143,10 @@ pub enum Command {
     /// Mines BLOCKS blocks on top of the tip, each paying the subsidy to ADDRESS (like Bitcoin
     /// Core's `generatetoaddress`): quick chains for experiments and tests.
     Generate {
+        /// How many blocks to mine.
         #[arg(long)]
         blocks: u32,
+        /// Who each block's subsidy pays.
         #[arg(long)]
         address: String,
     },
@@ -163,7 +169,20 @@ pub enum Command {
         #[arg(long)]
         address: Option<String>,
     },
-    /// Runs the tutorial's single-node steps end to end in a temporary data directory.
+    /// Shows one transaction through the running node (like bitcoin-cli gettransaction): in
+    /// the mempool or in which block, height and confirmations; inputs, outputs and fee.
+    Gettransaction {
+        /// The transaction's id (64 hex digits).
+        txid: String,
+    },
+    /// Shows the built-in configuration: the chain parameters in effect (`--params`, else
+    /// config/devnet.toml) and the role files `startnode --role` uses.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Runs the seed's network story on a fresh 3-process testnet (central, wallet, miner),
+    /// printing every command and its answer; stops the nodes at the end or on Ctrl-C.
     Demo {
         /// Where the demo's testnet lives (default: a new temporary directory). Data and logs
         /// are kept there afterwards.
@@ -175,6 +194,31 @@ pub enum Command {
         #[command(subcommand)]
         command: TestnetCommand,
     },
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Prints the chain parameters and the built-in role files (or only ROLE's).
+    Show {
+        /// Only this role's file.
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+    },
+}
+
+/// A hint for flags spelled with one dash, as blockchain_go spells them (`-address`): clap
+/// reads `-address` as the short flags `-a -d ...` and says "unexpected argument '-a'".
+pub fn single_dash_hint(args: &[String]) -> Option<String> {
+    let arg = args.iter().skip(1).find(|a| {
+        a.len() > 2
+            && a.starts_with('-')
+            && !a.starts_with("--")
+            && a[1..].chars().all(|c| c.is_ascii_alphabetic() || c == '-')
+    })?;
+    Some(format!(
+        "gossipcoin spells flags with two dashes: -{arg} (not {arg}); see `gossipcoin help`"
+    ))
 }
 
 /// The testnet's directory, shared by the `testnet` subcommands.
@@ -247,6 +291,53 @@ pub enum TestnetCommand {
         #[arg(long, value_enum)]
         level: Option<LevelArg>,
     },
+    /// Follows one transaction (or block) across every node, from their logs: where it was
+    /// submitted, when each node took it into its mempool and from whom, who mined it into
+    /// which block, when each node accepted that block and from whom, with the delays.
+    Trace {
+        #[command(flatten)]
+        dir: TestnetDir,
+        /// A txid or a block hash.
+        id: String,
+    },
+    /// Kills one node with SIGKILL, as a crash would (data and logs stay).
+    Kill {
+        #[command(flatten)]
+        dir: TestnetDir,
+        #[command(flatten)]
+        node: NodeName,
+    },
+    /// Starts one stopped node again, with the flags `up` gave it.
+    Start {
+        #[command(flatten)]
+        dir: TestnetDir,
+        #[command(flatten)]
+        node: NodeName,
+        /// Seconds to wait for it to listen.
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Cuts the network into groups (`central,miner-1 miner-2,wallet-1`): every node bans the
+    /// nodes of the other groups through its API. Nodes in no group stay connected to all.
+    Partition {
+        #[command(flatten)]
+        dir: TestnetDir,
+        /// Two or more groups of comma-separated node names.
+        #[arg(required = true, num_args = 2.., value_name = "NODES")]
+        groups: Vec<String>,
+    },
+    /// Undoes `partition`: lifts the bans between the testnet's nodes and reconnects them.
+    Heal {
+        #[command(flatten)]
+        dir: TestnetDir,
+    },
+}
+
+/// Testnet subcommands that act on one node, or cut and heal the network.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeName {
+    /// The node (e.g. miner-1, as `testnet status` lists them).
+    pub node: String,
 }
 
 /// `--level` values.

@@ -59,9 +59,12 @@ async fn submit_async(addr: &str, tx: &Transaction) -> Result<Submitted> {
         config.discovery = false;
         let (_stop_tx, stop) = watch::channel(false);
         let (net, mut events) = net::spawn(config, stop).await?;
-        net.dial(addr)
-            .await
-            .with_context(|| format!("cannot reach a node at {addr}: is it running?"))?;
+        net.dial(addr).await.with_context(|| {
+            format!(
+                "cannot reach a node at {addr}: is it running? (pass --node MULTIADDR to \
+                     submit to another node)"
+            )
+        })?;
         let peer = loop {
             match events.recv().await {
                 Some(NetworkEvent::PeerConnected { peer, .. }) => break peer,

@@ -182,7 +182,8 @@ fn parse_role(s: &str) -> Result<Role, ConfigError> {
     }
 }
 
-fn builtin(role: Role) -> &'static str {
+/// The built-in role file of `role` (`config/<role>.toml`, compiled in).
+pub fn builtin(role: Role) -> &'static str {
     match role {
         Role::Central => CENTRAL_TOML,
         Role::Miner => MINER_TOML,
@@ -209,12 +210,12 @@ impl NodeConfig {
                 parse_file(&text, &path.display().to_string())?
             }
             None => {
-                let role = o.role.unwrap_or(Role::Central);
+                let role = o.role.unwrap_or_else(|| default_role(&o).0);
                 parse_file(builtin(role), &format!("config/{role}.toml"))?
             }
         };
         let file_role = file.role.as_deref().map(parse_role).transpose()?;
-        let role = o.role.or(file_role).unwrap_or(Role::Central);
+        let role = o.role.or(file_role).unwrap_or_else(|| default_role(&o).0);
 
         let default_port = o.node_id.unwrap_or(CENTRAL_PORT);
         let listen = if o.listen.is_empty() {
@@ -327,6 +328,23 @@ impl NodeConfig {
     }
 }
 
+/// The role of a node started without `--role` (and without a role file), and why: a miner
+/// when it has a `--miner-address` (the tutorial's `startnode -miner ADDR`), a wallet node when
+/// `NODE_ID` names another port than the central node's 3000 (it bootstraps from 3000), else the
+/// central node.
+pub fn default_role(o: &Overrides) -> (Role, &'static str) {
+    if o.miner_address.is_some() {
+        (Role::Miner, "--miner-address was given")
+    } else if o.node_id.is_some_and(|id| id != CENTRAL_PORT) {
+        (
+            Role::Wallet,
+            "NODE_ID is not the central node's 3000: it bootstraps from the central node",
+        )
+    } else {
+        (Role::Central, "the central node listens on NODE_ID 3000")
+    }
+}
+
 /// The central node's well-known address.
 pub fn central_addr() -> String {
     format!("/ip4/127.0.0.1/tcp/{CENTRAL_PORT}")
@@ -338,6 +356,30 @@ mod tests {
 
     fn load(o: Overrides) -> Result<NodeConfig, ConfigError> {
         NodeConfig::load(Path::new("node_x"), o)
+    }
+
+    #[test]
+    fn without_a_role_a_miner_address_means_miner_and_another_node_id_wallet() {
+        let addr = "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2".to_string();
+        let miner = Overrides {
+            miner_address: Some(addr),
+            node_id: Some(3002),
+            ..Default::default()
+        };
+        assert_eq!(default_role(&miner).0, Role::Miner);
+        let wallet = Overrides {
+            node_id: Some(3001),
+            ..Default::default()
+        };
+        assert_eq!(default_role(&wallet).0, Role::Wallet);
+        assert_eq!(load(wallet).unwrap().bootstrap, [central_addr()]);
+        for id in [None, Some(3000)] {
+            let o = Overrides {
+                node_id: id,
+                ..Default::default()
+            };
+            assert_eq!(default_role(&o).0, Role::Central);
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
-    /// Human-readable lines (colours on a terminal).
+    /// Human-readable lines (colours on a terminal, unless `NO_COLOR` is set).
     #[default]
     Pretty,
     /// One JSON object per line, for scripts and log merging.
@@ -37,12 +37,21 @@ pub fn init(format: LogFormat, file: Option<&Path>) -> std::io::Result<()> {
         .with_env_filter(filter)
         .with_writer(writer);
     let _ = match format {
-        LogFormat::Pretty => builder.with_ansi(file.is_none()).try_init(),
+        LogFormat::Pretty => builder.with_ansi(colour(file.is_some())).try_init(),
         LogFormat::Json => builder
+            .with_ansi(false)
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .try_init(),
     };
     Ok(())
+}
+
+/// Colours only on a terminal (never into a file or a pipe) and never under `NO_COLOR`
+/// (<https://no-color.org>: any non-empty value).
+fn colour(to_file: bool) -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !to_file && !no_color && std::io::stderr().is_terminal()
 }

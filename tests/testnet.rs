@@ -180,6 +180,7 @@ impl Net {
         let out = self.ok(&["status"]);
         out.lines()
             .skip(1)
+            .take_while(|l| !l.is_empty()) // the tips and partition follow a blank line
             .map(|l| {
                 let cells: Vec<&str> = l.split_whitespace().collect();
                 assert!(cells.len() >= 9, "status row: {l}");
@@ -454,7 +455,37 @@ fn a_second_up_is_refused_and_a_killed_node_shows_down() {
     let others: Vec<&Row> = status.iter().filter(|r| r.node != "miner-1").collect();
     assert!(others.iter().all(|r| r.process == "up"), "{status:?}");
     let miner = status.iter().find(|r| r.node == "miner-1").unwrap();
-    assert_eq!(miner.pid, pid.to_string());
+    assert_eq!(miner.pid, "-", "no process holds its lock: {miner:?}");
+
+    // Started again while the others run; then crashed on purpose.
+    let out = net.ok(&["start", "miner-1"]);
+    assert!(out.starts_with("Started miner-1"), "{out}");
+    net.seen_pids.extend(net.pids().into_iter().map(|(_, p)| p));
+    let restarted = net
+        .pids()
+        .into_iter()
+        .find(|(n, _)| n == "miner-1")
+        .unwrap()
+        .1;
+    assert!(running(restarted) && restarted != *pid);
+    let err = net.run(&["start", "miner-1"]);
+    assert!(
+        !err.ok && err.stderr.contains("already runs"),
+        "{}",
+        err.stderr
+    );
+    let row = net
+        .status()
+        .into_iter()
+        .find(|r| r.node == "miner-1")
+        .unwrap();
+    assert_eq!(
+        (row.process.as_str(), row.pid.clone()),
+        ("up", restarted.to_string())
+    );
+    let out = net.ok(&["kill", "miner-1"]);
+    assert!(out.contains("SIGKILL"), "{out}");
+    assert!(!running(restarted));
 
     let down = net.ok(&["down"]);
     assert!(
@@ -463,6 +494,30 @@ fn a_second_up_is_refused_and_a_killed_node_shows_down() {
         "{down}"
     );
     assert!(pids.iter().all(|&(_, p)| !running(p)));
+
+    // A recorded pid that another program took since is neither shown as the node nor
+    // signalled by `down`.
+    let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+    let mut state = net.state();
+    state["nodes"][0]["pid"] = sleeper.id().into();
+    std::fs::write(
+        net.dir.join("testnet.json"),
+        serde_json::to_string_pretty(&state).unwrap(),
+    )
+    .unwrap();
+    let central = net.status().into_iter().next().unwrap();
+    assert_eq!(
+        (central.process.as_str(), central.pid.as_str()),
+        ("down", "-")
+    );
+    let down = net.ok(&["down"]);
+    assert!(down.contains("Nothing to stop"), "{down}");
+    assert!(
+        running(sleeper.id()),
+        "down signalled a process that is not the node"
+    );
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
 }
 
 #[test]
@@ -544,4 +599,176 @@ fn commands_without_a_testnet_fail_clearly() {
             r.stderr
         );
     }
+}
+
+/// The txid in `Success! txid <txid> ...`.
+fn txid_of(out: &str) -> String {
+    out.split_whitespace()
+        .skip_while(|w| *w != "txid")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no txid in {out:?}"))
+        .to_string()
+}
+
+#[test]
+fn a_payment_is_traced_across_every_node() {
+    let mut net = Net::new(3);
+    let up = net.up(&["--miners", "1", "--wallets", "1"]);
+    assert!(up.ok, "testnet up failed:\n{}{}", up.stdout, up.stderr);
+    let dir = |n: &str| net.node_dir(n).to_str().unwrap().to_string();
+    let (central, miner) = (dir("central"), dir("miner-1"));
+    let (from, to) = (net.address("central"), net.address("wallet-1"));
+    let out = net.gossipcoin(&[
+        "send",
+        "--data-dir",
+        &central,
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--amount",
+        "2",
+    ]);
+    let txid = txid_of(&out);
+    wait_until(60, "the payment in the miner's mempool", || {
+        net.gossipcoin(&["mempool", "--data-dir", &miner])
+            .contains(&txid)
+    });
+    net.gossipcoin(&["mine", "--data-dir", &miner]);
+    let wallet = dir("wallet-1");
+    wait_until(60, "the payment confirmed on wallet-1", || {
+        net.gossipcoin(&["gettransaction", &txid, "--data-dir", &wallet])
+            .contains("confirmed")
+    });
+    let shown = net.gossipcoin(&["gettransaction", &txid, "--data-dir", &wallet]);
+    assert!(
+        shown.contains("confirmations  1") && shown.contains(&format!("2 to {to}")),
+        "{shown}"
+    );
+    // Every node logs the block (the INFO events trace needs) before the trace is read.
+    wait_until(60, "every node at height 1", || {
+        net.status().iter().all(|r| r.height == "1")
+    });
+
+    let begun = Instant::now();
+    let trace = net.ok(&["trace", &txid]);
+    eprintln!(
+        "testnet trace on 3 nodes took {:.3}s\n{trace}",
+        begun.elapsed().as_secs_f64()
+    );
+    assert!(trace.contains("submitted"), "{trace}");
+    assert!(trace.contains("mined block"), "{trace}");
+    // The per-node table: every node with the block, where from, and a delay in seconds.
+    let table: Vec<&str> = trace
+        .lines()
+        .skip_while(|l| !l.starts_with("node "))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(table.len(), 3, "{trace}");
+    for name in ["central", "miner-1", "wallet-1"] {
+        let row = table.iter().find(|l| l.starts_with(name)).unwrap();
+        let delay = row.split_whitespace().last().unwrap();
+        assert!(
+            delay.ends_with('s') && delay.trim_end_matches('s').parse::<f64>().is_ok(),
+            "{name} has no block delay: {row}"
+        );
+    }
+    assert!(trace.contains("reached 3 of 3 nodes"), "{trace}");
+    assert!(
+        trace.contains("from miner-1"),
+        "node names, not peer ids: {trace}"
+    );
+
+    // The merged logs name nodes instead of peer ids, and follow the txid into its block.
+    let logs = net.ok(&["logs", "--grep", &txid]);
+    assert!(logs.contains("confirmed transaction"), "{logs}");
+    assert!(logs.contains("from=central"), "{logs}");
+}
+
+#[test]
+fn a_partition_forks_the_chain_and_healing_joins_it_again() {
+    let mut net = Net::new(4);
+    let up = net.up(&["--miners", "2", "--wallets", "1"]);
+    assert!(up.ok, "testnet up failed:\n{}{}", up.stdout, up.stderr);
+    let dir = |n: &str| net.node_dir(n).to_str().unwrap().to_string();
+    let out = net.ok(&["partition", "central,miner-1", "miner-2,wallet-1"]);
+    assert!(out.contains("central,miner-1 | miner-2,wallet-1"), "{out}");
+    let bans = net.gossipcoin(&["status", "--data-dir", &dir("central")]);
+    assert!(bans.contains("peers       "), "{bans}");
+
+    // A miner on each side: one block on one side, two on the other.
+    net.gossipcoin(&["mine", "--data-dir", &dir("miner-1")]);
+    net.gossipcoin(&["mine", "--data-dir", &dir("miner-2")]);
+    net.gossipcoin(&["mine", "--data-dir", &dir("miner-2")]);
+    wait_until(60, "two tips, each side at its own height", || {
+        let h: Vec<String> = net.status().into_iter().map(|r| r.height).collect();
+        h == ["1", "1", "2", "2"]
+    });
+    let status = net.ok(&["status"]);
+    assert!(
+        status.contains("FORK: the running nodes are on 2 tips"),
+        "{status}"
+    );
+    assert!(
+        status.contains("PARTITIONED: central,miner-1 | miner-2,wallet-1"),
+        "{status}"
+    );
+
+    let healed = Instant::now();
+    let out = net.ok(&["heal"]);
+    assert!(
+        out.starts_with("Healed: 4 bans lifted") || out.starts_with("Healed: "),
+        "{out}"
+    );
+    wait_until(60, "one tip after the heal", || {
+        net.ok(&["status"])
+            .contains("one tip: 4 running node(s) at height 2")
+    });
+    eprintln!(
+        "heal to one tip on 4 nodes: {:.2}s",
+        healed.elapsed().as_secs_f64()
+    );
+    assert!(!net.ok(&["status"]).contains("PARTITIONED"));
+}
+
+#[test]
+fn ctrl_c_during_up_stops_the_nodes_it_started() {
+    let net = Net::new(3);
+    let base = net.base.to_string();
+    let child = net
+        .cmd(&[
+            "up",
+            "--base-port",
+            &base,
+            "--miners",
+            "1",
+            "--wallets",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = HashSet::new();
+    wait_until(60, "up to start its first node", || {
+        seen.extend(net.pids().into_iter().map(|(_, p)| p));
+        !seen.is_empty()
+    });
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    seen.extend(net.pids().into_iter().map(|(_, p)| p));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("interrupted: stopped the"), "{stderr}");
+    for pid in &seen {
+        assert!(!running(*pid), "pid {pid} still runs after Ctrl-C");
+    }
+    assert!(net.pids().is_empty(), "pids left in testnet.json");
 }

@@ -80,16 +80,14 @@ pub async fn require(State(auth): State<Auth>, request: Request, next: Next) -> 
     if auth.allows(header) {
         next.run(request).await
     } else {
-        let mut response = ApiError::new(
+        // No `WWW-Authenticate: Basic` challenge: a browser would answer it with a password
+        // dialog (an invitation to type something for a page that may be hostile); the JSON
+        // error says what to send instead.
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             "this endpoint needs the node's cookie: curl -u \"$(cat <data-dir>/api.cookie)\" ...",
         )
-        .into_response();
-        response.headers_mut().insert(
-            axum::http::header::WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("Basic realm=\"gossipcoin\""),
-        );
-        response
+        .into_response()
     }
 }
 
@@ -114,21 +112,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Standard base64 (with padding) → bytes; `None` for anything else.
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let text = text.trim_end_matches('=');
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
 #[cfg(test)]

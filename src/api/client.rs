@@ -69,7 +69,7 @@ impl ApiClient {
     pub fn get(&self, path: &str) -> Result<Value> {
         let mut req = self.agent.get(format!("{}{path}", self.url));
         if let Some(c) = &self.cookie {
-            req = req.header("Authorization", basic(c));
+            req = req.header("Authorization", bearer(c));
         }
         self.answer(path, req.call())
     }
@@ -77,7 +77,7 @@ impl ApiClient {
     pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
         let mut req = self.agent.post(format!("{}{path}", self.url));
         if let Some(c) = &self.cookie {
-            req = req.header("Authorization", basic(c));
+            req = req.header("Authorization", bearer(c));
         }
         self.answer(path, req.send_json(body))
     }
@@ -115,30 +115,14 @@ fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
-/// `Authorization: Basic base64("__cookie__:<hex>")`.
-fn basic(cookie: &str) -> String {
-    format!("Basic {}", encode_base64(cookie.as_bytes()))
-}
-
-fn encode_base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+/// `Authorization: Bearer <hex>` for the cookie `__cookie__:<hex>` (what the server checks;
+/// no base64 needed).
+fn bearer(cookie: &str) -> String {
+    let secret = cookie
+        .strip_prefix(super::COOKIE_USER)
+        .and_then(|s| s.strip_prefix(':'))
+        .unwrap_or(cookie);
+    format!("Bearer {secret}")
 }
 
 #[cfg(test)]
@@ -146,13 +130,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_matches_the_standard_alphabet_and_padding() {
-        assert_eq!(
-            encode_base64(b"__cookie__:abc123"),
-            "X19jb29raWVfXzphYmMxMjM="
-        );
-        assert_eq!(encode_base64(b"ab"), "YWI=");
-        assert_eq!(encode_base64(b"abc"), "YWJj");
-        assert_eq!(encode_base64(b""), "");
+    fn the_bearer_token_is_the_cookie_secret() {
+        assert_eq!(bearer("__cookie__:abc123"), "Bearer abc123");
+        assert_eq!(bearer("abc123"), "Bearer abc123");
     }
 }

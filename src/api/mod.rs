@@ -13,12 +13,14 @@
 //! | `web.rs`    | the web explorer at `/` (assets in `web/`, compiled in), its CSP     |
 //! | `host.rs`   | the Host-header rule (no DNS rebinding): 421 for foreign names       |
 //! | `client.rs` | the CLI's side: find a running node's API and call it               |
+//! | `bans.rs`   | disconnect, ban, unban a peer; list bans (Core's `setban` & co.)    |
 //!
 //! Endpoints that spend or change state need the cookie; read-only ones are open (on loopback).
 //! Every request must name this server in its Host header ([`host`]), and every answer says
 //! `X-Content-Type-Options: nosniff`.
 
 mod auth;
+mod bans;
 pub mod client;
 mod error;
 mod events;
@@ -54,6 +56,10 @@ pub const ADDR_FILE: &str = "api.addr";
 
 /// The largest request body: a maximal transaction in hex, plus room for JSON around it.
 const MAX_BODY: usize = 2 * gossipcoin_proto::MAX_TX_BYTES + 4096;
+
+/// The most bytes a request's target and headers may take together (names, values and their
+/// separators); more is answered 431. Real clients send well under 1 KiB.
+const MAX_HEADER_BYTES: usize = 8 * 1024;
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -147,12 +153,16 @@ fn router(state: ApiState, auth: auth::Auth, hosts: host::HostRule) -> Router {
         .route("/nodes/resolve", get(flask::resolve))
         .route("/wallet/create", get(flask::wallet_create))
         .route("/tx", post(query::submit_raw))
+        .route("/peers/disconnect", post(bans::disconnect))
+        .route("/peers/ban", post(bans::ban))
+        .route("/peers/unban", post(bans::unban))
         .route_layer(middleware::from_fn_with_state(auth, auth::require));
     let open = Router::new()
         .route("/chain", get(flask::chain))
         .route("/wallet/balance/{address}", get(flask::wallet_balance))
         .route("/status", get(query::status))
         .route("/peers", get(query::peers))
+        .route("/peers/banned", get(bans::banned))
         .route("/mempool", get(query::mempool))
         .route("/blocks/recent", get(explorer::recent))
         .route("/blocks/{id}", get(query::block))
@@ -165,6 +175,7 @@ fn router(state: ApiState, auth: auth::Auth, hosts: host::HostRule) -> Router {
         .merge(web::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn(refuse_oversized))
+        .layer(middleware::from_fn(refuse_big_headers))
         .layer(middleware::from_fn(record))
         .layer(middleware::from_fn_with_state(hosts, host::check))
         .layer(middleware::from_fn(nosniff))
@@ -195,6 +206,27 @@ async fn refuse_oversized(request: Request, next: Next) -> Response {
         return ApiError::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is larger than {MAX_BODY} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Refuses a request whose target and headers exceed [`MAX_HEADER_BYTES`] with 431.
+async fn refuse_big_headers(request: Request, next: Next) -> Response {
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4) // ": " and CRLF
+        .sum();
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if headers + target > MAX_HEADER_BYTES {
+        return ApiError::new(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("request target and headers are larger than {MAX_HEADER_BYTES} bytes"),
         )
         .into_response();
     }

@@ -1,6 +1,7 @@
 //! Commands that talk to a running node through its HTTP API: `status`, `peers`, `mempool`,
-//! `mine`, and the daemon paths of `send` and `createwallet` (a running node owns its data
-//! directory, so changes go through it instead of being written under it).
+//! `mine`, and the daemon paths of `send`, `send --mine`, `generate` and `createwallet` (a
+//! running node owns its data directory, so changes go through it instead of being written
+//! under it, and the blocks it mines reach its peers).
 
 use std::path::Path;
 
@@ -151,5 +152,105 @@ pub(super) fn send(api: &ApiClient, from: &str, to: &str, amount: &str, fee: &st
 pub(super) fn create_wallet(api: &ApiClient) -> Result<()> {
     let answer = api.get("/wallet/create")?;
     println!("Your new address: {}", text(&answer, "address"));
+    Ok(())
+}
+
+/// `generate` through the running node: `GET /mine?address=A` once per block; the node mines
+/// each on its tip and relays it.
+pub(super) fn generate(api: &ApiClient, blocks: u32, address: &str) -> Result<()> {
+    let mut last = None;
+    for _ in 0..blocks {
+        let answer = api.get(&format!("/mine?address={address}"))?;
+        last = answer.get("block").cloned();
+    }
+    match last {
+        Some(block) => println!(
+            "Done! Tip {} at height {} (mined by the node running at {})",
+            text(&block, "hash"),
+            text(&block, "index"),
+            api.url()
+        ),
+        None => println!("Done! No block asked for."),
+    }
+    Ok(())
+}
+
+/// `send --mine` through the running node: it pays from its wallet, then mines a block of its
+/// mempool (which holds the payment) and relays both.
+pub(super) fn send_and_mine(
+    api: &ApiClient,
+    [from, to, amount, fee]: [&str; 4],
+    miner: Option<&str>,
+) -> Result<()> {
+    let paid = api.post(
+        "/transactions/new",
+        &json!({ "sender": from, "recipient": to, "amount": amount, "fee": fee }),
+    )?;
+    let txid = text(&paid, "txid");
+    let path = format!("/mine?address={}", miner.unwrap_or(from));
+    let block = api.get(&path)?.get("block").cloned().unwrap_or_default();
+    let included = block
+        .get("transactions")
+        .and_then(Value::as_array)
+        .is_some_and(|txs| txs.iter().any(|t| text(t, "txid") == txid));
+    if !included {
+        bail!(
+            "txid {txid} was accepted by {} but block {} does not hold it; it waits in the \
+             mempool for the next block",
+            api.url(),
+            text(&block, "hash")
+        );
+    }
+    println!(
+        "Success! txid {txid} mined in block {} at height {} (by the node running at {})",
+        text(&block, "hash"),
+        text(&block, "index"),
+        api.url()
+    );
+    Ok(())
+}
+
+/// `gettransaction TXID` through the running node (`GET /tx/{txid}`): where it is (mempool, or
+/// block, height and confirmations), its inputs and outputs, and its fee.
+pub(super) fn get_transaction(api: &ApiClient, txid: &str) -> Result<()> {
+    let t = api.get(&format!("/tx/{}", txid.trim()))?;
+    let tx = t.get("tx").cloned().unwrap_or_default();
+    println!("txid           {}", text(&tx, "txid"));
+    match t.get("status").and_then(Value::as_str) {
+        Some("mempool") => println!("status         in the mempool (unconfirmed)"),
+        _ => {
+            println!("status         confirmed");
+            println!("block          {}", text(&t, "block"));
+            println!("height         {}", text(&t, "height"));
+            println!("confirmations  {}", text(&t, "confirmations"));
+        }
+    }
+    println!("size           {} bytes", text(&tx, "size"));
+    println!("fee            {}", text(&t, "fee"));
+    let list = |key: &str| {
+        tx.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    if tx.get("coinbase").and_then(Value::as_bool) == Some(true) {
+        println!("input          coinbase (new coins)");
+    }
+    for i in list("inputs") {
+        println!(
+            "input          {}:{}  {} from {}",
+            text(&i, "txid"),
+            text(&i, "vout"),
+            text(&i, "amount"),
+            text(&i, "sender")
+        );
+    }
+    for (n, o) in list("outputs").iter().enumerate() {
+        println!(
+            "output {n:<7} {} to {}",
+            text(o, "amount"),
+            text(o, "recipient")
+        );
+    }
     Ok(())
 }

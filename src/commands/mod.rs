@@ -39,7 +39,11 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Listaddresses => list_addresses(&dir()?),
-        Command::Createblockchain { address } => create_blockchain(&dir()?, params, address),
+        Command::Createblockchain { address } => {
+            let dir = dir()?;
+            refuse_if_running(&dir, "createblockchain")?;
+            create_blockchain(&dir, params, address)
+        }
         Command::Getbalance { address } => get_balance(&dir()?, address),
         Command::Send {
             from,
@@ -59,10 +63,18 @@ pub fn run(cli: Cli) -> Result<()> {
                 miner: miner_address.as_deref().map(parse_address).transpose()?,
                 threads: *threads,
             };
-            if *mine {
-                return send::send_and_mine(&dir()?, params, req);
-            }
             let dir = dir()?;
+            if *mine {
+                // A running node owns the store: pay through it, then have it mine.
+                return match crate::api::client::ApiClient::of_running_node(&dir)? {
+                    Some(api) => daemon::send_and_mine(
+                        &api,
+                        [from, to, amount, fee],
+                        miner_address.as_deref(),
+                    ),
+                    None => send::send_and_mine(&dir, params, req),
+                };
+            }
             match (node, crate::api::client::ApiClient::of_running_node(&dir)?) {
                 (None, Some(api)) => daemon::send(&api, from, to, amount, fee),
                 _ => send::send_to_network(&dir, params, req, node.as_deref()),
@@ -93,15 +105,29 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             start_node(&dir()?, params, overrides)
         }
-        Command::Generate { blocks, address } => generate(&dir()?, params, *blocks, address),
+        Command::Generate { blocks, address } => {
+            let dir = dir()?;
+            match crate::api::client::ApiClient::of_running_node(&dir)? {
+                Some(api) => daemon::generate(&api, *blocks, address),
+                None => generate(&dir, params, *blocks, address),
+            }
+        }
         Command::Printchain => print::print_chain(&dir()?),
-        Command::Reindexutxo => reindex_utxo(&dir()?),
+        Command::Reindexutxo => {
+            let dir = dir()?;
+            refuse_if_running(&dir, "reindexutxo")?;
+            reindex_utxo(&dir)
+        }
         Command::Verifychain => verify_chain(&dir()?),
         Command::Status => daemon::status(&api_client()?),
         Command::Peers => daemon::peers(&api_client()?),
         Command::Mempool => daemon::mempool(&api_client()?),
         Command::Mine { address } => daemon::mine(&api_client()?, address.as_deref()),
+        Command::Gettransaction { txid } => daemon::get_transaction(&api_client()?, txid),
         Command::Demo { dir } => crate::demo::run(dir.as_deref()),
+        Command::Config {
+            command: crate::cli::ConfigCommand::Show { role },
+        } => show_config(cli.params.as_deref(), role.map(Into::into)),
         Command::Testnet { command } => testnet::run(command, cli.params.as_deref()),
     }
 }
@@ -120,6 +146,19 @@ fn data_dir(cli: &Cli) -> Result<PathBuf> {
         );
     }
     Ok(dir)
+}
+
+/// Refuses `command` while a node runs on `dir`: it would write the store behind the node's
+/// back (DESIGN §6: the daemon owns its data directory).
+fn refuse_if_running(dir: &Path, command: &str) -> Result<()> {
+    if crate::datadir::is_running(dir) {
+        bail!(
+            "a node is running on {} and owns its store: `{command}` would write behind its \
+             back. Stop the node first (Ctrl-C, or `kill -TERM` its pid), then run it again",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn chain_dir(dir: &Path) -> PathBuf {
@@ -156,6 +195,14 @@ fn create_wallet(dir: &Path) -> Result<()> {
 }
 
 fn list_addresses(dir: &Path) -> Result<()> {
+    let file = dir.join(crate::wallet::file::WALLET_FILE);
+    if !file.exists() {
+        bail!(
+            "no wallet in {} (no {}): create one with `gossipcoin createwallet`",
+            dir.display(),
+            file.display()
+        );
+    }
     let wallet = Wallet::load(dir)?;
     for address in wallet.addresses() {
         println!("{address}");
@@ -209,6 +256,11 @@ fn open_read_only(dir: &Path) -> Result<Store> {
 }
 
 fn start_node(dir: &Path, params: ChainParams, overrides: crate::config::Overrides) -> Result<()> {
+    if overrides.role.is_none() && overrides.config_file.is_none() {
+        let (role, why) = crate::config::default_role(&overrides);
+        info!(target: "net", %role, "no --role given: starting as a {role} node ({why}); \
+              pass --role central|miner|wallet to choose");
+    }
     let config = crate::config::NodeConfig::load(dir, overrides)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -288,6 +340,35 @@ fn reindex_utxo(dir: &Path) -> Result<()> {
     store.write(|w| w.reindex_utxo())?;
     let count = store.read()?.utxo_count()?;
     println!("Done! There are {count} unspent outputs in the UTXO set.");
+    Ok(())
+}
+
+/// `config show`: the chain parameters file in effect, then the built-in role files.
+fn show_config(params: Option<&Path>, role: Option<gossipcoin_proto::message::Role>) -> Result<()> {
+    use gossipcoin_proto::message::Role;
+    if role.is_none() {
+        match params {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                println!("# chain parameters: {} (--params)\n{text}", path.display());
+            }
+            None => println!(
+                "# chain parameters: config/devnet.toml (built in)\n{}",
+                crate::params::DEVNET_TOML
+            ),
+        }
+    }
+    let roles = match role {
+        Some(r) => vec![r],
+        None => vec![Role::Central, Role::Miner, Role::Wallet],
+    };
+    for r in roles {
+        println!(
+            "# role file: config/{r}.toml (built in; --config FILE replaces it)\n{}",
+            crate::config::builtin(r)
+        );
+    }
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! `testnet up|down|status|ui|logs`: the parsed subcommand turned into `crate::testnet` options.
+//! `testnet up|down|status|ui|logs|trace|kill|start|partition|heal`: the parsed subcommand turned into `crate::testnet` options.
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,15 +17,18 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
             wallets,
             base_port,
             timeout,
-        } => testnet::up(&testnet::UpOptions {
-            dir: dir.path.clone(),
-            miners: *miners,
-            wallets: *wallets,
-            base_port: *base_port,
-            timeout: Duration::from_secs(*timeout),
-            params: params.map(Path::to_path_buf),
-            hints: true,
-        }),
+        } => {
+            testnet::stop_on_ctrl_c();
+            testnet::up(&testnet::UpOptions {
+                dir: dir.path.clone(),
+                miners: *miners,
+                wallets: *wallets,
+                base_port: *base_port,
+                timeout: Duration::from_secs(*timeout),
+                params: params.map(Path::to_path_buf),
+                hints: true,
+            })
+        }
         TestnetCommand::Down { dir, timeout } => testnet::down(&testnet::DownOptions {
             dir: dir.path.clone(),
             timeout: Duration::from_secs(*timeout),
@@ -51,5 +54,15 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
             grep: grep.clone(),
             level: level.map(Into::into),
         }),
+        TestnetCommand::Trace { dir, id } => testnet::trace(&testnet::TraceOptions {
+            dir: dir.path.clone(),
+            id: id.clone(),
+        }),
+        TestnetCommand::Kill { dir, node } => testnet::kill(&dir.path, &node.node),
+        TestnetCommand::Start { dir, node, timeout } => {
+            testnet::start(&dir.path, &node.node, Duration::from_secs(*timeout))
+        }
+        TestnetCommand::Partition { dir, groups } => testnet::partition(&dir.path, groups),
+        TestnetCommand::Heal { dir } => testnet::heal(&dir.path),
     }
 }

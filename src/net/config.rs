@@ -108,6 +108,43 @@ pub(super) fn parse_addr(addr: &str) -> Result<Multiaddr, NetError> {
     })
 }
 
+/// Fails when another process already listens on the TCP port of `addr`.
+///
+/// libp2p-tcp sets `SO_REUSEPORT` on its listeners, so a second node on the same port would
+/// bind without error and the kernel would split incoming connections between the two. A plain
+/// socket (`SO_REUSEADDR` only, as std binds) cannot share a port with a listener: binding one
+/// first and closing it again tells whether the port is free. Port 0 and non-TCP addresses
+/// pass.
+pub(super) fn check_port_free(addr: &Multiaddr) -> Result<(), NetError> {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(NetError::Listen {
+            addr: addr.to_string(),
+            reason: format!(
+                "port {port} is in use ({e}): another node or program listens there; \
+                 choose another with --listen (for example /ip4/{ip}/tcp/0 picks a free one)"
+            ),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,6 +64,21 @@ pub(super) enum Command {
     ListenAddrs {
         reply: oneshot::Sender<Vec<String>>,
     },
+    /// Closes every connection to the peer (no penalty); the answer says whether it was
+    /// connected.
+    Disconnect {
+        peer: libp2p::PeerId,
+        reply: oneshot::Sender<bool>,
+    },
+    /// Lifts the peer's ban; the answer says whether it was banned.
+    Unban {
+        peer: libp2p::PeerId,
+        reply: oneshot::Sender<bool>,
+    },
+    /// The banned peers and how long each ban still runs.
+    Bans {
+        reply: oneshot::Sender<Vec<(PeerId, Duration)>>,
+    },
 }
 
 /// Talks to the network service; cheap to clone.
@@ -199,6 +214,36 @@ impl NetHandle {
                 reply,
             })
             .await;
+    }
+
+    /// Closes the connections to `peer` without a penalty (Bitcoin Core's `disconnectnode`):
+    /// either side may connect again. Returns whether it was connected.
+    pub async fn disconnect(&self, peer: PeerId) -> bool {
+        self.ask(|reply| Command::Disconnect {
+            peer: peer.0,
+            reply,
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Lifts the ban of `peer` (Core's `setban remove`): it may connect and be dialed again,
+    /// with a fresh score. IPs banned with it (never loopback ones) stay denied until their
+    /// ban expires. Returns whether it was banned.
+    pub async fn unban(&self, peer: PeerId) -> bool {
+        self.ask(|reply| Command::Unban {
+            peer: peer.0,
+            reply,
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// The banned peers, each with the time its ban still runs (Core's `listbanned`).
+    pub async fn bans(&self) -> Vec<(PeerId, Duration)> {
+        self.ask(|reply| Command::Bans { reply })
+            .await
+            .unwrap_or_default()
     }
 
     /// Connects to the multiaddr `addr`, returning once connected.

@@ -336,6 +336,23 @@ impl PeerManager {
         Action::Ban { ips, until }
     }
 
+    /// Lifts `peer`'s ban at once, with a fresh score; returns whether it was banned.
+    pub(super) fn unban(&mut self, peer: &PeerId) -> bool {
+        let was = self.banned_peers.remove(peer).is_some();
+        if let Some(record) = self.peers.get_mut(peer) {
+            record.score = 0.0;
+        }
+        was
+    }
+
+    /// The banned peers and how long each ban still runs.
+    pub(super) fn bans(&self, now: Instant) -> Vec<(super::PeerId, Duration)> {
+        self.banned_peers
+            .iter()
+            .map(|(p, until)| (super::PeerId(*p), until.saturating_duration_since(now)))
+            .collect()
+    }
+
     /// Whether `peer` is banned now.
     pub(super) fn is_banned(&self, peer: &PeerId) -> bool {
         self.banned_peers.contains_key(peer)

@@ -180,6 +180,9 @@ impl Service {
     /// when `spawn` returns.
     pub(super) async fn listen(&mut self, addrs: &[Multiaddr]) -> Result<(), NetError> {
         for addr in addrs {
+            super::config::check_port_free(addr)?;
+        }
+        for addr in addrs {
             self.swarm
                 .listen_on(addr.clone())
                 .map_err(|e| NetError::Listen {
@@ -270,6 +273,27 @@ impl Service {
             } => self.peers.raise_tip(&peer, status),
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.listen_addrs.iter().map(|a| a.to_string()).collect());
+            }
+            Command::Disconnect { peer, reply } => {
+                let connected = self.peers.is_connected(&peer);
+                if connected {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                    info!(target: "net", peer = %peer, "disconnecting peer (operator)");
+                }
+                let _ = reply.send(connected);
+            }
+            Command::Unban { peer, reply } => {
+                let was = self.peers.unban(&peer);
+                if was {
+                    let behaviour = self.swarm.behaviour_mut();
+                    behaviour.blocked.unblock_peer(peer);
+                    behaviour.gossipsub.remove_blacklisted_peer(&peer);
+                    info!(target: "net", peer = %peer, "unbanned peer (operator)");
+                }
+                let _ = reply.send(was);
+            }
+            Command::Bans { reply } => {
+                let _ = reply.send(self.peers.bans(Instant::now()));
             }
         }
     }
@@ -512,7 +536,9 @@ impl Service {
         if self.peers.connected_count() > 0 || self.bootstrap.is_empty() {
             self.alone_retry = ALONE_RETRY_MIN;
         } else if now.saturating_duration_since(self.last_alone_dial) >= self.alone_retry {
-            debug!(target: "net", retry_in = ?self.alone_retry, "no peers; redialing the bootstrap peers");
+            let bootstrap: Vec<String> = self.bootstrap.iter().map(|a| a.to_string()).collect();
+            warn!(target: "net", retry_in_secs = self.alone_retry.as_secs(), bootstrap = %bootstrap.join(","),
+                  "no peers: the bootstrap peers cannot be reached (not running? wrong --bootstrap?); redialing");
             self.last_alone_dial = now;
             self.alone_retry = (self.alone_retry * 2).min(self.config.discovery_interval);
             self.dial_bootstrap();

@@ -178,6 +178,11 @@ impl ChainTask {
             Ok(Accepted::NewTip { tip, disconnected }) => {
                 info!(target: "chain", height = tip.height, %hash, txs = block.txs.len(), from = source,
                       ms = started.elapsed().as_millis() as u64, "accepted block");
+                // One event per payment it confirms, so a txid can be followed into its block.
+                for tx in block.txs.iter().skip(1) {
+                    info!(target: "chain", txid = %tx.compute_txid(), block = %hash, height = tip.height,
+                          from = source, "confirmed transaction");
+                }
                 metrics().block_accepted(started.elapsed());
                 if !disconnected.is_empty() {
                     metrics().reorg(disconnected.len());
@@ -287,6 +292,11 @@ impl ChainTask {
             for &(k, tip) in commit.connected {
                 info!(target: "chain", height = tip.height, hash = %tip.hash, txs = blocks[k].txs.len(),
                       from = source, ms = each.as_millis() as u64, "accepted block");
+                // DEBUG here: an initial sync confirms many transactions per second.
+                for tx in blocks[k].txs.iter().skip(1) {
+                    debug!(target: "chain", txid = %tx.compute_txid(), block = %tip.hash, height = tip.height,
+                           from = source, "confirmed transaction");
+                }
                 metrics().block_accepted(each);
                 next = k + 1;
             }

@@ -465,6 +465,49 @@ impl Control {
         })
     }
 
+    /// Closes the connections to `peer` (a peer id), no penalty (Core's `disconnectnode`).
+    pub async fn disconnect_peer(&self, peer: &str) -> Result<(), ControlError> {
+        let id = parse_peer(peer)?;
+        if !self.inner.net.disconnect(id).await {
+            return Err(ControlError::NotFound(format!("not connected to {peer}")));
+        }
+        Ok(())
+    }
+
+    /// Bans `peer` (a peer id) now, connected or not: disconnected, refused, never dialed,
+    /// until [`Self::unban_peer`] or the ban's end (Core's `setban add`).
+    pub async fn ban_peer(&self, peer: &str, reason: &str) -> Result<(), ControlError> {
+        let id = parse_peer(peer)?;
+        if id == self.inner.net.local_peer_id() {
+            return Err(ControlError::BadRequest("a node cannot ban itself".into()));
+        }
+        self.inner.net.ban(id, &format!("operator: {reason}")).await;
+        Ok(())
+    }
+
+    /// Lifts the ban of `peer` (Core's `setban remove`).
+    pub async fn unban_peer(&self, peer: &str) -> Result<(), ControlError> {
+        let id = parse_peer(peer)?;
+        if !self.inner.net.unban(id).await {
+            return Err(ControlError::NotFound(format!("{peer} is not banned")));
+        }
+        Ok(())
+    }
+
+    /// The banned peers, each with the seconds its ban still runs (Core's `listbanned`).
+    pub async fn bans(&self) -> Vec<(String, u64)> {
+        let mut bans: Vec<(String, u64)> = self
+            .inner
+            .net
+            .bans()
+            .await
+            .into_iter()
+            .map(|(p, left)| (p.to_string(), left.as_secs()))
+            .collect();
+        bans.sort();
+        bans
+    }
+
     /// Syncs with every connected peer now (the Flask node's consensus step): asks each for its
     /// status and downloads from any with more work. Says whether our tip changed.
     pub async fn resolve(&self) -> Result<Resolved, ControlError> {
@@ -494,6 +537,12 @@ impl Control {
             peers_asked: peers.len(),
         })
     }
+}
+
+fn parse_peer(peer: &str) -> Result<crate::net::PeerId, ControlError> {
+    peer.trim()
+        .parse()
+        .map_err(|e: crate::net::NetError| ControlError::BadRequest(e.to_string()))
 }
 
 /// The sync state from verified headers only, and the best verified height when it is above

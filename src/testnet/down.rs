@@ -107,7 +107,9 @@ fn stop_all(opts: &DownOptions) -> Result<Stopped> {
         .nodes
         .iter()
         .enumerate()
-        .filter_map(|(i, n)| n.pid.filter(|&p| process::is_running(p)).map(|p| (i, p)))
+        // Only the process holding the node's lock: a recorded pid may belong to another
+        // program by now, and a node restarted by hand has another pid.
+        .filter_map(|(i, n)| process::lock_holder(&n.dir, n.pid).map(|p| (i, p)))
         .collect();
     for &(i, pid) in &running {
         outcomes[i] = match process::terminate(pid) {

@@ -94,6 +94,11 @@ pub(super) struct Event {
 }
 
 impl Event {
+    /// When it happened: `2026-03-21T10:00:01.123456Z`.
+    pub(super) fn timestamp(&self) -> &str {
+        &self.timestamp
+    }
+
     /// The value of field `key`, as rendered.
     pub(super) fn field(&self, key: &str) -> Option<&str> {
         self.fields
@@ -106,7 +111,7 @@ impl Event {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Entry {
     /// Index of the node in the list being merged.
-    node: usize,
+    pub(super) node: usize,
     /// The line's timestamp, or that of the line before it in the same file.
     time: String,
     pub(super) line: Line,
@@ -209,6 +214,8 @@ fn merge(mut entries: Vec<Entry>) -> Vec<Entry> {
 /// How lines are shown and which are kept.
 struct View<'a> {
     names: &'a [String],
+    /// Peer ids of the testnet's nodes and their names: field values show the name.
+    peers: &'a [(String, String)],
     width: usize,
     colour: bool,
     grep: Option<&'a str>,
@@ -251,7 +258,7 @@ impl View<'_> {
                 for (k, v) in &e.fields {
                     out.push(' ');
                     out.push_str(&paint(DIM, &format!("{k}=")));
-                    out.push_str(v);
+                    out.push_str(&name_peers(v, self.peers));
                 }
                 out
             }
@@ -276,6 +283,27 @@ impl View<'_> {
             plain
         })
     }
+}
+
+/// `text` with every peer id of `peers` replaced by its node's name.
+pub(super) fn name_peers(text: &str, peers: &[(String, String)]) -> String {
+    let mut out = text.to_string();
+    for (id, name) in peers {
+        if out.contains(id.as_str()) {
+            out = out.replace(id.as_str(), name);
+        }
+    }
+    out
+}
+
+/// The testnet's peer ids and node names, for [`name_peers`].
+pub(super) fn peer_names(state: &State) -> Vec<(String, String)> {
+    state
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.peer_id.clone()?, n.name.clone())))
+        .filter(|(id, _)| !id.is_empty())
+        .collect()
 }
 
 /// One log file being read: how far, and the unfinished last line.
@@ -352,7 +380,9 @@ pub fn logs(opts: &LogsOptions) -> Result<()> {
         None => state.nodes.iter().collect(),
     };
     let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let peers = peer_names(&state);
     let view = View {
+        peers: &peers,
         width: names.iter().map(String::len).max().unwrap_or(0),
         names: &names,
         colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
@@ -408,6 +438,7 @@ mod tests {
     fn view(names: &[String]) -> View<'_> {
         View {
             names,
+            peers: &[],
             width: 7,
             colour: false,
             grep: None,
@@ -541,6 +572,28 @@ mod tests {
         assert_eq!(count("miner-1"), 2);
         assert_eq!(count("miner: mined"), 1);
         assert_eq!(count("PEER"), 0); // plain substring, case-sensitive
+    }
+
+    #[test]
+    fn peer_ids_in_fields_show_as_node_names() {
+        let names = names();
+        let peers = [("12D3x".to_string(), "central".to_string())];
+        let v = View {
+            peers: &peers,
+            ..view(&names)
+        };
+        let mut t = String::new();
+        let e = parse_lines(
+            1,
+            [json("2026-01-01T00:00:01.000000Z", "INFO", "peer connected").as_str()],
+            &mut t,
+        );
+        let line = v.show(&e[0]).unwrap();
+        assert!(line.contains("peer=central addr="), "{line}");
+        assert_eq!(
+            name_peers("12D3x (submitted)", &peers),
+            "central (submitted)"
+        );
     }
 
     #[test]

@@ -10,20 +10,27 @@
 //! ```
 //! - `up.rs` creates the nodes, starts one process each and waits, watching from outside
 //!   (`ready.rs`), until all are connected and on the central node's tip;
-//! - `status.rs` shows each node; `down.rs` stops them; `logs.rs` merges their logs by time;
+//! - `status.rs` shows each node, forks and partitions; `down.rs` stops them; `logs.rs` merges
+//!   their logs by time (peer ids shown as node names); `trace.rs` follows one txid or block
+//!   through them;
+//! - `node.rs` kills or starts one node; `partition.rs` cuts the network in groups and heals it
+//!   through the nodes' APIs (bans);
 //! - `ui.rs` serves the testnet page (cards, peer graph, block arrival times) from the nodes' APIs;
 //! - `probe.rs` reads a node from outside (its store read-only, `node.addr`, its HTTP API);
-//!   `process.rs` checks and signals recorded pids.
+//!   `process.rs` finds the process holding a node's lock and signals it.
 //!
 //! Everything here runs the node as a separate process: nothing of the daemon is linked in
 //! except the read-only store.
 
 mod down;
 mod logs;
+mod node;
+mod partition;
 mod probe;
 mod process;
 mod ready;
 mod status;
+mod trace;
 mod ui;
 mod up;
 
@@ -35,10 +42,13 @@ use serde::{Deserialize, Serialize};
 
 pub use down::{DownOptions, down, down_quietly};
 pub use logs::{Level, LogsOptions, logs};
+pub use node::{kill, start};
+pub use partition::{heal, partition};
 pub use process::is_running;
 pub use status::{StatusOptions, status};
+pub use trace::{TraceOptions, trace};
 pub use ui::{UiOptions, ui};
-pub use up::{UpOptions, up};
+pub use up::{UpOptions, stop_on_ctrl_c, up};
 
 /// The state file in the testnet directory.
 pub const STATE_FILE: &str = "testnet.json";
@@ -80,6 +90,12 @@ impl NodeRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {
     pub nodes: Vec<NodeRecord>,
+    /// The chain parameters file `up` gave every node (`--params`), for `start`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<PathBuf>,
+    /// The groups of `testnet partition`, until `heal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<Vec<Vec<String>>>,
 }
 
 impl State {
@@ -198,6 +214,7 @@ mod tests {
                 record("central", Role::Central),
                 record("miner-1", Role::Miner),
             ],
+            ..State::default()
         };
         state.save(tmp.path()).unwrap();
         let text = std::fs::read_to_string(State::path(tmp.path())).unwrap();

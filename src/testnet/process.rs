@@ -1,4 +1,5 @@
-//! Recorded pids, seen from outside: is the process still running, and signals to stop it.
+//! Recorded pids, seen from outside: is the process still running, is it really the node (the
+//! holder of its data directory's lock), and signals to stop it.
 //!
 //! The nodes outlive `testnet up`, so later commands know them only by pid. `kill(pid, 0)` says
 //! whether a pid exists; on Linux a node that exited but is not reaped yet (its parent, `up`, is
@@ -6,6 +7,7 @@
 //! `kill` still finds, so `/proc/<pid>/stat` is asked too. `rustix` wraps these calls safely (no
 //! `unsafe` here).
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
@@ -44,6 +46,34 @@ fn is_zombie(pid: u32) -> bool {
         .rfind(')')
         .and_then(|i| stat[i + 1..].split_whitespace().next());
     matches!(state, Some("Z" | "X"))
+}
+
+/// The pid of the process that holds the node lock of the data directory `dir`, when it is a
+/// running process: the node that really runs there, whatever pid `testnet.json` remembers (a
+/// recorded pid may have been reused by another program, or the node restarted by hand).
+///
+/// Linux lists every `flock` in `/proc/locks` as `N: FLOCK ADVISORY WRITE <pid> <dev>:<inode>
+/// ...`; the line whose inode is the lock file's names the holder. Elsewhere (no
+/// `/proc/locks`) the recorded pid counts when the lock is held.
+pub fn lock_holder(dir: &Path, recorded: Option<u32>) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let lock = dir.join(crate::datadir::LOCK_FILE);
+    let inode = std::fs::metadata(&lock).ok()?.ino();
+    let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
+        return recorded.filter(|&p| is_running(p) && crate::datadir::is_running(dir));
+    };
+    locks
+        .lines()
+        .filter(|l| !l.contains("->")) // waiters, not holders
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (kind, pid, file) = (f.get(1)?, f.get(4)?, f.get(5)?);
+            let ino: u64 = file.rsplit(':').next()?.parse().ok()?;
+            (*kind == "FLOCK" && ino == inode)
+                .then(|| pid.parse::<u32>().ok())
+                .flatten()
+        })
+        .find(|&pid| is_running(pid))
 }
 
 /// Sends SIGTERM (a clean shutdown: the node closes its store and removes `node.addr`).
@@ -108,6 +138,24 @@ mod tests {
         assert!(wait_until_gone(&[pid], Duration::from_secs(10)).is_empty());
         assert!(test_kill_process(to_pid(pid).unwrap()).is_ok());
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn the_lock_holder_is_found_and_a_recorded_pid_alone_is_not_trusted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let other = Some(sleeper.id());
+        assert_eq!(lock_holder(tmp.path(), other), None, "no lock file");
+        let lock = crate::datadir::lock(tmp.path()).unwrap();
+        assert_eq!(lock_holder(tmp.path(), other), Some(std::process::id()));
+        drop(lock);
+        assert_eq!(lock_holder(tmp.path(), other), None, "lock released");
+        let mut sleeper = sleeper;
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
     }
 
     #[test]

@@ -136,6 +136,10 @@ pub(super) fn wait_ready(
     progress: &mut Progress,
 ) -> Result<()> {
     loop {
+        if super::up::interrupted() {
+            progress.done();
+            bail!("interrupted");
+        }
         for node in nodes.iter_mut() {
             if let Err(e) = node.poll() {
                 progress.done();

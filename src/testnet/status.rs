@@ -1,4 +1,6 @@
-//! `testnet status`: one row per node. Process up or down from its pid, height and tip from its
+//! `testnet status`: one row per node, then the tips the running nodes are on (a fork when more
+//! than one) and the partition made by `testnet partition`. Process up or down from the holder
+//! of its lock, height and tip from its
 //! store (read-only, so a stopped node still shows where it stopped), peers, mempool and sync
 //! state from its HTTP API when that answers ("-" otherwise). `--watch` redraws every second.
 
@@ -9,7 +11,8 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::probe::{self, ApiStatus};
-use super::{NodeRecord, State, is_running, table};
+use super::process::lock_holder;
+use super::{NodeRecord, State, table};
 use crate::store::Tip;
 
 /// How often `--watch` redraws.
@@ -28,6 +31,8 @@ pub struct StatusOptions {
 /// One node as seen now.
 struct Row<'a> {
     node: &'a NodeRecord,
+    /// The pid of the process holding the node's lock.
+    pid: Option<u32>,
     up: bool,
     tip: Option<Tip>,
     /// Why the store could not be read, if it could not.
@@ -36,13 +41,16 @@ struct Row<'a> {
 }
 
 fn look(node: &NodeRecord) -> Row<'_> {
-    let up = node.pid.is_some_and(is_running);
+    // The process that holds the node's lock, not whatever now has the recorded pid.
+    let pid = lock_holder(&node.dir, node.pid);
+    let up = pid.is_some();
     let (tip, store_error) = match probe::chain_tip(&node.dir) {
         Ok(tip) => (tip, None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };
     Row {
         node,
+        pid,
         up,
         tip,
         store_error,
@@ -93,7 +101,7 @@ fn render(rows: &[Row]) -> String {
             vec![
                 r.node.name.clone(),
                 r.node.role.to_string(),
-                r.node.pid.map_or_else(dash, |p| p.to_string()),
+                r.pid.map_or_else(dash, |p| p.to_string()),
                 if r.up { "up" } else { "down" }.to_string(),
                 r.tip.map_or_else(dash, |t| t.height.to_string()),
                 r.tip.map_or_else(dash, |t| {
@@ -115,12 +123,62 @@ fn render(rows: &[Row]) -> String {
     )
 }
 
+/// Below the table: the tips the running nodes are on (more than one is a fork), and the
+/// partition `testnet partition` made, if any.
+fn network(rows: &[Row], partition: Option<&[Vec<String>]>) -> String {
+    let mut tips: Vec<(Tip, Vec<&str>)> = Vec::new();
+    for r in rows.iter().filter(|r| r.up) {
+        let Some(t) = r.tip else { continue };
+        match tips.iter_mut().find(|(k, _)| k.hash == t.hash) {
+            Some((_, names)) => names.push(&r.node.name),
+            None => tips.push((t, vec![&r.node.name])),
+        }
+    }
+    tips.sort_by(|a, b| {
+        b.0.chain_work
+            .cmp(&a.0.chain_work)
+            .then(b.1.len().cmp(&a.1.len()))
+    });
+    let mut out = String::new();
+    match tips.len() {
+        0 => {}
+        1 => out.push_str(&format!(
+            "one tip: {} running node(s) at height {}\n",
+            tips[0].1.len(),
+            tips[0].0.height
+        )),
+        n => {
+            out.push_str(&format!("FORK: the running nodes are on {n} tips\n"));
+            for (t, names) in &tips {
+                let hash: String = t.hash.to_string().chars().take(SHORT_HASH).collect();
+                out.push_str(&format!(
+                    "  tip {hash} height {:>5}: {}\n",
+                    t.height,
+                    names.join(", ")
+                ));
+            }
+        }
+    }
+    if let Some(groups) = partition {
+        let shown: Vec<String> = groups.iter().map(|g| g.join(",")).collect();
+        out.push_str(&format!(
+            "PARTITIONED: {} (undo with `testnet heal`)\n",
+            shown.join(" | ")
+        ));
+    }
+    out
+}
+
 /// Runs `testnet status`.
 pub fn status(opts: &StatusOptions) -> Result<()> {
     loop {
         let state = State::load_existing(&opts.dir)?;
         let rows: Vec<Row> = state.nodes.iter().map(look).collect();
-        let text = render(&rows);
+        let text = format!(
+            "{}\n{}",
+            render(&rows),
+            network(&rows, state.partition.as_deref())
+        );
         if !opts.watch {
             print!("{text}");
             return Ok(());
@@ -171,6 +229,7 @@ mod tests {
         let nodes: Vec<NodeRecord> = ["a", "b", "c", "d", "e"].into_iter().map(record).collect();
         let row = |i: usize, up: bool, tip: Option<Tip>, api: Option<ApiStatus>| Row {
             node: &nodes[i],
+            pid: up.then_some(7),
             up,
             tip,
             store_error: None,

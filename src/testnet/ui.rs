@@ -17,7 +17,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::{NodeRecord, State as Testnet, is_running};
+use super::{NodeRecord, State as Testnet};
 use crate::api::client::ApiClient;
 use crate::api::host::{self, HostRule};
 use crate::api::web::{self, asset};
@@ -112,7 +112,7 @@ struct Seen {
 }
 
 fn look(node: &NodeRecord) -> Seen {
-    let up = node.pid.is_some_and(is_running);
+    let up = super::process::lock_holder(&node.dir, node.pid).is_some();
     if !up {
         return Seen::default();
     }

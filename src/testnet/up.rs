@@ -1,12 +1,13 @@
 //! `testnet up`: creates the nodes' data directories, starts one `startnode` process per node and
 //! returns once every node is connected to the central node and on its tip (`ready.rs` says
-//! when). The central node starts first, the others once it is ready. On a timeout or a node
-//! that exits, every process started is stopped again.
+//! when). The central node starts first, the others once it is ready. On a timeout, a node
+//! that exits, or Ctrl-C ([`stop_on_ctrl_c`]), every process started is stopped again.
 
 use std::collections::HashSet;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -18,6 +19,46 @@ use super::{LOG_FILE, NodeRecord, OUT_FILE, State, table};
 use crate::api::ADDR_FILE as API_ADDR_FILE;
 use crate::config::API_PORT_OFFSET;
 use crate::node::ADDR_FILE;
+
+/// Set by [`stop_on_ctrl_c`]'s handler: `up` stops waiting, and stops what it started.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether Ctrl-C (or SIGTERM) arrived during `up`.
+pub(super) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Makes Ctrl-C and SIGTERM interrupt `up` instead of killing it: the nodes run in their own
+/// process groups (the terminal's SIGINT does not reach them), so a killed `up` would leave
+/// them running unseen. Returns once the handler is in place.
+pub fn stop_on_ctrl_c() {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            let _ = ready_tx.send(());
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            eprintln!("\nInterrupted: stopping the nodes `testnet up` started...");
+        });
+    });
+    let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+}
 
 /// `startnode`'s API flags for a node whose API listens on `api_port`.
 fn api_args(api_port: u16) -> Vec<String> {
@@ -75,7 +116,10 @@ fn plan(dir: &Path, miners: u16, wallets: u16, base_port: u16) -> Result<State> 
             })
         })
         .collect::<Result<_>>()?;
-    Ok(State { nodes })
+    Ok(State {
+        nodes,
+        ..State::default()
+    })
 }
 
 /// Runs `testnet up`.
@@ -85,6 +129,12 @@ pub fn up(opts: &UpOptions) -> Result<()> {
         .with_context(|| format!("cannot create {}", opts.dir.display()))?;
     let dir = opts.dir.canonicalize()?;
     let mut state = plan(&dir, opts.miners, opts.wallets, opts.base_port)?;
+    state.params = opts
+        .params
+        .as_ref()
+        .map(|p| p.canonicalize())
+        .transpose()
+        .context("cannot find the --params file")?;
     refuse_if_running(&opts.dir, &dir, &state)?;
     check_ports(&state)?;
 
@@ -102,6 +152,14 @@ pub fn up(opts: &UpOptions) -> Result<()> {
             n.pid = None;
         }
         state.save(&dir)?;
+        if interrupted() {
+            bail!(
+                "interrupted: stopped the {} node(s) `testnet up` had started; data and logs \
+                 are kept in {}",
+                started.len(),
+                opts.dir.display()
+            );
+        }
         return Err(e);
     }
     for (record, node) in state.nodes.iter_mut().zip(&started) {
@@ -158,7 +216,7 @@ fn refuse_if_running(shown: &Path, dir: &Path, plan: &State) -> Result<()> {
     let mut busy = Vec::new();
     let mut checked = HashSet::new();
     for n in &recorded.nodes {
-        if let Some(pid) = n.pid.filter(|&p| super::is_running(p)) {
+        if let Some(pid) = super::process::lock_holder(&n.dir, n.pid) {
             busy.push(format!("{pid} ({})", n.name));
             checked.insert(n.dir.as_path());
         }
@@ -270,6 +328,9 @@ fn start_all(
     let mut progress = Progress::new();
     let central_port = state.nodes[0].p2p_port;
     for i in 0..state.nodes.len() {
+        if interrupted() {
+            bail!("interrupted");
+        }
         let node = &state.nodes[i];
         let offset = std::fs::metadata(&node.log).map_or(0, |m| m.len());
         let child = spawn(exe, params, node, central_port)?;
@@ -287,7 +348,12 @@ fn start_all(
 }
 
 /// Starts `startnode` for `node`, detached from the terminal's process group.
-fn spawn(exe: &Path, params: Option<&Path>, node: &NodeRecord, central_port: u16) -> Result<Child> {
+pub(super) fn spawn(
+    exe: &Path,
+    params: Option<&Path>,
+    node: &NodeRecord,
+    central_port: u16,
+) -> Result<Child> {
     let out_path = node.dir.join(OUT_FILE);
     let out = std::fs::OpenOptions::new()
         .create(true)

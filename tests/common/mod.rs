@@ -323,8 +323,8 @@ fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Http {
     Http { status, body, text }
 }
 
-/// `Authorization: Bearer <hex>` for a cookie `__cookie__:<hex>` (the CLI's own calls use the
-/// basic-auth form, so the tests of the CLI cover that one).
+/// `Authorization: Bearer <hex>` for a cookie `__cookie__:<hex>` (as the CLI sends it; the
+/// basic-auth form of `curl -u` is covered by the unit tests of `api::auth`).
 fn bearer(cookie: &str) -> String {
     let secret = cookie.split_once(':').map_or(cookie, |(_, s)| s);
     format!("Bearer {secret}")
