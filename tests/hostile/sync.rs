@@ -186,3 +186,57 @@ async fn a_staller_loses_its_blocks_to_an_honest_peer() {
     v.stop().await.unwrap();
     h.stop().await.unwrap();
 }
+
+/// Orphans flooded on one missing parent cost one `GetBlock`, not one request (or task) each;
+/// and a `GetBlocksByHash` over the protocol's 128 hashes costs its sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_flood_costs_one_parent_fetch_and_oversized_requests_cost_the_sender() {
+    let g = genesis();
+    let v = TestNode::start(&g, &[]).await;
+    let mut x = Attacker::connect(&v.addr, g.block_hash()).await;
+    let asked_parent = Arc::new(AtomicUsize::new(0));
+    let asked = asked_parent.clone();
+    x.serve(move |request| match request {
+        Request::GetBlock { .. } => {
+            asked.fetch_add(1, Ordering::Relaxed);
+            None // never answered: the fetch stays in flight
+        }
+        _ => None,
+    });
+    // A parent V never saw, and 12 different children of it.
+    let parent = child(&g, 1, coins(10), vec![]);
+    let orphans: Vec<Block> = (0..12u64)
+        .map(|i| child(&parent, 2, coins(1 + i), vec![]))
+        .collect();
+    for o in &orphans {
+        x.gossip_block(o);
+    }
+    wait_for("V to ask for the parent", || async {
+        asked_parent.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    // Each orphan went through V's block queue; by the last one's turn the first fetch is
+    // long in flight. Wait until V has handled them all: a valid block on genesis after them.
+    let marker = child(&g, 1, coins(9), vec![]);
+    x.gossip_block(&marker);
+    let marker_hash = marker.block_hash();
+    wait_for("V to take the block sent after the orphans", || async {
+        v.tip().await == marker_hash
+    })
+    .await;
+    assert_eq!(
+        asked_parent.load(Ordering::Relaxed),
+        1,
+        "one missing parent is fetched once"
+    );
+
+    let too_many = Request::GetBlocksByHash {
+        hashes: vec![BlockHash([3; 32]); 129],
+    };
+    let _ = x.net.request(v.id, too_many).await;
+    wait_for("V to charge the oversized request", || async {
+        v.peer_score(x.id).await.is_none_or(|s| s < 0.0)
+    })
+    .await;
+    v.stop().await.unwrap();
+}

@@ -18,7 +18,7 @@
 //! manager never waits on a peer. Only verified work drives anything: the `syncing` state of
 //! `/status`, `/mine`'s refusal and the miner role read [`SyncProgress`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use gossipcoin_proto::message::{
@@ -49,6 +49,8 @@ const MAX_STALL_TIMEOUT: Duration = Duration::from_secs(64);
 const STALLER_REST: Duration = Duration::from_secs(30);
 const BUSY_REST: Duration = Duration::from_millis(250);
 const EMPTY_REST: Duration = Duration::from_secs(5);
+/// Orphan parents fetched at once: more orphans than this at a time are left to headers sync.
+const MAX_PARENT_FETCHES: usize = 8;
 /// How often the manager looks for stallers and publishes progress.
 const TICK: Duration = Duration::from_millis(250);
 /// How often the progress line is logged while syncing.
@@ -158,6 +160,8 @@ pub(super) struct Manager {
     feeding: bool,
     stall_timeout: Duration,
     resolves: Vec<(PeerId, oneshot::Sender<()>)>,
+    /// Orphan parents being fetched with `GetBlock` (at most [`MAX_PARENT_FETCHES`]).
+    fetching_parents: HashSet<BlockHash>,
     progress: watch::Sender<SyncProgress>,
     /// (when, height) at the last progress line, for the rate.
     rate_mark: (Instant, u32),
@@ -189,6 +193,7 @@ impl Manager {
             feeding: false,
             stall_timeout: STALL_TIMEOUT,
             resolves: Vec::new(),
+            fetching_parents: HashSet::new(),
             progress,
             rate_mark: (Instant::now(), tip.height),
             rate: 0.0,
@@ -636,6 +641,15 @@ impl Manager {
         if matches!(self.reads.header(prev).await, Ok(Some(_))) {
             return; // a header we have: the window fetches it (or it is stored already)
         }
+        // One fetch per missing parent, and a few at a time: a flood of orphans costs one
+        // request each at most, never one task per orphan.
+        if self.fetching_parents.contains(&prev) {
+            return;
+        }
+        if self.fetching_parents.len() >= MAX_PARENT_FETCHES {
+            return self.ask_headers(peer, None).await; // one at a time per peer
+        }
+        self.fetching_parents.insert(prev);
         let (net, events) = (self.net.clone(), self.events.clone());
         tokio::spawn(async move {
             let result = net
@@ -647,6 +661,7 @@ impl Manager {
     }
 
     async fn on_parent(&mut self, peer: PeerId, prev: BlockHash, result: Result<Response, String>) {
+        self.fetching_parents.remove(&prev);
         let block = match result {
             Ok(Response::Block(Some(block))) => block,
             Ok(Response::Block(None)) | Err(_) | Ok(Response::Error(_)) => {
