@@ -753,10 +753,8 @@ impl Manager {
         self.progress.send_replace(SyncProgress {
             syncing,
             headers_height: self.best.height,
-            blocks_height: self.tip.height,
             progress,
             blocks_per_sec: if syncing { self.rate } else { 0.0 },
-            downloading_from: downloading,
         });
     }
 

@@ -44,14 +44,10 @@ pub struct SyncProgress {
     pub syncing: bool,
     /// Height of the best verified header.
     pub headers_height: u32,
-    /// Height of our chain's tip.
-    pub blocks_height: u32,
-    /// `blocks_height / headers_height`, 0..=1.
+    /// Our tip's height over `headers_height`, 0..=1.
     pub progress: f64,
     /// Blocks connected per second lately (0 when not syncing).
     pub blocks_per_sec: f64,
-    /// Peers we can download blocks from now.
-    pub downloading_from: usize,
 }
 
 /// The handle to sync. Cheap to share (`Arc`).
