@@ -108,6 +108,20 @@ fn store_changing_commands_go_through_the_running_node_or_are_refused() {
         wallet.height() == Some(2)
     });
     assert_eq!(c.log_text().matches("\"mined block\"").count(), 2);
+    // "mined block" and "accepted block" count transactions the same way; MH/s is a number.
+    let events: Vec<serde_json::Value> = c
+        .log_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let of = |msg: &str| -> Vec<&serde_json::Value> {
+        events.iter().filter(|e| e["message"] == msg).collect()
+    };
+    for (mined, accepted) in of("mined block").iter().zip(of("accepted block")) {
+        assert_eq!(mined["hash"], accepted["hash"]);
+        assert_eq!(mined["txs"], accepted["txs"], "{mined} vs {accepted}");
+        assert!(mined["mhs"].is_number(), "{mined}");
+    }
 
     // send --mine: paid and mined by the daemon, and the block reaches the peer.
     let out = central.ok(&[
@@ -262,7 +276,7 @@ fn a_newcomers_mistakes_get_messages_that_say_what_to_do() {
         .args(["--bootstrap", &nobody, "--api-listen", "127.0.0.1:0"])
         .args(["--log-format", "json", "--log-file", log.to_str().unwrap()])
         .env("NODE_ID", "3001")
-        .env("RUST_LOG", "info")
+        .env_remove("RUST_LOG") // the default filter
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -279,4 +293,8 @@ fn a_newcomers_mistakes_get_messages_that_say_what_to_do() {
     let text = d.log_text();
     assert!(text.contains("starting as a wallet node"), "{text}");
     assert!(text.contains("\"level\":\"WARN\""), "{text}");
+    assert!(
+        !text.contains("No known peers"),
+        "libp2p-kad's start-up noise: {text}"
+    );
 }
