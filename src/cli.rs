@@ -56,6 +56,13 @@ impl From<RoleArg> for gossipcoin_proto::message::Role {
     }
 }
 
+/// `setban` commands, as Bitcoin Core spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BanCommand {
+    Add,
+    Remove,
+}
+
 /// `--api-auth` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ApiAuth {
@@ -169,6 +176,22 @@ pub enum Command {
         #[arg(long)]
         address: Option<String>,
     },
+    /// Closes the running node's connections to a peer, no penalty (Core's `disconnectnode`).
+    Disconnectnode {
+        /// The peer id, as `peers` lists it.
+        peer: String,
+    },
+    /// Bans a peer from the running node, or lifts its ban (Core's `setban`).
+    Setban {
+        /// The peer id, as `peers` lists it.
+        peer: String,
+        /// `add` bans (drops it, refuses it, never dials it), `remove` lifts the ban.
+        #[arg(value_enum)]
+        command: BanCommand,
+    },
+    /// Lists the running node's banned peers and how long each ban still runs (Core's
+    /// `listbanned`).
+    Listbanned,
     /// Shows one transaction through the running node (like bitcoin-cli gettransaction): in
     /// the mempool or in which block, height and confirmations; inputs, outputs and fee.
     Gettransaction {

@@ -108,7 +108,13 @@ struct Actor<'a> {
 impl Actor<'_> {
     /// Runs `gossipcoin ARGS --data-dir <node>`, printing the command and its output.
     fn gc(&self, args: &[&str]) -> Result<String> {
-        println!("  {} $ gossipcoin {}", self.seed_name, args.join(" "));
+        // As it can be typed again: the data directory included.
+        println!(
+            "  {} $ gossipcoin {} --data-dir {}",
+            self.seed_name,
+            args.join(" "),
+            self.node.dir.display()
+        );
         let exe = std::env::current_exe().context("cannot find the gossipcoin binary")?;
         let out = Command::new(exe)
             .args(args)
@@ -259,6 +265,16 @@ fn scenario(dir: &Path, began: Instant) -> Result<()> {
         .clone()
         .context("the miner has no address")?;
     println!("  CENTRAL_NODE = {central_addr}\n  MINER_WALLET = {miner_addr}");
+    for actor in [&central, &wallet, &miner] {
+        println!(
+            "  {} is {} here: p2p port {}, API {}, data in {}",
+            actor.seed_name,
+            actor.node.name,
+            actor.node.p2p_port,
+            actor.node.api_url(),
+            actor.node.dir.display()
+        );
+    }
     println!("  (up in {:.1} s)", began.elapsed().as_secs_f64());
 
     step(

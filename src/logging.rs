@@ -1,7 +1,8 @@
 //! Log setup: `tracing` events filtered by `RUST_LOG` (default `info`), as human-readable lines
 //! (`pretty`) or one JSON object per line (`json`), to stderr or to a file.
 //!
-//! Targets name the subsystem (`net`, `sync`, `chain`, `mempool`, `miner`, `store`, `wallet`);
+//! Targets name the subsystem (`net`, `sync`, `chain`, `mempool`, `miner`, `store`, `wallet`,
+//! `api`, `testnet`);
 //! block and transaction events carry `height`, `hash`, `txid` and `peer` fields, so the logs of
 //! several nodes can be merged and searched. Command output proper goes to stdout.
 
@@ -22,7 +23,10 @@ pub enum LogFormat {
 /// Installs the global subscriber; a second call does nothing. `file` appends to that file
 /// instead of writing to stderr.
 pub fn init(format: LogFormat, file: Option<&Path>) -> std::io::Result<()> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Without RUST_LOG: INFO, but not libp2p-kad's "No known peers" warning at every start
+    // (a node bootstraps from its peers, not from a DHT it does not know yet).
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,libp2p_kad=error"));
     let writer = match file {
         Some(path) => {
             let f = std::fs::OpenOptions::new()

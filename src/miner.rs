@@ -209,8 +209,8 @@ pub fn mine_logged(block: &Block, threads: usize, abort: &AtomicBool) -> Option<
     );
     tracing::info!(target: "miner", height = block.coinbase_height().unwrap_or(0),
                    hash = %header.block_hash(), nonce = header.nonce, hashes = count,
-                   txs = block.txs.len().saturating_sub(1),
-                   mhs = format!("{:.2}", count as f64 / secs / 1e6), "mined block");
+                   txs = block.txs.len(), // with the coinbase, as in "accepted block"
+                   mhs = (count as f64 / secs / 1e4).round() / 100.0, "mined block");
     crate::metrics::metrics().mined(count, count as f64 / secs);
     Some(header)
 }

@@ -416,7 +416,7 @@ fn raw_transactions_blocks_and_queries() {
         "1.5 paid + 10 subsidy + 0.01 fee"
     );
 
-    // The raw transaction once more: its coins are spent on chain now.
+    // The raw transaction once more: it is confirmed, and the answer says where.
     refused(
         &http_post(
             &format!("{api}/tx"),
@@ -425,7 +425,7 @@ fn raw_transactions_blocks_and_queries() {
             c,
         ),
         409,
-        "neither unspent nor in the mempool",
+        &format!("transaction {txid} is already confirmed, in block {hash} at height 1"),
     );
 
     // Blocks by height and by hash agree; /address lists the UTXOs.

@@ -49,6 +49,16 @@ fn demo_runs_the_seed_network_scenario_and_stops_every_node() {
     }
     assert!(stdout.contains("[7/7]"), "{stdout}");
     assert!(stdout.contains("NODE 3002 log: mined block"), "{stdout}");
+    // The commands shown can be typed again: with their data directory, and which real
+    // port each seed node name stands for.
+    assert!(
+        stdout.contains("NODE 3001 $ gossipcoin createwallet --data-dir "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("NODE 3000 is central here: p2p port "),
+        "{stdout}"
+    );
 
     // Every node it started is stopped; their logs are kept.
     let state: serde_json::Value =

@@ -108,6 +108,20 @@ fn store_changing_commands_go_through_the_running_node_or_are_refused() {
         wallet.height() == Some(2)
     });
     assert_eq!(c.log_text().matches("\"mined block\"").count(), 2);
+    // "mined block" and "accepted block" count transactions the same way; MH/s is a number.
+    let events: Vec<serde_json::Value> = c
+        .log_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let of = |msg: &str| -> Vec<&serde_json::Value> {
+        events.iter().filter(|e| e["message"] == msg).collect()
+    };
+    for (mined, accepted) in of("mined block").iter().zip(of("accepted block")) {
+        assert_eq!(mined["hash"], accepted["hash"]);
+        assert_eq!(mined["txs"], accepted["txs"], "{mined} vs {accepted}");
+        assert!(mined["mhs"].is_number(), "{mined}");
+    }
 
     // send --mine: paid and mined by the daemon, and the block reaches the peer.
     let out = central.ok(&[
@@ -262,7 +276,7 @@ fn a_newcomers_mistakes_get_messages_that_say_what_to_do() {
         .args(["--bootstrap", &nobody, "--api-listen", "127.0.0.1:0"])
         .args(["--log-format", "json", "--log-file", log.to_str().unwrap()])
         .env("NODE_ID", "3001")
-        .env("RUST_LOG", "info")
+        .env_remove("RUST_LOG") // the default filter
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -279,4 +293,60 @@ fn a_newcomers_mistakes_get_messages_that_say_what_to_do() {
     let text = d.log_text();
     assert!(text.contains("starting as a wallet node"), "{text}");
     assert!(text.contains("\"level\":\"WARN\""), "{text}");
+    assert!(
+        !text.contains("No known peers"),
+        "libp2p-kad's start-up noise: {text}"
+    );
+}
+
+#[test]
+fn a_peer_is_disconnected_banned_and_unbanned_from_the_command_line() {
+    let (central, wallet) = (Node::new(), Node::new());
+    let params = easy_params(&central);
+    let a = central.new_address();
+    central.ok(&["--params", &params, "createblockchain", "--address", &a]);
+    let port = free_port();
+    let c = start(&central, &params, "central", port, &[]);
+    let boot = addr(port);
+    let w = start(
+        &wallet,
+        &params,
+        "wallet",
+        free_port(),
+        &["--bootstrap", &boot],
+    );
+    let api = c.api();
+    let wallet_id = http_get(&format!("{}/status", w.api()), None).body["peer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let connected = || central.ok(&["peers"]).contains(&wallet_id);
+    wait_until(60, "the wallet node to connect", connected);
+    assert_eq!(central.ok(&["listbanned"]).trim(), "no bans");
+
+    central.ok(&["disconnectnode", &wallet_id]);
+    assert!(c.log_text().contains("disconnecting peer (operator)"));
+    // Not banned: the wallet node (alone) dials again.
+    wait_until(30, "the wallet node to reconnect", connected);
+
+    let out = central.ok(&["setban", &wallet_id, "add"]);
+    assert!(out.starts_with("Banned"), "{out}");
+    wait_until(10, "the banned peer to be gone", || !connected());
+    let listed = central.ok(&["listbanned"]);
+    assert!(listed.starts_with(&wallet_id), "{listed}");
+    assert!(!connected(), "a banned peer came back");
+    central.ok(&["setban", &wallet_id, "remove"]);
+    wait_until(30, "the unbanned wallet node to reconnect", connected);
+    assert_eq!(central.ok(&["listbanned"]).trim(), "no bans");
+
+    // Without the cookie, the endpoints refuse.
+    let r = common::http_post(
+        &format!("{api}/peers/ban"),
+        &format!("{{\"peer\": \"{wallet_id}\"}}"),
+        "application/json",
+        None,
+    );
+    assert_eq!(r.status, 401, "{r:?}");
+    let err = central.fails(&["setban", "not-a-peer-id", "add"]);
+    assert!(err.contains("invalid peer id"), "{err}");
 }

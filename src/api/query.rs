@@ -201,7 +201,23 @@ pub async fn submit_raw(
         hex::decode(hex_text.trim()).map_err(|e| ApiError::bad_request(format!("not hex: {e}")))?;
     let tx: Transaction = from_bytes(&bytes, MAX_TX_BYTES)
         .map_err(|e| ApiError::bad_request(format!("not a transaction: {e}")))?;
-    let txid = s.control.submit_tx(tx, "api").await.map_err(|e| match e {
+    let id = tx.compute_txid();
+    let result = s.control.submit_tx(tx, "api").await;
+    if let Err(ControlError::Conflict(_)) = &result {
+        // Its inputs are spent: say so plainly when it is this very transaction that spent
+        // them (a payment submitted again after it was mined).
+        let confirmed = s.control.read(move |v| Ok(v.transaction(&id)?)).await?;
+        if let Some((_, at)) = confirmed {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "transaction {id} is already confirmed, in block {} at height {}",
+                    at.block, at.height
+                ),
+            ));
+        }
+    }
+    let txid = result.map_err(|e| match e {
         // a transaction that breaks a consensus rule is the caller's bad input
         ControlError::BadRequest(m) => ApiError::bad_request(m),
         other => other.into(),

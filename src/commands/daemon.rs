@@ -1,7 +1,8 @@
 //! Commands that talk to a running node through its HTTP API: `status`, `peers`, `mempool`,
-//! `mine`, and the daemon paths of `send`, `send --mine`, `generate` and `createwallet` (a
-//! running node owns its data directory, so changes go through it instead of being written
-//! under it, and the blocks it mines reach its peers).
+//! `mine`, `gettransaction`, `disconnectnode`, `setban`, `listbanned`, and the daemon paths of
+//! `send`, `send --mine`, `generate` and `createwallet` (a running node owns its data
+//! directory, so changes go through it instead of being written under it, and the blocks it
+//! mines reach its peers).
 
 use std::path::Path;
 
@@ -251,6 +252,45 @@ pub(super) fn get_transaction(api: &ApiClient, txid: &str) -> Result<()> {
             text(o, "amount"),
             text(o, "recipient")
         );
+    }
+    Ok(())
+}
+
+/// `disconnectnode PEER` through the running node (`POST /peers/disconnect`).
+pub(super) fn disconnect_node(api: &ApiClient, peer: &str) -> Result<()> {
+    api.post("/peers/disconnect", &json!({ "peer": peer }))?;
+    println!("Disconnected {peer}");
+    Ok(())
+}
+
+/// `setban PEER add|remove` through the running node (`POST /peers/ban`, `/peers/unban`).
+pub(super) fn set_ban(api: &ApiClient, peer: &str, add: bool) -> Result<()> {
+    if add {
+        api.post(
+            "/peers/ban",
+            &json!({ "peer": peer, "reason": "setban from the command line" }),
+        )?;
+        println!("Banned {peer}");
+    } else {
+        api.post("/peers/unban", &json!({ "peer": peer }))?;
+        println!("Unbanned {peer}");
+    }
+    Ok(())
+}
+
+/// `listbanned` through the running node (`GET /peers/banned`).
+pub(super) fn list_banned(api: &ApiClient) -> Result<()> {
+    let body = api.get("/peers/banned")?;
+    let bans = body
+        .get("banned")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if bans.is_empty() {
+        println!("no bans");
+    }
+    for b in bans {
+        println!("{}  {} s left", text(&b, "peer"), text(&b, "secs_left"));
     }
     Ok(())
 }

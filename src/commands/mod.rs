@@ -124,6 +124,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Mempool => daemon::mempool(&api_client()?),
         Command::Mine { address } => daemon::mine(&api_client()?, address.as_deref()),
         Command::Gettransaction { txid } => daemon::get_transaction(&api_client()?, txid),
+        Command::Disconnectnode { peer } => daemon::disconnect_node(&api_client()?, peer),
+        Command::Setban { peer, command } => daemon::set_ban(
+            &api_client()?,
+            peer,
+            *command == crate::cli::BanCommand::Add,
+        ),
+        Command::Listbanned => daemon::list_banned(&api_client()?),
         Command::Demo { dir } => crate::demo::run(dir.as_deref()),
         Command::Config {
             command: crate::cli::ConfigCommand::Show { role },

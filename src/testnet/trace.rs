@@ -170,7 +170,7 @@ pub fn trace(opts: &TraceOptions) -> Result<()> {
                 "mined block" => {
                     mined.get_or_insert((*t, *node, height.to_string()));
                     format!(
-                        "mined block {} at height {height} ({} txs besides the coinbase)",
+                        "mined block {} at height {height} ({} txs with the coinbase)",
                         short(b),
                         e.field("txs").unwrap_or("-")
                     )

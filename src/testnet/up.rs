@@ -381,7 +381,7 @@ pub(super) fn spawn(
     }
     cmd.args(["--log-format", "json", "--log-file"])
         .arg(&node.log)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "info,libp2p_kad=error")
         .env_remove("NODE_ID")
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
