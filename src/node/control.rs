@@ -520,10 +520,12 @@ impl Control {
                 Ok(Response::Status(s)) => s,
                 _ => continue,
             };
-            if theirs.genesis != ours.genesis {
+            // The sync manager hears this answer before the resolve below, so it asks for
+            // headers first instead of finding nothing to wait for (a race with the Status
+            // exchange of a peer that has just connected).
+            if !i.sync.on_peer_status(p.peer, theirs).await {
                 continue;
             }
-            i.net.set_peer_status(p.peer, theirs);
             if theirs.chain_work > ours.chain_work {
                 let _ = i.sync.download_now(p.peer).await;
             }
