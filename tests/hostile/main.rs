@@ -5,6 +5,7 @@
 //! `RUST_LOG=net=debug,sync=debug,chain=debug cargo test --test hostile` shows the nodes' logs.
 
 mod harness;
+mod peers;
 mod sync;
 
 use gossipcoin_proto::Amount;

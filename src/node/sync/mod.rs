@@ -5,6 +5,7 @@
 //! - [`manager`]: the task that owns every sync decision (which peer to ask for headers, which
 //!   blocks to ask whom for, who stalls, when to hand blocks to the chain);
 //! - [`window`]: the moving download window it keeps (pure bookkeeping, unit-tested);
+//! - [`announce`]: our new tips told to the peers that do not know them (Core's tip `headers`);
 //! - this file: [`Sync`], the handle the router, the ingest workers and the API use, and the
 //!   orphan pool's glue.
 //!
@@ -13,6 +14,7 @@
 //! ([`super::orphans`]). Sync never decides a penalty itself: it reports to the peer manager
 //! through [`NetHandle::report_peer`].
 
+mod announce;
 mod manager;
 mod window;
 
@@ -74,6 +76,7 @@ impl Sync {
             orphans: Mutex::default(),
         });
         let weak = Arc::downgrade(&sync);
+        tokio::spawn(announce::run(weak.clone(), chain.state()));
         tokio::spawn(async move {
             if let Some(manager) =
                 Manager::start(net, chain, reads, weak, events, progress_tx).await
