@@ -62,7 +62,7 @@ impl Service {
                 cause,
                 ..
             } => {
-                self.on_disconnected(peer_id, connection_id, cause.map(|c| c.to_string()));
+                self.on_disconnected(peer_id, connection_id, close_cause(cause.as_ref()));
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -135,11 +135,10 @@ impl Service {
         })
     }
 
-    fn on_disconnected(&mut self, peer: libp2p::PeerId, id: ConnectionId, cause: Option<String>) {
+    fn on_disconnected(&mut self, peer: libp2p::PeerId, id: ConnectionId, cause: String) {
         if !self.peers.disconnected(&peer, id) {
             return;
         }
-        let cause = cause.unwrap_or_else(|| "closed".to_owned());
         if self.peers.is_banned(&peer) {
             // PeerBanned was the last word about it
             debug!(target: "net", peer = %peer, cause, "banned peer disconnected");
@@ -432,4 +431,61 @@ fn is_dialable(addr: &libp2p::Multiaddr) -> bool {
         Protocol::Ip6(ip) => !ip.is_unspecified(),
         _ => true,
     })
+}
+
+/// Why a connection ended, in words: "closed" when either side closed it normally (a node
+/// stopping, an idle connection, our own disconnect), else the error.
+///
+/// A peer that stops closes its connection, and libp2p reports that as an I/O error (yamux's
+/// "connection is closed", or a reset or end of file from TCP): logging it as an error made every
+/// normal stop look like a fault.
+fn close_cause(cause: Option<&libp2p::swarm::ConnectionError>) -> String {
+    use std::io::ErrorKind;
+    match cause {
+        None => "closed".to_owned(),
+        Some(libp2p::swarm::ConnectionError::KeepAliveTimeout) => "idle".to_owned(),
+        Some(libp2p::swarm::ConnectionError::IO(e)) => {
+            let normal = matches!(
+                e.kind(),
+                ErrorKind::UnexpectedEof
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe
+            ) || e.to_string().ends_with("connection is closed");
+            if normal {
+                "closed by the peer".to_owned()
+            } else {
+                format!("I/O error: {e}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod close_cause_tests {
+    use std::io;
+
+    use libp2p::swarm::ConnectionError;
+
+    use super::close_cause;
+
+    #[test]
+    fn a_normal_close_is_not_an_error() {
+        assert_eq!(close_cause(None), "closed");
+        let yamux = ConnectionError::IO(io::Error::other("connection is closed"));
+        assert_eq!(close_cause(Some(&yamux)), "closed by the peer");
+        let eof = ConnectionError::IO(io::ErrorKind::UnexpectedEof.into());
+        assert_eq!(close_cause(Some(&eof)), "closed by the peer");
+        let reset = ConnectionError::IO(io::ErrorKind::ConnectionReset.into());
+        assert_eq!(close_cause(Some(&reset)), "closed by the peer");
+        assert_eq!(
+            close_cause(Some(&ConnectionError::KeepAliveTimeout)),
+            "idle"
+        );
+        let other = ConnectionError::IO(io::Error::other("noise handshake: bad MAC"));
+        assert_eq!(
+            close_cause(Some(&other)),
+            "I/O error: noise handshake: bad MAC"
+        );
+    }
 }
