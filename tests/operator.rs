@@ -335,6 +335,16 @@ fn a_peer_is_disconnected_banned_and_unbanned_from_the_command_line() {
     let listed = central.ok(&["listbanned"]);
     assert!(listed.starts_with(&wallet_id), "{listed}");
     assert!(!connected(), "a banned peer came back");
+    // A ban outlives a restart (banlist.json, like Core's).
+    drop(c);
+    let c = start(&central, &params, "central", port, &[]);
+    let api = c.api();
+    let listed = central.ok(&["listbanned"]);
+    assert!(
+        listed.starts_with(&wallet_id),
+        "the ban was lost at restart: {listed}"
+    );
+    assert!(!connected(), "a banned peer came back after a restart");
     central.ok(&["setban", &wallet_id, "remove"]);
     wait_until(30, "the unbanned wallet node to reconnect", connected);
     assert_eq!(central.ok(&["listbanned"]).trim(), "no bans");

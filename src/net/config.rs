@@ -40,6 +40,9 @@ pub struct NetConfig {
     pub heartbeat: Duration,
     /// How long a ban lasts (the peer id, and the IP of a non-local peer).
     pub ban_duration: Duration,
+    /// Where the bans in force are kept across restarts (`<data-dir>/banlist.json`); `None`
+    /// keeps them in memory only.
+    pub ban_file: Option<PathBuf>,
     /// Gossip blocks larger than this are rejected before decoding: the chain's max block
     /// size (at most the protocol's `MAX_BLOCK_BYTES`).
     pub max_block_bytes: usize,
@@ -61,6 +64,7 @@ impl NetConfig {
             discovery_interval: Duration::from_secs(30),
             heartbeat: Duration::from_millis(500),
             ban_duration: Duration::from_secs(24 * 3600),
+            ban_file: None,
             max_block_bytes: MAX_BLOCK_BYTES,
         }
     }

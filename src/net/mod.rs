@@ -28,6 +28,7 @@
 //! rate-limited and budgeted (response bytes, unsent responses) per peer before the node sees
 //! them. Pings every 5 s close a dead link within about 13 s.
 
+mod banlist;
 mod behaviour;
 mod codec;
 mod config;
@@ -105,6 +106,7 @@ pub async fn spawn(
     let handle = NetHandle::new(command_tx, local_peer_id, config.request_timeout);
     let genesis = config.genesis;
     let mut service = Service::new(swarm, config, bootstrap, command_rx, event_tx);
+    service.restore_bans();
     service.listen(&listen).await?;
     if let Some(genesis) = genesis {
         // subscribe before dialing, so the first hello already carries our subscriptions

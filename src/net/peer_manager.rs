@@ -186,6 +186,8 @@ pub(super) struct PeerManager {
     peers: HashMap<PeerId, PeerRecord>,
     banned_peers: HashMap<PeerId, Instant>,
     banned_ips: HashMap<IpAddr, Instant>,
+    /// The IPs banned with each banned peer, lifted with it by [`Self::unban`].
+    ips_of_ban: HashMap<PeerId, Vec<IpAddr>>,
     requests_per_second: u32,
     ban_duration: Duration,
 }
@@ -196,6 +198,7 @@ impl PeerManager {
             peers: HashMap::new(),
             banned_peers: HashMap::new(),
             banned_ips: HashMap::new(),
+            ips_of_ban: HashMap::new(),
             requests_per_second,
             ban_duration,
         }
@@ -325,24 +328,52 @@ impl PeerManager {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        evict_soonest(&mut self.banned_peers);
-        self.banned_peers.insert(peer, until);
-        for ip in &ips {
-            evict_soonest(&mut self.banned_ips);
-            self.banned_ips.insert(*ip, until);
-        }
+        self.restore(peer, &ips, until);
         crate::metrics::metrics().peer_ban();
         warn!(target: "net", peer = %peer, reason, score, ?ips, "banned peer");
         Action::Ban { ips, until }
     }
 
-    /// Lifts `peer`'s ban at once, with a fresh score; returns whether it was banned.
-    pub(super) fn unban(&mut self, peer: &PeerId) -> bool {
-        let was = self.banned_peers.remove(peer).is_some();
+    /// Records a ban of `peer` and `ips` until `until` (a new one, or one from the saved ban
+    /// list).
+    pub(super) fn restore(&mut self, peer: PeerId, ips: &[IpAddr], until: Instant) {
+        evict_soonest(&mut self.banned_peers);
+        self.banned_peers.insert(peer, until);
+        for ip in ips {
+            evict_soonest(&mut self.banned_ips);
+            self.banned_ips.insert(ip.to_canonical(), until);
+        }
+        self.ips_of_ban
+            .retain(|p, _| self.banned_peers.contains_key(p));
+        self.ips_of_ban.insert(peer, ips.to_vec());
+    }
+
+    /// Lifts `peer`'s ban at once, with a fresh score, and the bans of the IPs banned with it
+    /// (unless another banned peer holds them too). `None` when it was not banned; else the
+    /// IPs to let in again.
+    pub(super) fn unban(&mut self, peer: &PeerId) -> Option<Vec<IpAddr>> {
+        self.banned_peers.remove(peer)?;
         if let Some(record) = self.peers.get_mut(peer) {
             record.score = 0.0;
         }
-        was
+        let mut lifted = self.ips_of_ban.remove(peer).unwrap_or_default();
+        lifted.retain(|ip| !self.ips_of_ban.values().any(|held| held.contains(ip)));
+        for ip in &lifted {
+            self.banned_ips.remove(&ip.to_canonical());
+        }
+        Some(lifted)
+    }
+
+    /// The bans in force, with the IPs banned with each, for the ban list on disk.
+    pub(super) fn saved_bans(&self, now: Instant) -> Vec<super::banlist::SavedBan> {
+        self.banned_peers
+            .iter()
+            .map(|(peer, until)| super::banlist::SavedBan {
+                peer: peer.to_string(),
+                ips: self.ips_of_ban.get(peer).cloned().unwrap_or_default(),
+                until_unix: super::banlist::to_unix(*until, now),
+            })
+            .collect()
     }
 
     /// The banned peers and how long each ban still runs.
@@ -381,6 +412,7 @@ impl PeerManager {
             keep
         });
         for peer in &expired.peers {
+            self.ips_of_ban.remove(peer);
             // a fresh start, as if never seen (its debt was the ban)
             if self
                 .peers
@@ -685,6 +717,32 @@ mod tests {
         assert_eq!(expired.ips.len(), 1);
         assert!(!m.is_banned(&remote));
         assert!(!m.is_ip_banned(&"203.0.113.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn unbanning_a_peer_lets_its_ip_in_unless_another_ban_holds_it() {
+        let t0 = Instant::now();
+        let mut m = PeerManager::new(10, Duration::from_secs(60));
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let other: IpAddr = "198.51.100.1".parse().unwrap();
+        let p = connect(&mut m, "/ip4/203.0.113.7/tcp/4000", t0);
+        let q = connect(&mut m, "/ip4/198.51.100.1/tcp/4000", t0);
+        m.report(p, Misbehaviour::Fatal, "x", t0);
+        m.report(q, Misbehaviour::Fatal, "x", t0);
+        // a third peer banned from a saved list, sharing q's address
+        let r = PeerId::random();
+        m.restore(r, &[other], t0 + Duration::from_secs(30));
+        assert_eq!(m.unban(&p), Some(vec![ip]));
+        assert!(!m.is_banned(&p) && !m.is_ip_banned(&ip));
+        assert_eq!(m.unban(&q), Some(vec![]), "r's ban still holds the IP");
+        assert!(m.is_ip_banned(&other));
+        assert_eq!(m.unban(&q), None, "not banned any more");
+        let saved = m.saved_bans(t0);
+        assert_eq!(saved.len(), 1);
+        assert_eq!(
+            (saved[0].peer.clone(), saved[0].ips.clone()),
+            (r.to_string(), vec![other])
+        );
     }
 
     #[test]

@@ -283,14 +283,18 @@ impl Service {
                 let _ = reply.send(connected);
             }
             Command::Unban { peer, reply } => {
-                let was = self.peers.unban(&peer);
-                if was {
+                let lifted = self.peers.unban(&peer);
+                if let Some(ips) = &lifted {
                     let behaviour = self.swarm.behaviour_mut();
                     behaviour.blocked.unblock_peer(peer);
                     behaviour.gossipsub.remove_blacklisted_peer(&peer);
-                    info!(target: "net", peer = %peer, "unbanned peer (operator)");
+                    for ip in ips {
+                        behaviour.slots.unban_ip(*ip);
+                    }
+                    info!(target: "net", peer = %peer, ?ips, "unbanned peer (operator)");
+                    self.save_bans();
                 }
-                let _ = reply.send(was);
+                let _ = reply.send(lifted.is_some());
             }
             Command::Bans { reply } => {
                 let _ = reply.send(self.peers.bans(Instant::now()));
@@ -364,6 +368,40 @@ impl Service {
             self.discard(event);
         }
         self.emit(NetworkEvent::PeerBanned { peer: PeerId(peer) }, 0);
+        self.save_bans();
+    }
+
+    /// Writes the bans in force to the ban list file, if there is one.
+    fn save_bans(&self) {
+        if let Some(path) = &self.config.ban_file {
+            super::banlist::save(path, self.peers.saved_bans(Instant::now()));
+        }
+    }
+
+    /// Puts the bans of the ban list file back in force (at start, before any dial).
+    pub(super) fn restore_bans(&mut self) {
+        let Some(path) = self.config.ban_file.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        for saved in super::banlist::load(&path) {
+            let left = super::banlist::time_left(saved.until_unix);
+            let Ok(peer) = saved.peer.parse::<libp2p::PeerId>() else {
+                warn!(target: "net", peer = saved.peer, "ban list: not a peer id, skipped");
+                continue;
+            };
+            if left.is_zero() {
+                continue;
+            }
+            let until = now + left;
+            self.peers.restore(peer, &saved.ips, until);
+            let behaviour = self.swarm.behaviour_mut();
+            behaviour.blocked.block_peer(peer);
+            behaviour.gossipsub.blacklist_peer(&peer);
+            for ip in saved.ips {
+                self.deny_ip(ip, until);
+            }
+        }
     }
 
     /// Refuses connections from `ip` until `until`, before their handshake.
@@ -384,6 +422,7 @@ impl Service {
     /// Lifts the bans that ran out.
     fn expire_bans(&mut self, now: Instant) {
         let expired = self.peers.expire_bans(now);
+        let changed = !expired.peers.is_empty() || !expired.ips.is_empty();
         for peer in expired.peers {
             let behaviour = self.swarm.behaviour_mut();
             behaviour.blocked.unblock_peer(peer);
@@ -392,6 +431,9 @@ impl Service {
         }
         for ip in expired.ips {
             self.allow_ip(ip);
+        }
+        if changed {
+            self.save_bans();
         }
     }
 
