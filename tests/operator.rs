@@ -315,7 +315,7 @@ fn a_peer_is_disconnected_banned_and_unbanned_from_the_command_line() {
         free_port(),
         &["--bootstrap", &boot],
     );
-    let api = c.api();
+    c.api();
     let wallet_id = http_get(&format!("{}/status", w.api()), None).body["peer_id"]
         .as_str()
         .unwrap()
