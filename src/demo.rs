@@ -224,7 +224,9 @@ fn scenario(dir: &Path, began: Instant) -> Result<()> {
         1,
         "Start the network. NODE 3000 is the central node: it creates the chain, whose genesis \
          block pays CENTRAL_NODE. NODE 3001 is a wallet node, NODE 3002 the miner (MINER_WALLET). \
-         The other two join NODE 3000 and download its chain.",
+         The other two join NODE 3000 and download its chain. (The seed starts the miner last, \
+         once the wallet node has synced; here all three start now, the miner before the wallet node, and the order \
+         does not matter: each node downloads the chain when it joins.)",
     );
     testnet::up(&UpOptions {
         dir: dir.to_path_buf(),
@@ -290,8 +292,9 @@ fn scenario(dir: &Path, began: Instant) -> Result<()> {
     step(
         3,
         "NODE 3000 sends 10 coins to WALLET_1 and 10 to WALLET_2, mining each block at once \
-         itself (the seed's `-mine`: no miner has joined yet in its story). Each block pays \
-         CENTRAL_NODE the 10-coin reward.",
+         itself (the seed's `-mine`, from when its miner had not started). The miner already \
+         runs here, but it waits for two payments, so these one-payment blocks are NODE 3000's. \
+         Each block pays CENTRAL_NODE the 10-coin reward.",
     );
     for (i, to) in [w1, w2].into_iter().enumerate() {
         central
