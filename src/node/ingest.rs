@@ -26,8 +26,7 @@ use super::chain_handle::{BlockOutcome, ChainHandle};
 use super::queue::{Bounds, FairQueue, Full};
 use super::reads::Reads;
 use super::sync::Sync;
-use super::tx_orphans::SharedTxOrphans;
-use super::tx_relay;
+use super::tx_relay::{self, OrphanTxs};
 use crate::chain::Origin;
 use crate::metrics::{Source, metrics};
 use crate::net::{MessageId, Misbehaviour, NetHandle, PeerId, Reply, Verdict};
@@ -81,7 +80,7 @@ pub struct Ingest {
     requests: Arc<FairQueue<PeerId, RequestJob>>,
     net: NetHandle,
     chain: ChainHandle,
-    orphans: SharedTxOrphans<PeerId>,
+    orphans: OrphanTxs,
 }
 
 /// What the workers need.
@@ -92,7 +91,7 @@ pub struct Workers {
     pub reads: Reads,
     pub sync: Arc<Sync>,
     /// Transactions waiting for a parent, with the peer that sent each.
-    pub orphans: SharedTxOrphans<PeerId>,
+    pub orphans: OrphanTxs,
 }
 
 impl Ingest {
@@ -184,7 +183,7 @@ impl Ingest {
     }
 
     /// The orphan-transaction pool.
-    pub fn orphans(&self) -> &SharedTxOrphans<PeerId> {
+    pub fn orphans(&self) -> &OrphanTxs {
         &self.orphans
     }
 
@@ -219,7 +218,7 @@ impl Ingest {
         let blocks = self.blocks.drop_peer(peer);
         let txs = self.txs.drop_peer(peer);
         let requests = self.requests.drop_peer(peer).len();
-        let orphans = tx_relay::drop_orphans_of(&self.orphans, peer);
+        let orphans = tx_relay::drop_orphans_of(&self.orphans, &self.net, peer);
         if !blocks.is_empty() || !txs.is_empty() || requests > 0 || orphans > 0 {
             info!(target: "net", %peer, blocks = blocks.len(), txs = txs.len(), requests, orphans,
                   "dropped a banned peer's queued work");
@@ -237,7 +236,7 @@ impl Ingest {
     /// A peer disconnected: its orphan transactions are dropped (its queued work is still
     /// handled: it was sent before it left).
     pub fn peer_gone(&self, peer: &PeerId) {
-        let orphans = tx_relay::drop_orphans_of(&self.orphans, peer);
+        let orphans = tx_relay::drop_orphans_of(&self.orphans, &self.net, peer);
         if orphans > 0 {
             debug!(target: "mempool", %peer, orphans, "dropped a disconnected peer's orphan transactions");
         }

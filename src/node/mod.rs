@@ -61,6 +61,7 @@ pub use control::{Control, ControlError, NodeStatus, PaymentRequest, SyncState};
 pub use reads::{ReadError, Reads};
 pub use sync::SyncProgress;
 pub use tx_orphans::{MAX_ORPHAN_BYTES, MAX_ORPHAN_TXS, ORPHAN_EXPIRY, SharedTxOrphans};
+pub use tx_relay::OrphanTxs;
 
 use crate::chain::Chain;
 use crate::config::NodeConfig;
@@ -156,7 +157,7 @@ pub async fn start(
             chain,
             reads,
             sync,
-            orphans: SharedTxOrphans::default(),
+            orphans: OrphanTxs::default(),
         },
         control,
         shutdown,
@@ -166,7 +167,7 @@ pub async fn start(
 
 impl Node {
     /// The node's orphan-transaction pool (to watch its size).
-    pub fn orphan_txs(&self) -> SharedTxOrphans<crate::net::PeerId> {
+    pub fn orphan_txs(&self) -> OrphanTxs {
         self.parts.orphans.clone()
     }
 

@@ -18,6 +18,9 @@
 //!   first, and are handed out one at a time ([`TxOrphans::next_work`]): the caller interleaves
 //!   them with new arrivals, and an orphan that unlocks more simply adds to the list (no
 //!   recursion).
+//! - **Carrying a held verdict** (`H`): the node keeps a gossiped orphan's message id, so the
+//!   verdict on it can wait until the orphan is accepted (Accept: gossipsub forwards it) or
+//!   dropped (Ignore). Whatever removes orphans hands them back for that.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
@@ -44,6 +47,13 @@ pub struct OrphanLimits {
     pub expiry: Duration,
 }
 
+impl<P, H> Orphan<P, H> {
+    /// Whether it has expired by `now`.
+    pub fn expires_by(&self, now: Instant) -> bool {
+        self.expires <= now
+    }
+}
+
 impl Default for OrphanLimits {
     fn default() -> Self {
         Self {
@@ -57,34 +67,39 @@ impl Default for OrphanLimits {
 
 /// A pooled orphan and who sent it.
 #[derive(Debug, Clone)]
-pub struct Orphan<P> {
+pub struct Orphan<P, H = ()> {
     pub tx: Transaction,
     pub txid: Txid,
     /// The peer that sent it, charged for it.
     pub from: P,
     /// Its encoded size.
     pub bytes: usize,
+    /// What the caller attached (the node: the gossip message whose verdict waits).
+    pub held: Option<H>,
+    /// When it arrived.
+    pub arrived: Instant,
     /// Arrival order.
     seq: u64,
     expires: Instant,
 }
 
 /// What [`TxOrphans::add`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Added {
-    /// Pooled; `evicted` orphans (of the peer holding the most) made room.
-    Pooled { evicted: usize },
-    /// Already pooled (from whichever peer).
-    Known,
-    /// Larger than an orphan may be: not kept.
-    TooLarge,
+#[derive(Debug)]
+pub enum Added<P, H = ()> {
+    /// Pooled; the orphans of the peer holding the most that were evicted to make room (and
+    /// expired ones swept first).
+    Pooled { removed: Vec<Orphan<P, H>> },
+    /// Already pooled (from whichever peer): `held` is handed back.
+    Known { held: Option<H> },
+    /// Larger than an orphan may be, not kept: `held` is handed back.
+    TooLarge { held: Option<H> },
 }
 
 /// See the module docs.
 #[derive(Debug)]
-pub struct TxOrphans<P> {
+pub struct TxOrphans<P, H = ()> {
     limits: OrphanLimits,
-    entries: HashMap<Txid, Orphan<P>>,
+    entries: HashMap<Txid, Orphan<P, H>>,
     /// Every outpoint an orphan spends → the orphans spending it.
     by_prevout: HashMap<OutPoint, Vec<Txid>>,
     /// Orphans to try again, oldest first; `queued` is the same set.
@@ -94,13 +109,13 @@ pub struct TxOrphans<P> {
     next_seq: u64,
 }
 
-impl<P> Default for TxOrphans<P> {
+impl<P, H> Default for TxOrphans<P, H> {
     fn default() -> Self {
         Self::new(OrphanLimits::default())
     }
 }
 
-impl<P> TxOrphans<P> {
+impl<P, H> TxOrphans<P, H> {
     /// An empty pool with these bounds.
     pub fn new(limits: OrphanLimits) -> Self {
         Self {
@@ -140,25 +155,26 @@ impl<P> TxOrphans<P> {
     }
 }
 
-impl<P: Copy + Eq + Hash> TxOrphans<P> {
-    /// Pools `tx` (`txid`, `bytes` encoded) from `from`, first dropping expired orphans, then
-    /// evicting over the bounds (the oldest orphan of the peer holding the most, which may be
-    /// `from` itself).
+impl<P: Copy + Eq + Hash, H> TxOrphans<P, H> {
+    /// Pools `tx` (`txid`, `bytes` encoded) from `from`, with `held` attached, first dropping
+    /// expired orphans, then evicting over the bounds (the oldest orphan of the peer holding
+    /// the most, which may be `from` itself).
     pub fn add(
         &mut self,
         tx: Transaction,
         txid: Txid,
         bytes: usize,
         from: P,
+        held: Option<H>,
         now: Instant,
-    ) -> Added {
+    ) -> Added<P, H> {
         if self.entries.contains_key(&txid) {
-            return Added::Known;
+            return Added::Known { held };
         }
         if bytes > self.limits.tx_bytes {
-            return Added::TooLarge;
+            return Added::TooLarge { held };
         }
-        self.expire(now);
+        let mut removed = self.expire(now);
         let seq = self.next_seq;
         self.next_seq += 1;
         self.insert(Orphan {
@@ -166,40 +182,37 @@ impl<P: Copy + Eq + Hash> TxOrphans<P> {
             txid,
             from,
             bytes,
+            held,
+            arrived: now,
             seq,
             expires: now + self.limits.expiry,
         });
-        let mut evicted = 0;
+        removed.extend(self.evict_over_bounds());
+        Added::Pooled { removed }
+    }
+
+    /// Puts back an orphan taken by [`Self::next_work`] that is still missing inputs: it keeps
+    /// its arrival order and expiry. Returns what did not stay: the orphan itself if it has
+    /// expired (or is the first to be evicted, should the pool have filled meanwhile), and any
+    /// orphan evicted for it.
+    pub fn put_back(&mut self, orphan: Orphan<P, H>, now: Instant) -> Vec<Orphan<P, H>> {
+        if orphan.expires <= now || self.entries.contains_key(&orphan.txid) {
+            return vec![orphan];
+        }
+        self.insert(orphan);
+        self.evict_over_bounds()
+    }
+
+    /// Evicts until within the bounds; returns the evicted.
+    fn evict_over_bounds(&mut self) -> Vec<Orphan<P, H>> {
+        let mut evicted = Vec::new();
         while self.entries.len() > self.limits.txs || self.bytes > self.limits.bytes {
             let Some(victim) = self.eviction_victim() else {
                 break;
             };
-            self.remove(&victim);
-            evicted += 1;
+            evicted.extend(self.remove(&victim));
         }
-        Added::Pooled { evicted }
-    }
-
-    /// Puts back an orphan taken by [`Self::next_work`] that is still missing inputs: it keeps
-    /// its arrival order and expiry. Dropped if it has expired (or, should the pool have filled
-    /// meanwhile, if it is the first to be evicted).
-    pub fn put_back(&mut self, orphan: Orphan<P>, now: Instant) {
-        if orphan.expires <= now || self.entries.contains_key(&orphan.txid) {
-            return;
-        }
-        let txid = orphan.txid;
-        self.insert(orphan);
-        while self.entries.len() > self.limits.txs || self.bytes > self.limits.bytes {
-            match self.eviction_victim() {
-                Some(victim) => {
-                    self.remove(&victim);
-                    if victim == txid {
-                        break;
-                    }
-                }
-                None => break,
-            }
-        }
+        evicted
     }
 
     /// The orphan to evict: the oldest of the peer with the most orphans (ties: most bytes).
@@ -218,7 +231,7 @@ impl<P: Copy + Eq + Hash> TxOrphans<P> {
             .map(|o| o.txid)
     }
 
-    fn insert(&mut self, orphan: Orphan<P>) {
+    fn insert(&mut self, orphan: Orphan<P, H>) {
         for input in &orphan.tx.inputs {
             let spenders = self.by_prevout.entry(input.prevout).or_default();
             if !spenders.contains(&orphan.txid) {
@@ -230,7 +243,7 @@ impl<P: Copy + Eq + Hash> TxOrphans<P> {
     }
 
     /// Removes `txid` from the pool (and, lazily, from the work list).
-    fn remove(&mut self, txid: &Txid) -> Option<Orphan<P>> {
+    fn remove(&mut self, txid: &Txid) -> Option<Orphan<P, H>> {
         let orphan = self.entries.remove(txid)?;
         for input in &orphan.tx.inputs {
             if let Some(spenders) = self.by_prevout.get_mut(&input.prevout) {
@@ -244,32 +257,24 @@ impl<P: Copy + Eq + Hash> TxOrphans<P> {
         Some(orphan)
     }
 
-    /// Drops the orphans that expired by `now`; returns them (txid, sender) for the logs.
-    pub fn expire(&mut self, now: Instant) -> Vec<(Txid, P)> {
-        let expired: Vec<(Txid, P)> = self
-            .entries
-            .values()
-            .filter(|o| o.expires <= now)
-            .map(|o| (o.txid, o.from))
-            .collect();
-        for (txid, _) in &expired {
-            self.remove(txid);
-        }
-        expired
+    /// Drops the orphans that expired by `now` and returns them.
+    pub fn expire(&mut self, now: Instant) -> Vec<Orphan<P, H>> {
+        self.remove_where(|o| o.expires <= now)
     }
 
-    /// Drops every orphan `peer` sent (it disconnected or was banned); returns how many.
-    pub fn drop_peer(&mut self, peer: &P) -> usize {
-        let theirs: Vec<Txid> = self
+    /// Drops every orphan `peer` sent (it disconnected or was banned) and returns them.
+    pub fn drop_peer(&mut self, peer: &P) -> Vec<Orphan<P, H>> {
+        self.remove_where(|o| o.from == *peer)
+    }
+
+    fn remove_where(&mut self, pred: impl Fn(&Orphan<P, H>) -> bool) -> Vec<Orphan<P, H>> {
+        let gone: Vec<Txid> = self
             .entries
             .values()
-            .filter(|o| o.from == *peer)
+            .filter(|o| pred(o))
             .map(|o| o.txid)
             .collect();
-        for txid in &theirs {
-            self.remove(txid);
-        }
-        theirs.len()
+        gone.iter().filter_map(|t| self.remove(t)).collect()
     }
 
     /// How many orphans `peer` sent.
@@ -311,7 +316,7 @@ impl<P: Copy + Eq + Hash> TxOrphans<P> {
 
     /// The next orphan to try again, taken out of the pool: the caller offers it to the
     /// mempool and, if it still misses inputs, hands it back with [`Self::put_back`].
-    pub fn next_work(&mut self) -> Option<Orphan<P>> {
+    pub fn next_work(&mut self) -> Option<Orphan<P, H>> {
         while let Some(txid) = self.work.pop_front() {
             self.queued.remove(&txid);
             if let Some(orphan) = self.remove(&txid) {
@@ -324,23 +329,23 @@ impl<P: Copy + Eq + Hash> TxOrphans<P> {
 
 /// The node's orphan pool, shared by the transaction worker, the router (which drops a gone
 /// peer's orphans) and whoever asks how big it is. Cheap to clone.
-pub struct SharedTxOrphans<P>(Arc<Mutex<TxOrphans<P>>>);
+pub struct SharedTxOrphans<P, H = ()>(Arc<Mutex<TxOrphans<P, H>>>);
 
-impl<P> Clone for SharedTxOrphans<P> {
+impl<P, H> Clone for SharedTxOrphans<P, H> {
     fn clone(&self) -> Self {
         Self(self.0.clone())
     }
 }
 
-impl<P> Default for SharedTxOrphans<P> {
+impl<P, H> Default for SharedTxOrphans<P, H> {
     fn default() -> Self {
         Self(Arc::default())
     }
 }
 
-impl<P> SharedTxOrphans<P> {
+impl<P, H> SharedTxOrphans<P, H> {
     /// The pool, locked (never across an `.await`).
-    pub fn lock(&self) -> MutexGuard<'_, TxOrphans<P>> {
+    pub fn lock(&self) -> MutexGuard<'_, TxOrphans<P, H>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -360,7 +365,7 @@ impl<P> SharedTxOrphans<P> {
     }
 }
 
-impl<P: Copy + Eq + Hash> SharedTxOrphans<P> {
+impl<P: Copy + Eq + Hash, H> SharedTxOrphans<P, H> {
     /// How many orphans `peer` sent are pooled now.
     pub fn count_from(&self, peer: &P) -> usize {
         self.lock().count_from(peer)
@@ -414,7 +419,7 @@ mod tests {
     fn add(pool: &mut TxOrphans<u8>, tag: u32, bytes: usize, peer: u8, now: Instant) -> Txid {
         let (t, id) = tx(tag, &[(1, tag)], 1);
         assert!(matches!(
-            pool.add(t, id, bytes, peer, now),
+            pool.add(t, id, bytes, peer, None, now),
             Added::Pooled { .. }
         ));
         id
@@ -423,7 +428,7 @@ mod tests {
     #[test]
     fn bounded_by_count_and_bytes_and_the_flooders_orphans_go_first() {
         let t0 = Instant::now();
-        let mut pool = TxOrphans::new(small());
+        let mut pool: TxOrphans<u8> = TxOrphans::new(small());
         let honest = add(&mut pool, 0, 100, 9, t0);
         let flood: Vec<Txid> = (1..=10).map(|n| add(&mut pool, n, 100, 1, t0)).collect();
         assert_eq!(pool.len(), 4);
@@ -436,7 +441,7 @@ mod tests {
             assert_eq!(pool.contains(id), i >= 7, "orphan {i}");
         }
         // Bytes: 300-byte orphans push the pool over 1,000 bytes before over 4 entries.
-        let mut pool = TxOrphans::new(small());
+        let mut pool: TxOrphans<u8> = TxOrphans::new(small());
         let a = add(&mut pool, 0, 300, 1, t0);
         let b = add(&mut pool, 1, 300, 2, t0);
         add(&mut pool, 2, 300, 1, t0);
@@ -445,9 +450,11 @@ mod tests {
         assert!(!pool.contains(&a) && pool.contains(&b));
         // Too large for an orphan, and a duplicate.
         let (big, big_id) = tx(50, &[(1, 50)], 1);
-        assert_eq!(pool.add(big, big_id, 401, 1, t0), Added::TooLarge);
+        let added = pool.add(big, big_id, 401, 1, None, t0);
+        assert!(matches!(added, Added::TooLarge { .. }));
         let (dup, dup_id) = tx(1, &[(1, 1)], 1);
-        assert_eq!(pool.add(dup, dup_id, 300, 3, t0), Added::Known);
+        let added = pool.add(dup, dup_id, 300, 3, None, t0);
+        assert!(matches!(added, Added::Known { .. }));
         assert_eq!(pool.count_from(&2), 1);
     }
 
@@ -466,7 +473,9 @@ mod tests {
         let again = pool.next_work().unwrap();
         assert_eq!(again.txid, old);
         pool.put_back(again, t0 + ORPHAN_EXPIRY - Duration::from_secs(1));
-        assert_eq!(pool.expire(t0 + ORPHAN_EXPIRY), vec![(old, 1)]);
+        let expired = pool.expire(t0 + ORPHAN_EXPIRY);
+        assert_eq!(expired.len(), 1);
+        assert_eq!((expired[0].txid, expired[0].from), (old, 1));
         assert!(pool.contains(&young));
         // An add sweeps expired ones too.
         add(
@@ -481,27 +490,28 @@ mod tests {
         // An orphan taken for work after its expiry is not put back.
         pool.retry_all();
         let o = pool.next_work().unwrap();
-        pool.put_back(o, t0 + 3 * ORPHAN_EXPIRY);
+        let gone = pool.put_back(o, t0 + 3 * ORPHAN_EXPIRY);
+        assert_eq!(gone.len(), 1);
         assert!(pool.is_empty());
     }
 
     #[test]
     fn a_peers_orphans_are_dropped_with_it() {
         let t0 = Instant::now();
-        let mut pool = TxOrphans::default();
+        let mut pool: TxOrphans<u8> = TxOrphans::default();
         for n in 0..5 {
             add(&mut pool, n, 100, n as u8 % 2, t0);
         }
-        assert_eq!(pool.drop_peer(&0), 3);
+        assert_eq!(pool.drop_peer(&0).len(), 3);
         assert_eq!((pool.len(), pool.bytes()), (2, 200));
         assert_eq!(pool.count_from(&0), 0);
-        assert_eq!(pool.drop_peer(&0), 0);
+        assert!(pool.drop_peer(&0).is_empty());
     }
 
     #[test]
     fn a_parent_unlocks_its_children_oldest_first_then_theirs() {
         let t0 = Instant::now();
-        let mut pool = TxOrphans::default();
+        let mut pool: TxOrphans<u8> = TxOrphans::default();
         // parent P (not pooled) with 2 outputs; c2 spends P:1, c1 spends P:0 and P:1,
         // g spends c1:0, u spends something else.
         let (p, pid) = tx(100, &[(5, 0)], 2);
@@ -523,7 +533,7 @@ mod tests {
         let (g, gid) = spend(3, c1id, &[0]);
         let (u, uid) = tx(4, &[(7, 0)], 1);
         for (t, id) in [(g, gid), (c2, c2id), (c1, c1id), (u, uid)] {
-            pool.add(t, id, 100, 1u8, t0);
+            pool.add(t, id, 100, 1u8, None, t0);
         }
         assert_eq!(pool.unlocked_by(pid, p.outputs.len()), 2);
         // already queued: not twice
@@ -538,7 +548,7 @@ mod tests {
         assert_eq!(pool.unlocked_by(c1id, 1), 1);
         assert_eq!(pool.next_work().unwrap().txid, gid);
         // c2 still missing an input: put back, found again by its outpoint.
-        pool.put_back(first, t0);
+        assert!(pool.put_back(first, t0).is_empty());
         assert_eq!(pool.unlocked_by(pid, 2), 1);
         assert_eq!(pool.len(), 2); // c2 and u
         // An orphan dropped while queued is skipped.
@@ -548,17 +558,43 @@ mod tests {
     }
 
     #[test]
+    fn a_held_verdict_comes_back_with_whatever_removes_its_orphan() {
+        let t0 = Instant::now();
+        let mut pool: TxOrphans<u8, &str> = TxOrphans::new(small());
+        let mut put = |tag: u32, peer: u8, held: &'static str, now: Instant| {
+            let (t, id) = tx(tag, &[(1, tag)], 1);
+            match pool.add(t, id, 100, peer, Some(held), now) {
+                Added::Pooled { removed } => removed.into_iter().filter_map(|o| o.held).collect(),
+                Added::Known { held } | Added::TooLarge { held } => vec![held.unwrap()],
+            }
+        };
+        for (n, held) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            assert!(put(n as u32, 1, held, t0).is_empty());
+        }
+        assert_eq!(put(4, 1, "e", t0), vec!["a"], "evicted");
+        assert_eq!(put(4, 2, "e again", t0), vec!["e again"], "known");
+        let later = t0 + Duration::from_secs(61);
+        let swept = put(5, 2, "f", later);
+        assert_eq!(swept.len(), 4, "expired: {swept:?}");
+        let dropped: Vec<_> = pool.drop_peer(&2).into_iter().map(|o| o.held).collect();
+        assert_eq!(dropped, vec![Some("f")]);
+        assert!(pool.is_empty());
+    }
+
+    #[test]
     fn put_back_respects_the_bounds() {
         let t0 = Instant::now();
-        let mut pool = TxOrphans::new(small());
+        let mut pool: TxOrphans<u8> = TxOrphans::new(small());
         let a = add(&mut pool, 0, 100, 1, t0);
         pool.retry_all();
         let taken = pool.next_work().unwrap();
         for n in 1..=4 {
             add(&mut pool, n, 100, 2, t0);
         }
-        pool.put_back(taken, t0);
+        let evicted = pool.put_back(taken, t0);
         assert_eq!(pool.len(), 4);
         assert!(pool.contains(&a), "peer 2 holds the most: its oldest goes");
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(evicted[0].from, 2);
     }
 }

@@ -7,18 +7,25 @@
 //!   or a peer's mempool is published; then the orphans spending its outputs are queued to be
 //!   tried again;
 //! - **inputs unknown** (gossip, or fetched from a peer's mempool): pooled as an orphan charged
-//!   to the peer ([`super::tx_orphans`]), gossip verdict Ignore (not forwarded, no penalty) —
-//!   unless one of its missing inputs belongs to a confirmed transaction: then it spends a coin
-//!   already spent on chain and is dropped. A `SubmitTx` with unknown inputs is refused, as by
-//!   Core's `sendrawtransaction`: a client submits parents first;
+//!   to the peer ([`super::tx_orphans`]) — unless one of its missing inputs belongs to a
+//!   confirmed transaction: then it spends a coin already spent on chain and is dropped
+//!   (Ignore). A `SubmitTx` with unknown inputs is refused, as by Core's `sendrawtransaction`:
+//!   a client submits parents first;
 //! - **provably invalid**: gossip gets Reject, a fetched or submitted one a High penalty;
 //! - anything else (duplicate, conflict, fee, full pool): Ignore.
 //!
+//! The gossip verdict on an orphan **waits** while it is pooled: gossipsub remembers every
+//! message it has seen (a minute), so an orphan ignored at once could not be published again
+//! when its parent arrives. It is reported when the orphan leaves the pool: Accept once it is
+//! accepted (gossipsub forwards it; it is also published, which reaches peers once gossipsub
+//! has forgotten it), Reject if it proves invalid, Ignore if it is evicted, expires or its
+//! sender leaves. Gossipsub keeps a message for [`REPORT_WINDOW`] (30 s): an orphan accepted
+//! 30–60 s after it arrived is not relayed by this node (later ones are published again).
+//!
 //! Orphans to try again are taken **one between every two queued transactions**, so a long
 //! chain unlocked at once neither starves the other peers nor recurses. An orphan accepted
-//! later is relayed like any new transaction and unlocks its own children; one found invalid
-//! costs the peer that sent it. When the chain's tip changes every orphan is tried again (a
-//! block may have confirmed a parent).
+//! later unlocks its own children; one found invalid costs the peer that sent it. When the
+//! chain's tip changes every orphan is tried again (a block may have confirmed a parent).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,7 +40,11 @@ use super::queue::FairQueue;
 use super::tx_orphans::{Added, Orphan, SharedTxOrphans};
 use crate::mempool::MempoolError;
 use crate::metrics::{Source, metrics};
-use crate::net::{Misbehaviour, PeerId, Verdict};
+use crate::net::{MessageId, Misbehaviour, NetHandle, PeerId, REPORT_WINDOW, Verdict};
+
+/// The orphan pool of the node: each orphan's sender, and the gossip message whose verdict
+/// waits for it.
+pub type OrphanTxs = SharedTxOrphans<PeerId, MessageId>;
 
 /// Drains `queue` until it is closed (or the chain stops).
 pub(super) async fn run(queue: Arc<FairQueue<PeerId, TxJob>>, w: Workers) {
@@ -82,8 +93,8 @@ pub(super) async fn run(queue: Arc<FairQueue<PeerId, TxJob>>, w: Workers) {
 /// What became of a transaction offered to the mempool.
 enum Offered {
     Accepted(Txid),
-    /// Pooled as an orphan (or already pooled).
-    Orphan,
+    /// Its inputs are unknown (and not spent on chain): to be pooled.
+    Orphan(Txid, usize),
     Refused(MempoolError),
 }
 
@@ -93,8 +104,13 @@ async fn handle(w: &Workers, peer: PeerId, job: TxJob) -> Result<(), ChainGone> 
             metrics().tx_received(Source::Gossip);
             let verdict = match offer(w, tx, peer, true).await? {
                 (Offered::Accepted(_), _) => Verdict::Accept,
+                (Offered::Orphan(txid, missing), tx) => {
+                    // the verdict waits in the pool
+                    pool(w, tx, txid, peer, missing, Some(id));
+                    return Ok(());
+                }
                 (Offered::Refused(e), _) if e.is_peer_misbehaviour() => Verdict::Reject,
-                _ => Verdict::Ignore,
+                (Offered::Refused(_), _) => Verdict::Ignore,
             };
             w.net.report(id, peer, verdict);
         }
@@ -104,6 +120,7 @@ async fn handle(w: &Workers, peer: PeerId, job: TxJob) -> Result<(), ChainGone> 
                     debug!(target: "mempool", %txid, %peer, "transaction from the peer's mempool accepted; relaying");
                     w.net.publish_tx(&tx).await;
                 }
+                (Offered::Orphan(txid, missing), tx) => pool(w, tx, txid, peer, missing, None),
                 (Offered::Refused(e), _) if e.is_peer_misbehaviour() => {
                     w.net.report_peer(
                         peer,
@@ -134,7 +151,7 @@ async fn handle(w: &Workers, peer: PeerId, job: TxJob) -> Result<(), ChainGone> 
                     Response::TxRejected(e.to_string())
                 }
                 // never pooled (`may_pool` is false); answered as a refusal all the same
-                (Offered::Orphan, _) => Response::TxRejected(
+                (Offered::Orphan(..), _) => Response::TxRejected(
                     "the transaction spends outputs this node does not know: submit its parents first"
                         .into(),
                 ),
@@ -146,7 +163,7 @@ async fn handle(w: &Workers, peer: PeerId, job: TxJob) -> Result<(), ChainGone> 
 }
 
 /// Offers `tx` from `peer` to the mempool; with `may_pool`, one whose inputs are unknown is
-/// pooled as an orphan. Returns the transaction back for relaying.
+/// found to be an orphan (the caller pools it). Returns the transaction back.
 async fn offer(
     w: &Workers,
     tx: Transaction,
@@ -166,8 +183,7 @@ async fn offer(
         Err(MempoolError::MissingInputs { txid, missing })
             if may_pool && !spent_on_chain(w, &missing).await =>
         {
-            pool(w, tx.clone(), txid, peer, missing.len());
-            Offered::Orphan
+            Offered::Orphan(txid, missing.len())
         }
         Err(e) => Offered::Refused(e),
     };
@@ -183,31 +199,56 @@ async fn spent_on_chain(w: &Workers, missing: &[OutPoint]) -> bool {
     w.reads.any_confirmed(parents).await.unwrap_or(false)
 }
 
-fn pool(w: &Workers, tx: Transaction, txid: Txid, peer: PeerId, missing: usize) {
+/// Pools `tx` from `peer` as an orphan, with the gossip message whose verdict waits (if any).
+fn pool(
+    w: &Workers,
+    tx: Transaction,
+    txid: Txid,
+    peer: PeerId,
+    missing: usize,
+    held: Option<MessageId>,
+) {
     let bytes = tx.encoded_len();
-    let now = Instant::now();
-    let (added, expired, pooled) = {
+    let (added, pooled) = {
         let mut orphans = w.orphans.lock();
-        let expired = orphans.expire(now);
-        let added = orphans.add(tx, txid, bytes, peer, now);
-        (added, expired, orphans.len())
+        let added = orphans.add(tx, txid, bytes, peer, held, Instant::now());
+        (added, orphans.len())
     };
-    for (txid, from) in &expired {
-        debug!(target: "mempool", %txid, peer = %from, "orphan transaction expired");
-    }
-    metrics().orphan_event("expired", expired.len());
     metrics().orphan_txs(pooled);
     match added {
-        Added::Pooled { evicted } => {
+        Added::Pooled { removed } => {
             metrics().orphan_event("pooled", 1);
-            metrics().orphan_event("evicted", evicted);
-            info!(target: "mempool", %txid, %peer, missing, evicted, orphans = pooled,
+            info!(target: "mempool", %txid, %peer, missing, orphans = pooled,
                   "orphan transaction pooled until a parent arrives");
+            let now = Instant::now();
+            for orphan in removed {
+                let event = if orphan.expires_by(now) {
+                    "expired"
+                } else {
+                    "evicted"
+                };
+                debug!(target: "mempool", txid = %orphan.txid, peer = %orphan.from, event, "orphan transaction dropped");
+                metrics().orphan_event(event, 1);
+                release(&w.net, orphan, Verdict::Ignore);
+            }
         }
-        Added::Known => {}
-        Added::TooLarge => {
-            debug!(target: "mempool", %txid, %peer, bytes, "orphan transaction too large to keep")
+        Added::Known { held } | Added::TooLarge { held } => {
+            debug!(target: "mempool", %txid, %peer, bytes, "orphan transaction already pooled or too large");
+            if let Some(id) = held {
+                w.net.report(id, peer, Verdict::Ignore);
+            }
         }
+    }
+}
+
+/// Reports the verdict held for an orphan leaving the pool (if it is still worth reporting).
+fn release(net: &NetHandle, orphan: Orphan<PeerId, MessageId>, verdict: Verdict) -> bool {
+    match orphan.held {
+        Some(id) if orphan.arrived.elapsed() < REPORT_WINDOW => {
+            net.report(id, orphan.from, verdict);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -220,37 +261,50 @@ fn unlock_children(w: &Workers, txid: Txid, tx: &Transaction) {
 }
 
 /// Tries a pooled orphan again, as if its sender had just sent it.
-async fn retry_orphan(w: &Workers, orphan: Orphan<PeerId>) -> Result<(), ChainGone> {
+async fn retry_orphan(w: &Workers, orphan: Orphan<PeerId, MessageId>) -> Result<(), ChainGone> {
     let (txid, from) = (orphan.txid, orphan.from);
     let source = format!("{from} (orphan)");
     let result = w.chain.submit_tx(orphan.tx.clone(), source).await?;
     let event = match result {
         Ok(_) => {
             info!(target: "mempool", %txid, peer = %from, "orphan transaction accepted; relaying");
-            w.net.publish_tx(&orphan.tx).await;
             unlock_children(w, txid, &orphan.tx);
+            let tx = orphan.tx.clone();
+            // Accept forwards the original message; publishing reaches peers once gossipsub
+            // has forgotten it (a no-op "duplicate" before).
+            release(&w.net, orphan, Verdict::Accept);
+            w.net.publish_tx(&tx).await;
             "accepted"
         }
         Err(MempoolError::MissingInputs { missing, .. }) => {
             if spent_on_chain(w, &missing).await {
                 debug!(target: "mempool", %txid, peer = %from, "orphan transaction spends a coin spent on chain: dropped");
+                release(&w.net, orphan, Verdict::Ignore);
                 "dropped"
             } else {
-                w.orphans.lock().put_back(orphan, Instant::now());
+                let gone = w.orphans.lock().put_back(orphan, Instant::now());
+                for orphan in gone {
+                    metrics().orphan_event("evicted", 1);
+                    release(&w.net, orphan, Verdict::Ignore);
+                }
                 "waiting"
             }
         }
         Err(e) if e.is_peer_misbehaviour() => {
             info!(target: "mempool", %txid, peer = %from, "orphan transaction invalid: {e}");
-            w.net.report_peer(
-                from,
-                Misbehaviour::High,
-                &format!("invalid transaction: an orphan it sent: {e}"),
-            );
+            // Reject charges the sender; past the report window, it is charged directly.
+            if !release(&w.net, orphan, Verdict::Reject) {
+                w.net.report_peer(
+                    from,
+                    Misbehaviour::High,
+                    &format!("invalid transaction: an orphan it sent: {e}"),
+                );
+            }
             "invalid"
         }
         Err(e) => {
             debug!(target: "mempool", %txid, peer = %from, "orphan transaction dropped: {e}");
+            release(&w.net, orphan, Verdict::Ignore);
             "dropped"
         }
     };
@@ -262,12 +316,16 @@ async fn retry_orphan(w: &Workers, orphan: Orphan<PeerId>) -> Result<(), ChainGo
 }
 
 /// Drops the orphans `peer` sent (it disconnected or was banned); returns how many.
-pub(super) fn drop_orphans_of(orphans: &SharedTxOrphans<PeerId>, peer: &PeerId) -> usize {
+pub(super) fn drop_orphans_of(orphans: &OrphanTxs, net: &NetHandle, peer: &PeerId) -> usize {
     let (dropped, left) = {
         let mut pool = orphans.lock();
         (pool.drop_peer(peer), pool.len())
     };
-    metrics().orphan_event("peer_gone", dropped);
+    let count = dropped.len();
+    for orphan in dropped {
+        release(net, orphan, Verdict::Ignore);
+    }
+    metrics().orphan_event("peer_gone", count);
     metrics().orphan_txs(left);
-    dropped
+    count
 }
