@@ -6,6 +6,7 @@
 
 mod harness;
 mod sync;
+mod txrelay;
 
 use gossipcoin_proto::Amount;
 use harness::{Attacker, TestNode, child, genesis, wait_for};
