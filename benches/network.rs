@@ -659,7 +659,9 @@ impl Liar {
                         Response::Blocks(Vec::new())
                     }
                     Request::GetBlock { .. } => Response::Block(None),
-                    Request::SubmitTx(_) => continue, // dropped: answered with an error
+                    Request::SubmitTx(_) | Request::GetMempool | Request::GetTxs { .. } => {
+                        continue; // dropped: answered with an error
+                    }
                 };
                 s.data_in.fetch_add(1, Ordering::Relaxed);
                 match lie {

@@ -68,6 +68,8 @@ pub struct Metrics {
     peer_bans: Counter,
     events_dropped: Labeled,
     dead_links: Counter,
+    orphan_txs: Counter,
+    orphan_events: Labeled,
 }
 
 impl Metrics {
@@ -91,6 +93,8 @@ impl Metrics {
             peer_bans: Counter::new(),
             events_dropped: Labeled::new(),
             dead_links: Counter::new(),
+            orphan_txs: Counter::new(),
+            orphan_events: Labeled::new(),
         }
     }
 
@@ -180,6 +184,19 @@ impl Metrics {
     /// A connection was closed because its pings failed (a dead link).
     pub fn dead_link(&self) {
         self.dead_links.inc();
+    }
+
+    /// The orphan-transaction pool now holds `pooled` transactions.
+    pub fn orphan_txs(&self, pooled: usize) {
+        self.orphan_txs.set(pooled as u64);
+    }
+
+    /// Something happened to an orphan transaction: `pooled`, `accepted`, `invalid`,
+    /// `dropped` (conflict, spent on chain…), `expired`, `evicted`, `peer_gone`.
+    pub fn orphan_event(&self, event: &'static str, n: usize) {
+        if n > 0 {
+            self.orphan_events.add(event, n as u64);
+        }
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every metric plus `gauges`.
@@ -307,6 +324,18 @@ impl Metrics {
             "Connections closed because pings failed.",
             self.dead_links.get(),
         );
+        gauge(
+            &mut out,
+            "orphan_transactions",
+            "Transactions waiting in the orphan pool for a parent.",
+            self.orphan_txs.get(),
+        );
+        self.orphan_events.render(
+            &mut out,
+            "orphan_transaction_events_total",
+            "What happened to orphan transactions, by event.",
+            "event",
+        );
         out
     }
 }
@@ -367,6 +396,11 @@ impl Labeled {
     fn inc(&self, label: &str) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         *map.entry(label.to_owned()).or_default() += 1;
+    }
+
+    fn add(&self, label: &str, n: u64) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(label.to_owned()).or_default() += n;
     }
 
     fn snapshot(&self) -> Vec<(String, u64)> {

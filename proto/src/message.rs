@@ -23,6 +23,10 @@ pub const MAX_BLOCKS_PER_REQUEST: usize = 128;
 /// A responder stops adding blocks to a batch once it holds this many bytes (one more block
 /// of at most `MAX_BLOCK_BYTES` may follow).
 pub const SOFT_RESPONSE_BYTES: usize = 1024 * 1024;
+/// At most this many txids in one `MempoolTxids` answer (32 bytes each: 1.6 MB).
+pub const MAX_MEMPOOL_TXIDS: usize = 50_000;
+/// At most this many txids in one `GetTxs` request, and transactions in its `Txs` answer.
+pub const MAX_TXS_PER_REQUEST: usize = 1_000;
 /// The largest encoded request.
 pub const MAX_REQUEST_BYTES: usize = crate::encode::MAX_TX_BYTES + 4096;
 /// The largest encoded response.
@@ -82,6 +86,15 @@ pub enum Request {
     /// stopping early at the response byte limit. A block that was not asked for is a protocol
     /// violation.
     GetBlocksByHash { hashes: Vec<BlockHash> },
+    /// "Which transactions are in your mempool?" Answered with [`Response::MempoolTxids`]:
+    /// at most [`MAX_MEMPOOL_TXIDS`] txids, oldest arrival first (so a parent comes before its
+    /// children). Sent once per connection, after the Status exchange.
+    GetMempool,
+    /// Mempool transactions by txid, at most [`MAX_TXS_PER_REQUEST`]. Answered with
+    /// [`Response::Txs`]: those the responder still has, in the requested order, stopping
+    /// early at about [`SOFT_RESPONSE_BYTES`]. A transaction that was not asked for is a
+    /// protocol violation.
+    GetTxs { txids: Vec<Txid> },
 }
 
 /// A response over `/gossipcoin/sync/1`.
@@ -98,6 +111,10 @@ pub enum Response {
     Error(String),
     /// The answer to [`Request::GetHeaders`].
     Headers(Vec<BlockHeader>),
+    /// The answer to [`Request::GetMempool`].
+    MempoolTxids(Vec<Txid>),
+    /// The answer to [`Request::GetTxs`].
+    Txs(Vec<Transaction>),
 }
 
 /// The kind of gossip a topic carries.
@@ -141,6 +158,20 @@ impl Request {
                 locator.len() <= MAX_LOCATOR_HASHES
             }
             Self::GetBlocksByHash { hashes } => hashes.len() <= MAX_BLOCKS_PER_REQUEST,
+            Self::GetTxs { txids } => txids.len() <= MAX_TXS_PER_REQUEST,
+            _ => true,
+        }
+    }
+}
+
+impl Response {
+    /// Whether the counts of a mempool answer are within their limits (the byte limit is
+    /// checked when decoding). Other answers are bounded by the byte limit and checked by
+    /// whoever asked for them.
+    pub fn is_within_limits(&self) -> bool {
+        match self {
+            Self::MempoolTxids(txids) => txids.len() <= MAX_MEMPOOL_TXIDS,
+            Self::Txs(txs) => txs.len() <= MAX_TXS_PER_REQUEST,
             _ => true,
         }
     }
@@ -247,5 +278,50 @@ mod tests {
             resp
         );
         assert!(from_bytes::<Response>(&[0xff, 0xff], MAX_RESPONSE_BYTES).is_err());
+    }
+
+    #[test]
+    fn mempool_messages_round_trip_and_their_limits_hold() {
+        use crate::{Amount, PubkeyHash};
+        let txid = |n: u32| Txid([n as u8; 32]);
+        // The largest requests and answers fit their byte limits.
+        let ask = Request::GetTxs {
+            txids: (0..MAX_TXS_PER_REQUEST as u32).map(txid).collect(),
+        };
+        assert!(ask.is_within_limits());
+        let bytes = to_bytes(&ask);
+        assert!(bytes.len() <= MAX_REQUEST_BYTES, "{}", bytes.len());
+        assert_eq!(
+            from_bytes::<Request>(&bytes, MAX_REQUEST_BYTES).unwrap(),
+            ask
+        );
+        assert_eq!(
+            from_bytes::<Request>(&to_bytes(&Request::GetMempool), MAX_REQUEST_BYTES).unwrap(),
+            Request::GetMempool
+        );
+        let list = Response::MempoolTxids((0..MAX_MEMPOOL_TXIDS as u32).map(txid).collect());
+        assert!(list.is_within_limits());
+        let bytes = to_bytes(&list);
+        assert!(bytes.len() <= MAX_RESPONSE_BYTES, "{}", bytes.len());
+        assert_eq!(
+            from_bytes::<Response>(&bytes, MAX_RESPONSE_BYTES).unwrap(),
+            list
+        );
+        let tx = Transaction::coinbase(1, PubkeyHash([2; 20]), Amount::ZERO);
+        let txs = Response::Txs(vec![tx; 3]);
+        assert_eq!(
+            from_bytes::<Response>(&to_bytes(&txs), MAX_RESPONSE_BYTES).unwrap(),
+            txs
+        );
+        // One over a count limit is refused.
+        let too_many = Request::GetTxs {
+            txids: vec![Txid([0; 32]); MAX_TXS_PER_REQUEST + 1],
+        };
+        assert!(!too_many.is_within_limits());
+        assert!(
+            !Response::MempoolTxids(vec![Txid([0; 32]); MAX_MEMPOOL_TXIDS + 1]).is_within_limits()
+        );
+        let tx = Transaction::coinbase(1, PubkeyHash([2; 20]), Amount::ZERO);
+        assert!(!Response::Txs(vec![tx; MAX_TXS_PER_REQUEST + 1]).is_within_limits());
     }
 }

@@ -47,6 +47,44 @@ fn genesis_block_vector() {
     );
 }
 
+/// The sync protocol's variants are only ever appended: each keeps its tag (the first byte of
+/// its encoding), so older peers still understand every message they knew.
+#[test]
+fn sync_message_tags_are_pinned() {
+    use gossipcoin_proto::Txid;
+    use gossipcoin_proto::message::{Request, Response};
+    let tag = |bytes: Vec<u8>| bytes[0];
+    assert_eq!(
+        tag(to_bytes(&Request::GetBlock {
+            hash: BlockHash::ZERO
+        })),
+        2
+    );
+    assert_eq!(
+        tag(to_bytes(&Request::GetBlocksByHash { hashes: vec![] })),
+        5
+    );
+    assert_eq!(to_bytes(&Request::GetMempool), [6]);
+    let get_txs = Request::GetTxs {
+        txids: vec![Txid([0xab; 32])],
+    };
+    assert_eq!(
+        hex::encode(to_bytes(&get_txs)),
+        format!("0701{}", "ab".repeat(32))
+    );
+    assert_eq!(tag(to_bytes(&Response::Headers(vec![]))), 6);
+    assert_eq!(
+        hex::encode(to_bytes(&Response::MempoolTxids(vec![Txid([0xcd; 32])]))),
+        format!("0701{}", "cd".repeat(32))
+    );
+    let genesis = genesis();
+    let txs = Response::Txs(genesis.txs.clone());
+    assert_eq!(
+        to_bytes(&txs),
+        [vec![8, 1], to_bytes(&genesis.txs[0])].concat()
+    );
+}
+
 const GENESIS_HEX: &str = "010000000000000000000000000000000000000000000000000000000000000000000000b0890e358f3bf80af31133b5130d029877563541aed54d3f381b5d7da29cfceb00f15365ffff7f200000000001010100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000018094ebdc03751e76e8199196d454941c45d1b3a323f1433bd6";
 const GENESIS_TXID: &str = "b0890e358f3bf80af31133b5130d029877563541aed54d3f381b5d7da29cfceb";
 const GENESIS_HASH: &str = "3e987afbb9a82aa2ea4252c56a246ac206496ecd70d6afab45c94f3fdd7f1fe8";

@@ -122,6 +122,8 @@ pub struct Mempool {
     /// Every outpoint a pool transaction spends → that transaction.
     spenders: HashMap<OutPoint, Txid>,
     by_rate: BTreeMap<RateKey, Txid>,
+    /// Arrival order (`seq` → txid): what peers are told we hold, oldest first.
+    by_arrival: BTreeMap<u64, Txid>,
     /// Sum of the entries' encoded sizes.
     bytes: usize,
     next_seq: u64,
@@ -135,6 +137,7 @@ impl Mempool {
             entries: HashMap::new(),
             spenders: HashMap::new(),
             by_rate: BTreeMap::new(),
+            by_arrival: BTreeMap::new(),
             bytes: 0,
             next_seq: 0,
         }
@@ -289,6 +292,7 @@ impl Mempool {
             self.spenders.insert(input.prevout, entry.txid);
         }
         self.by_rate.insert(entry.key(), entry.txid);
+        self.by_arrival.insert(entry.seq, entry.txid);
         self.bytes += entry.size;
         self.entries.insert(entry.txid, entry);
     }
@@ -300,6 +304,7 @@ impl Mempool {
             self.spenders.remove(&input.prevout);
         }
         self.by_rate.remove(&entry.key());
+        self.by_arrival.remove(&entry.seq);
         self.bytes -= entry.size;
         Some(entry)
     }
@@ -381,6 +386,28 @@ impl Mempool {
     /// Every txid in the pool, in no particular order.
     pub fn txids(&self) -> impl Iterator<Item = Txid> + '_ {
         self.entries.keys().copied()
+    }
+
+    /// At most `max` txids, oldest arrival first: what a peer is told we hold. A transaction
+    /// arrives after its in-pool parents, so parents come first (except after a
+    /// reorganisation returned a parent to the pool behind a child that stayed).
+    pub fn txids_by_arrival(&self, max: usize) -> Vec<Txid> {
+        self.by_arrival.values().take(max).copied().collect()
+    }
+
+    /// The pool transactions among `txids`, in that order, skipping those not in the pool and
+    /// stopping once they add up to `max_bytes` or more (so one may go past it).
+    pub fn txs_among(&self, txids: &[Txid], max_bytes: usize) -> Vec<Transaction> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for entry in txids.iter().filter_map(|t| self.entries.get(t)) {
+            if bytes >= max_bytes {
+                break;
+            }
+            bytes += entry.size;
+            out.push(entry.tx.clone());
+        }
+        out
     }
 
     /// The pool transaction that spends `outpoint`, if any.

@@ -394,3 +394,54 @@ fn only_invalid_transactions_are_misbehaviour() {
     let e = MempoolError::Invalid(ValidationError::EmptyInputs { txid });
     assert!(e.is_peer_misbehaviour());
 }
+
+#[test]
+fn txids_by_arrival_list_the_oldest_first_and_forget_removed_ones() {
+    let set = one_coin_each(4);
+    let mut pool = pool(1 << 20);
+    // Fee rates out of arrival order: arrival, not rate, decides the listing.
+    let txs: Vec<_> = [(3, 10), (1, 500), (4, 0), (2, 90)]
+        .iter()
+        .map(|&(n, fee)| pay_fee(&set, n, fee))
+        .collect();
+    let ids: Vec<Txid> = txs
+        .iter()
+        .map(|t| add(&mut pool, &set, t).unwrap())
+        .collect();
+    assert_eq!(pool.txids_by_arrival(usize::MAX), ids);
+    assert_eq!(pool.txids_by_arrival(2), ids[..2]);
+    // A child comes after its parent.
+    let parent = &txs[0];
+    let child = signed_tx(
+        &[(out_of(parent, 0), parent.outputs[0], &key(2))],
+        vec![pay(&key(3), units(COIN / 2))],
+    );
+    let child_id = add(&mut pool, &set, &child).unwrap();
+    pool.remove_with_descendants(&ids[1]);
+    assert_eq!(
+        pool.txids_by_arrival(10),
+        vec![ids[0], ids[2], ids[3], child_id]
+    );
+}
+
+#[test]
+fn txs_among_keeps_the_asked_order_skips_unknown_and_stops_at_the_byte_bound() {
+    let set = one_coin_each(3);
+    let mut pool = pool(1 << 20);
+    let txs: Vec<_> = (1..=3).map(|n| pay_fee(&set, n, 0)).collect();
+    let ids: Vec<Txid> = txs
+        .iter()
+        .map(|t| add(&mut pool, &set, t).unwrap())
+        .collect();
+    let unknown = Txid([9; 32]);
+    let asked = [ids[2], unknown, ids[0], ids[1]];
+    assert_eq!(
+        pool.txs_among(&asked, usize::MAX),
+        vec![txs[2].clone(), txs[0].clone(), txs[1].clone()]
+    );
+    // The byte bound is soft: the transaction that reaches it is still sent.
+    let size = pool.entry(&ids[0]).unwrap().size();
+    assert_eq!(pool.txs_among(&asked, size + 1).len(), 2);
+    assert_eq!(pool.txs_among(&asked, 1).len(), 1);
+    assert!(pool.txs_among(&asked, 0).is_empty());
+}

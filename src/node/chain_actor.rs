@@ -138,6 +138,20 @@ impl ChainTask {
                 ChainCommand::Spendable { owner, reply } => {
                     let _ = reply.send(self.spendable(&owner).map_err(|e| e.to_string()));
                 }
+                ChainCommand::MempoolTxids { max, reply } => {
+                    let _ = reply.send(self.mempool.txids_by_arrival(max));
+                }
+                ChainCommand::MempoolTxs {
+                    txids,
+                    max_bytes,
+                    reply,
+                } => {
+                    let _ = reply.send(self.mempool.txs_among(&txids, max_bytes));
+                }
+                ChainCommand::MempoolMissing { mut txids, reply } => {
+                    txids.retain(|t| !self.mempool.contains(t));
+                    let _ = reply.send(txids);
+                }
                 ChainCommand::Shutdown { reply } => {
                     closed = Some(reply);
                     break;

@@ -119,6 +119,22 @@ pub(super) enum ChainCommand {
         owner: PubkeyHash,
         reply: oneshot::Sender<Result<Vec<(OutPoint, Coin)>, String>>,
     },
+    /// At most `max` mempool txids, oldest arrival first (what a peer is told we hold).
+    MempoolTxids {
+        max: usize,
+        reply: oneshot::Sender<Vec<Txid>>,
+    },
+    /// The mempool transactions among `txids`, in that order, about `max_bytes` of them.
+    MempoolTxs {
+        txids: Vec<Txid>,
+        max_bytes: usize,
+        reply: oneshot::Sender<Vec<Transaction>>,
+    },
+    /// Those of `txids` not in the mempool, in their order.
+    MempoolMissing {
+        txids: Vec<Txid>,
+        reply: oneshot::Sender<Vec<Txid>>,
+    },
     /// Stop: close the store, then answer.
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -226,6 +242,32 @@ impl ChainHandle {
         owner: PubkeyHash,
     ) -> Result<Result<Vec<(OutPoint, Coin)>, String>, ChainGone> {
         self.ask(|reply| ChainCommand::Spendable { owner, reply })
+            .await
+    }
+
+    /// See [`ChainCommand::MempoolTxids`].
+    pub async fn mempool_txids(&self, max: usize) -> Result<Vec<Txid>, ChainGone> {
+        self.ask(|reply| ChainCommand::MempoolTxids { max, reply })
+            .await
+    }
+
+    /// See [`ChainCommand::MempoolTxs`].
+    pub async fn mempool_txs(
+        &self,
+        txids: Vec<Txid>,
+        max_bytes: usize,
+    ) -> Result<Vec<Transaction>, ChainGone> {
+        self.ask(|reply| ChainCommand::MempoolTxs {
+            txids,
+            max_bytes,
+            reply,
+        })
+        .await
+    }
+
+    /// See [`ChainCommand::MempoolMissing`].
+    pub async fn mempool_missing(&self, txids: Vec<Txid>) -> Result<Vec<Txid>, ChainGone> {
+        self.ask(|reply| ChainCommand::MempoolMissing { txids, reply })
             .await
     }
 

@@ -4,26 +4,29 @@
 //! | queue | worker(s) | what |
 //! |---|---|---|
 //! | blocks | 1 | gossip blocks, validated by the chain actor in arrival order |
-//! | txs | 1 | gossip transactions and `SubmitTx` requests, one peer's in the order sent |
-//! | requests | 2 | Status, GetBlocks, GetBlock: answered from store snapshots |
+//! | txs | 1 | gossip transactions, `SubmitTx` requests and transactions fetched from a peer's mempool, one peer's in the order sent, with the orphan pool ([`super::tx_relay`]) |
+//! | requests | 2 | Status, headers, blocks (answered from store snapshots), a peer's view of our mempool |
 //!
 //! Each queue is a [`FairQueue`]: bounded in items and bytes (in all and per peer), peers
 //! served in turn. A full queue answers at once — gossip gets Ignore (not forwarded, no
 //! penalty: the fault is ours), a request gets an error — and counts it in
-//! `gossipcoin_ingest_dropped_total`. When a peer is banned its queued work is dropped.
+//! `gossipcoin_ingest_dropped_total`. When a peer is banned its queued work is dropped, and
+//! when it is banned or disconnects, its orphan transactions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gossipcoin_proto::message::{Request, Response, SOFT_RESPONSE_BYTES};
+use gossipcoin_proto::message::{MAX_MEMPOOL_TXIDS, Request, Response, SOFT_RESPONSE_BYTES};
 use gossipcoin_proto::{Block, Transaction};
+use tokio::sync::oneshot;
 use tracing::{debug, info};
 
 use super::chain_handle::{BlockOutcome, ChainHandle};
 use super::queue::{Bounds, FairQueue, Full};
 use super::reads::Reads;
 use super::sync::Sync;
+use super::tx_relay::{self, OrphanTxs};
 use crate::chain::Origin;
 use crate::metrics::{Source, metrics};
 use crate::net::{MessageId, Misbehaviour, NetHandle, PeerId, Reply, Verdict};
@@ -34,6 +37,8 @@ pub const MAX_SIDE_BLOCKS_PER_PEER: u32 = 8;
 pub const SIDE_WINDOW: Duration = Duration::from_secs(3600);
 /// Request workers (reads from snapshots).
 const REQUEST_WORKERS: usize = 2;
+/// A peer is sent our mempool's txids at most once per this long.
+pub const MEMPOOL_SERVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A gossip block waiting for validation.
 struct BlockJob {
@@ -42,10 +47,23 @@ struct BlockJob {
     bytes: usize,
 }
 
-/// A transaction waiting for the mempool, from gossip or a `SubmitTx` request.
-enum TxJob {
-    Gossip { id: MessageId, tx: Transaction },
-    Submit { tx: Transaction, reply: Reply },
+/// A transaction waiting for the mempool, from gossip, a `SubmitTx` request or the peer's
+/// mempool.
+pub(super) enum TxJob {
+    Gossip {
+        id: MessageId,
+        tx: Transaction,
+    },
+    Submit {
+        tx: Transaction,
+        reply: Reply,
+    },
+    /// Fetched from the peer's mempool on connect ([`super::tx_exchange`]); `done`, when
+    /// there is one, is dropped once the transaction has been handled.
+    Fetched {
+        tx: Transaction,
+        done: Option<oneshot::Sender<()>>,
+    },
 }
 
 /// A read request waiting for a worker.
@@ -61,6 +79,8 @@ pub struct Ingest {
     txs: Arc<FairQueue<PeerId, TxJob>>,
     requests: Arc<FairQueue<PeerId, RequestJob>>,
     net: NetHandle,
+    chain: ChainHandle,
+    orphans: OrphanTxs,
 }
 
 /// What the workers need.
@@ -70,6 +90,8 @@ pub struct Workers {
     pub chain: ChainHandle,
     pub reads: Reads,
     pub sync: Arc<Sync>,
+    /// Transactions waiting for a parent, with the peer that sent each.
+    pub orphans: OrphanTxs,
 }
 
 impl Ingest {
@@ -95,11 +117,18 @@ impl Ingest {
             txs,
             requests,
             net: workers.net.clone(),
+            chain: workers.chain.clone(),
+            orphans: workers.orphans.clone(),
         };
         tokio::spawn(block_worker(ingest.blocks.clone(), workers.clone()));
-        tokio::spawn(tx_worker(ingest.txs.clone(), workers.clone()));
+        tokio::spawn(tx_relay::run(ingest.txs.clone(), workers.clone()));
+        let served = Arc::new(MempoolServes::default());
         for _ in 0..REQUEST_WORKERS {
-            tokio::spawn(request_worker(ingest.requests.clone(), workers.clone()));
+            tokio::spawn(request_worker(
+                ingest.requests.clone(),
+                workers.clone(),
+                served.clone(),
+            ));
         }
         ingest
     }
@@ -122,6 +151,40 @@ impl Ingest {
                 self.net.report(id, peer, Verdict::Ignore);
             }
         }
+    }
+
+    /// Queues a transaction fetched from `peer`'s mempool behind the peer's others; false
+    /// (and `done` dropped) when there is no room.
+    pub fn fetched(
+        &self,
+        peer: PeerId,
+        tx: Transaction,
+        bytes: usize,
+        done: Option<oneshot::Sender<()>>,
+    ) -> bool {
+        metrics().tx_received(Source::Sync);
+        match self.txs.push(peer, TxJob::Fetched { tx, done }, bytes) {
+            Ok(()) => true,
+            Err((_, full)) => {
+                dropped("txs", full, &peer);
+                false
+            }
+        }
+    }
+
+    /// The network, for the mempool exchange.
+    pub fn net(&self) -> &NetHandle {
+        &self.net
+    }
+
+    /// The chain, for the mempool exchange.
+    pub fn chain(&self) -> &ChainHandle {
+        &self.chain
+    }
+
+    /// The orphan-transaction pool.
+    pub fn orphans(&self) -> &OrphanTxs {
+        &self.orphans
     }
 
     /// Queues a request; `SubmitTx` joins the peer's transactions, in order.
@@ -150,13 +213,14 @@ impl Ingest {
         }
     }
 
-    /// Drops everything a banned peer has queued.
+    /// Drops everything a banned peer has queued, and its orphan transactions.
     pub fn drop_peer(&self, peer: &PeerId) {
         let blocks = self.blocks.drop_peer(peer);
         let txs = self.txs.drop_peer(peer);
         let requests = self.requests.drop_peer(peer).len();
-        if !blocks.is_empty() || !txs.is_empty() || requests > 0 {
-            info!(target: "net", %peer, blocks = blocks.len(), txs = txs.len(), requests,
+        let orphans = tx_relay::drop_orphans_of(&self.orphans, &self.net, peer);
+        if !blocks.is_empty() || !txs.is_empty() || requests > 0 || orphans > 0 {
+            info!(target: "net", %peer, blocks = blocks.len(), txs = txs.len(), requests, orphans,
                   "dropped a banned peer's queued work");
         }
         for job in blocks {
@@ -166,6 +230,15 @@ impl Ingest {
             if let TxJob::Gossip { id, .. } = job {
                 self.net.report(id, *peer, Verdict::Ignore);
             }
+        }
+    }
+
+    /// A peer disconnected: its orphan transactions are dropped (its queued work is still
+    /// handled: it was sent before it left).
+    pub fn peer_gone(&self, peer: &PeerId) {
+        let orphans = tx_relay::drop_orphans_of(&self.orphans, &self.net, peer);
+        if orphans > 0 {
+            debug!(target: "mempool", %peer, orphans, "dropped a disconnected peer's orphan transactions");
         }
     }
 
@@ -180,7 +253,7 @@ impl Ingest {
 fn job_reply(job: TxJob) -> Option<Reply> {
     match job {
         TxJob::Submit { reply, .. } => Some(reply),
-        TxJob::Gossip { .. } => None,
+        TxJob::Gossip { .. } | TxJob::Fetched { .. } => None,
     }
 }
 
@@ -197,6 +270,29 @@ fn request_kind(request: &Request) -> &'static str {
         Request::SubmitTx(_) => "submit_tx",
         Request::GetHeaders { .. } => "get_headers",
         Request::GetBlocksByHash { .. } => "get_blocks_by_hash",
+        Request::GetMempool => "get_mempool",
+        Request::GetTxs { .. } => "get_txs",
+    }
+}
+
+/// When each peer was last sent our mempool's txids: at most once per
+/// [`MEMPOOL_SERVE_INTERVAL`] (the list can be long, and building it takes the chain actor's
+/// time).
+#[derive(Default)]
+struct MempoolServes {
+    last: std::sync::Mutex<HashMap<PeerId, Instant>>,
+}
+
+impl MempoolServes {
+    /// Whether `peer` may be sent the list now; if so, it is counted as sent.
+    fn may_serve(&self, peer: PeerId, now: Instant) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.retain(|_, at| now.saturating_duration_since(*at) < MEMPOOL_SERVE_INTERVAL);
+        if last.contains_key(&peer) {
+            return false;
+        }
+        last.insert(peer, now);
+        true
     }
 }
 
@@ -261,50 +357,11 @@ async fn block_worker(queue: Arc<FairQueue<PeerId, BlockJob>>, w: Workers) {
     }
 }
 
-async fn tx_worker(queue: Arc<FairQueue<PeerId, TxJob>>, w: Workers) {
-    while let Some((peer, job)) = queue.pop().await {
-        match job {
-            TxJob::Gossip { id, tx } => {
-                metrics().tx_received(Source::Gossip);
-                let Ok(result) = w.chain.submit_tx(tx, peer.to_string()).await else {
-                    return;
-                };
-                let verdict = match &result {
-                    Ok(_) => Verdict::Accept,
-                    Err(e) if e.is_peer_misbehaviour() => Verdict::Reject,
-                    Err(_) => Verdict::Ignore,
-                };
-                w.net.report(id, peer, verdict);
-            }
-            TxJob::Submit { tx, reply } => {
-                metrics().tx_received(Source::Sync);
-                let relay = tx.clone();
-                let source = format!("{peer} (submitted)");
-                let response = match w.chain.submit_tx(tx, source).await {
-                    Ok(Ok(txid)) => {
-                        info!(target: "mempool", %txid, %peer, "transaction submitted by a client; relaying");
-                        w.net.publish_tx(&relay).await;
-                        Response::TxAccepted(txid)
-                    }
-                    Ok(Err(e)) => {
-                        if e.is_peer_misbehaviour() {
-                            w.net.report_peer(
-                                peer,
-                                Misbehaviour::High,
-                                &format!("submitted an invalid transaction: {e}"),
-                            );
-                        }
-                        Response::TxRejected(e.to_string())
-                    }
-                    Err(e) => Response::Error(e.to_string()),
-                };
-                reply.send(response);
-            }
-        }
-    }
-}
-
-async fn request_worker(queue: Arc<FairQueue<PeerId, RequestJob>>, w: Workers) {
+async fn request_worker(
+    queue: Arc<FairQueue<PeerId, RequestJob>>,
+    w: Workers,
+    served: Arc<MempoolServes>,
+) {
     while let Some((peer, RequestJob { request, reply })) = queue.pop().await {
         let response = match request {
             Request::Status(theirs) => match w.reads.status().await {
@@ -344,6 +401,24 @@ async fn request_worker(queue: Arc<FairQueue<PeerId, RequestJob>>, w: Workers) {
                     Err(e) => Response::Error(e.to_string()),
                 }
             }
+            Request::GetMempool if !served.may_serve(peer, Instant::now()) => {
+                w.net.report_peer(
+                    peer,
+                    Misbehaviour::Low,
+                    "over a rate: asked for our mempool again within 10 s",
+                );
+                Response::Error("busy: our mempool was sent to you moments ago".into())
+            }
+            Request::GetMempool => match w.chain.mempool_txids(MAX_MEMPOOL_TXIDS).await {
+                Ok(txids) => Response::MempoolTxids(txids),
+                Err(e) => Response::Error(e.to_string()),
+            },
+            Request::GetTxs { txids } => {
+                match w.chain.mempool_txs(txids, SOFT_RESPONSE_BYTES).await {
+                    Ok(txs) => Response::Txs(txs),
+                    Err(e) => Response::Error(e.to_string()),
+                }
+            }
             // queued with the transactions, never here
             Request::SubmitTx(_) => Response::Error("unexpected request".into()),
         };
@@ -367,5 +442,16 @@ mod tests {
         assert!(!side.has_room(&p, t0));
         assert!(side.has_room(&q, t0));
         assert!(side.has_room(&p, t0 + SIDE_WINDOW));
+    }
+
+    #[test]
+    fn a_peer_gets_our_mempool_list_once_per_interval() {
+        let t0 = Instant::now();
+        let (p, q) = (PeerId::random(), PeerId::random());
+        let served = MempoolServes::default();
+        assert!(served.may_serve(p, t0));
+        assert!(!served.may_serve(p, t0 + MEMPOOL_SERVE_INTERVAL / 2));
+        assert!(served.may_serve(q, t0 + MEMPOOL_SERVE_INTERVAL / 2));
+        assert!(served.may_serve(p, t0 + MEMPOOL_SERVE_INTERVAL));
     }
 }

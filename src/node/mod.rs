@@ -16,6 +16,8 @@
 //! | `router.rs` | the switchboard: network events → ingest, sync |
 //! | `queue.rs` | [`queue::FairQueue`]: bounded, per-peer, round-robin |
 //! | `ingest.rs` | the queues between network and chain, and their workers |
+//! | `tx_relay.rs`, `tx_orphans.rs` | the transaction worker: ordered relay, the orphan-transaction pool |
+//! | `tx_exchange.rs` | mempool exchange with a newly connected peer |
 //! | `sync.rs`, `orphans.rs` | Status exchange, catch-up, the orphan pool (with senders) |
 //! | `chain_actor.rs`, `chain_handle.rs` | the chain's thread (writes only) and its handle |
 //! | `reads.rs` | snapshot reads for peers and the API, off the chain's thread |
@@ -39,6 +41,9 @@ mod queue;
 mod reads;
 mod router;
 mod sync;
+mod tx_exchange;
+mod tx_orphans;
+mod tx_relay;
 
 use std::path::Path;
 use std::time::Duration;
@@ -55,6 +60,8 @@ pub use chain_handle::{BlockOutcome, ChainGone, ChainHandle, ChainState};
 pub use control::{Control, ControlError, NodeStatus, PaymentRequest, SyncState};
 pub use reads::{ReadError, Reads};
 pub use sync::SyncProgress;
+pub use tx_orphans::{MAX_ORPHAN_BYTES, MAX_ORPHAN_TXS, ORPHAN_EXPIRY, SharedTxOrphans};
+pub use tx_relay::OrphanTxs;
 
 use crate::chain::Chain;
 use crate::config::NodeConfig;
@@ -151,6 +158,7 @@ pub async fn start(
             chain,
             reads,
             sync,
+            orphans: OrphanTxs::default(),
         },
         control,
         shutdown,
@@ -159,6 +167,11 @@ pub async fn start(
 }
 
 impl Node {
+    /// The node's orphan-transaction pool (to watch its size).
+    pub fn orphan_txs(&self) -> OrphanTxs {
+        self.parts.orphans.clone()
+    }
+
     /// What an operator may ask of this node (the HTTP API serves it).
     pub fn control(&self) -> Control {
         self.control.clone()

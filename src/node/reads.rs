@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use gossipcoin_proto::message::{Response, Role, Status};
-use gossipcoin_proto::{Block, BlockHash, BlockHeader, U256};
+use gossipcoin_proto::{Block, BlockHash, BlockHeader, Txid, U256};
 use tokio::sync::Semaphore;
 
 use crate::chain;
@@ -176,6 +176,24 @@ impl Reads {
                 hashes.push(cursor);
                 cursor = entry.header.prev;
             }
+        })
+        .await
+    }
+
+    /// Whether any of `txids` is a confirmed (main-chain) transaction, from the transaction
+    /// index (false without one). An input missing from the UTXO set whose transaction is
+    /// confirmed was spent on chain: the spender is a double spend, not an orphan.
+    pub async fn any_confirmed(&self, txids: Vec<Txid>) -> Result<bool, ReadError> {
+        self.run(move |r| {
+            if !r.has_tx_index() {
+                return Ok(false);
+            }
+            for txid in &txids {
+                if r.tx_location(txid)?.is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
         })
         .await
     }

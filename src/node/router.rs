@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::ingest::Ingest;
 use super::sync::Sync;
+use super::tx_exchange;
 use crate::net::{NetHandle, NetworkEvent, PeerId};
 
 /// Routes until the network stops or `shutdown` turns true.
@@ -49,7 +50,7 @@ impl Router {
     async fn on_event(&self, event: NetworkEvent) {
         match event {
             NetworkEvent::Listening { .. } => {}
-            NetworkEvent::PeerDisconnected { peer } => self.sync.peer_gone(peer),
+            NetworkEvent::PeerDisconnected { peer } => self.on_disconnected(peer),
             NetworkEvent::PeerConnected { peer, .. } => self.on_connected(peer),
             NetworkEvent::PeerBanned { peer } => self.on_banned(peer).await,
             NetworkEvent::GossipBlock {
@@ -72,9 +73,21 @@ impl Router {
         }
     }
 
-    /// A new peer: exchange Status (one short task per connection; connections are bounded).
+    /// A new peer: exchange Status, then learn its mempool (one task per connection;
+    /// connections are bounded).
     fn on_connected(&self, peer: PeerId) {
-        tokio::spawn(self.sync.clone().greet(peer));
+        let (sync, ingest) = (self.sync.clone(), self.ingest.clone());
+        tokio::spawn(async move {
+            if sync.greet(peer).await {
+                tx_exchange::run(peer, ingest).await;
+            }
+        });
+    }
+
+    /// A peer left: sync forgets it, and its orphan transactions are dropped.
+    fn on_disconnected(&self, peer: PeerId) {
+        self.sync.peer_gone(peer);
+        self.ingest.peer_gone(&peer);
     }
 
     /// A banned peer's queued work and pooled orphans are dropped.

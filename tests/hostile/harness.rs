@@ -9,11 +9,13 @@ use gossipcoin::chain::Chain;
 use gossipcoin::config::{NodeConfig, Overrides};
 use gossipcoin::keys::PrivateKey;
 use gossipcoin::net::{self, NetConfig, NetHandle, NetworkEvent, PeerId};
-use gossipcoin::node::Control;
+use gossipcoin::node::{Control, OrphanTxs};
 use gossipcoin::params::ChainParams;
 use gossipcoin::store::ChainRead;
 use gossipcoin_proto::message::{Request, Response, Role, Status};
-use gossipcoin_proto::{Amount, Block, BlockHash, BlockHeader, Transaction};
+use gossipcoin_proto::{
+    Amount, Block, BlockHash, BlockHeader, OutPoint, Signature, Transaction, TxIn, TxOut, Txid,
+};
 use tokio::sync::{mpsc, watch};
 
 /// How long any one condition may take before the test fails.
@@ -85,6 +87,8 @@ pub fn genesis() -> Block {
 /// A node running in this process.
 pub struct TestNode {
     pub control: Control,
+    /// Its orphan-transaction pool.
+    pub orphans: OrphanTxs,
     pub id: PeerId,
     /// Its p2p address, ending in `/p2p/<peer id>`.
     pub addr: String,
@@ -127,12 +131,14 @@ impl TestNode {
         let (shutdown, rx) = watch::channel(false);
         let node = gossipcoin::node::start(config, params(), rx).await.unwrap();
         let control = node.control();
+        let orphans = node.orphan_txs();
         let status = control.status().await.unwrap();
         let addr = status.listen[0].clone();
         let id = status.peer_id.parse().unwrap();
         let task = tokio::spawn(node.run());
         TestNode {
             control,
+            orphans,
             id,
             addr,
             shutdown,
@@ -162,6 +168,12 @@ impl TestNode {
             .into_iter()
             .find(|p| p.peer == peer)
             .map(|p| p.score)
+    }
+
+    /// The txids in its mempool.
+    pub async fn mempool(&self) -> Vec<Txid> {
+        let entries = self.control.mempool().await.unwrap();
+        entries.iter().map(|e| e.txid()).collect()
     }
 
     /// Its Status, as it would send it to a peer.
@@ -226,6 +238,31 @@ impl Attacker {
             .publish_raw(true, gossipcoin_proto::encode::to_bytes(block));
     }
 
+    /// Gossips `tx` as it is.
+    pub fn gossip_tx(&self, tx: &Transaction) {
+        self.net
+            .publish_raw(false, gossipcoin_proto::encode::to_bytes(tx));
+    }
+
+    /// Waits until the transactions gossiped to us include every one of `txids`, answering
+    /// nothing else (requests get an error, gossip no verdict).
+    pub async fn wait_for_gossip_txs(&mut self, txids: &[Txid]) {
+        let mut missing: std::collections::HashSet<Txid> = txids.iter().copied().collect();
+        tokio::time::timeout(DEADLINE, async {
+            while !missing.is_empty() {
+                match self.events.recv().await {
+                    Some(NetworkEvent::GossipTx { tx, .. }) => {
+                        missing.remove(&tx.compute_txid());
+                    }
+                    Some(_) => {}
+                    None => panic!("the attacker's network stopped"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{} transactions never gossiped to us", missing.len()));
+    }
+
     /// Waits for the victim to ask us something, answering nothing.
     pub async fn wait_for_request(&mut self) -> gossipcoin_proto::message::Request {
         tokio::time::timeout(DEADLINE, async {
@@ -265,6 +302,42 @@ impl Attacker {
     pub async fn connected_to(&self, victim: PeerId) -> bool {
         self.net.peers().await.iter().any(|p| p.peer == victim)
     }
+}
+
+/// A block on `parent` (at `height`) whose coinbase pays 10 coins to `owner`, with `txs`, mined.
+pub fn child_paying(
+    parent: &Block,
+    height: u32,
+    owner: &PrivateKey,
+    txs: Vec<Transaction>,
+) -> Block {
+    let mut block = child(parent, height, Amount::from_coins(10).unwrap(), txs);
+    block.txs[0].outputs[0].owner = owner.pubkey_hash();
+    block.header.merkle_root = block.compute_merkle_root();
+    mine(&mut block, &params());
+    block
+}
+
+/// A transaction spending `prevout` (the output `spent`, owned by `key`) into `outputs`, signed
+/// by `key`.
+pub fn signed(
+    prevout: OutPoint,
+    spent: TxOut,
+    key: &PrivateKey,
+    outputs: Vec<TxOut>,
+) -> Transaction {
+    let mut tx = Transaction {
+        version: Transaction::VERSION,
+        inputs: vec![TxIn {
+            prevout,
+            signature: Signature::ZERO,
+            pubkey: key.public_key(),
+        }],
+        outputs,
+    };
+    let commitment = tx.sighash_commitment();
+    tx.inputs[0].signature = key.sign(&Transaction::sighash(&commitment, 0, &spent));
+    tx
 }
 
 /// Polls `cond` every 20 ms until it holds, failing the test after [`DEADLINE`].

@@ -7,6 +7,7 @@
 mod harness;
 mod peers;
 mod sync;
+mod txrelay;
 
 use gossipcoin_proto::Amount;
 use harness::{Attacker, TestNode, child, genesis, wait_for};

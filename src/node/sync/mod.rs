@@ -119,17 +119,21 @@ impl Sync {
         true
     }
 
-    /// Asks a newly connected peer for its status.
-    pub async fn greet(self: Arc<Self>, peer: PeerId) {
+    /// Asks a newly connected peer for its status. True when it answered one of our network.
+    pub async fn greet(self: Arc<Self>, peer: PeerId) -> bool {
         let Ok(ours) = self.reads.status().await else {
-            return;
+            return false;
         };
         match self.net.request(peer, Request::Status(ours)).await {
-            Ok(Response::Status(theirs)) => {
-                self.on_peer_status(peer, theirs).await;
+            Ok(Response::Status(theirs)) => self.on_peer_status(peer, theirs).await,
+            Ok(other) => {
+                debug!(target: "sync", %peer, "unexpected answer to Status: {other:?}");
+                false
             }
-            Ok(other) => debug!(target: "sync", %peer, "unexpected answer to Status: {other:?}"),
-            Err(e) => debug!(target: "sync", %peer, "status request failed: {e}"),
+            Err(e) => {
+                debug!(target: "sync", %peer, "status request failed: {e}");
+                false
+            }
         }
     }
 
