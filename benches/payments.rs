@@ -9,8 +9,9 @@
 //!   confirmed on every node and confirmed/s (from the first POST until every node has every
 //!   accepted payment in its main chain, or a deadline). Run as 2 × 1,500 and 10 × 500.
 //!
-//! `cargo bench --bench payments [-- api|chained]`. The load generator shares the 2 cores
-//! with the daemons: the numbers are for the whole machine.
+//! `cargo bench --bench payments [-- api|chained]`; `GOSSIPCOIN_BIN=PATH` runs another build of
+//! the daemon (e.g. the one before a change). The load generator shares the 2 cores with the
+//! daemons: the numbers are for the whole machine.
 
 use std::path::Path;
 use std::process::Command;
@@ -21,7 +22,7 @@ use gossipcoin::api::client::ApiClient;
 use serde_json::{Value, json};
 
 mod common;
-use common::{BIN, Node, Wanted, easy_params};
+use common::{Node, Wanted, bin, easy_params};
 
 const API_PAYMENTS: usize = 2_000;
 const API_SENDERS: usize = 4;
@@ -42,7 +43,7 @@ fn main() {
 
 /// `gossipcoin ARGS` on `dir`; its stdout, or a panic with its stderr.
 fn cli(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .arg("--data-dir")
         .arg(dir)
         .args(args)
@@ -135,7 +136,7 @@ fn chained(senders: usize, each: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
     let base = common::free_port().to_string();
-    let up = Command::new(BIN)
+    let up = Command::new(bin())
         .args([
             "testnet",
             "up",
@@ -263,7 +264,7 @@ struct Down(std::path::PathBuf);
 
 impl Drop for Down {
     fn drop(&mut self) {
-        let _ = Command::new(BIN)
+        let _ = Command::new(bin())
             .args(["testnet", "down", "--dir"])
             .arg(&self.0)
             .output();

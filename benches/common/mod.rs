@@ -18,6 +18,12 @@ use gossipcoin_proto::{
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gossipcoin");
 
+/// The binary the daemons run: `GOSSIPCOIN_BIN` when set (to measure another build, e.g. the
+/// one before a change, in the same run conditions), else the one cargo built with the bench.
+pub fn bin() -> String {
+    std::env::var("GOSSIPCOIN_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
+
 /// Devnet rules with an easy target, written to `dir/params.toml` for the daemons.
 pub fn easy_params(dir: &Path) -> (ChainParams, PathBuf) {
     let text =
@@ -121,7 +127,7 @@ pub fn build_chain(
 /// Starts a release daemon on `dir` with JSON logs in `dir/node.log` and an OS-chosen API port.
 pub fn start(dir: &Path, params: &Path, args: &[&str]) -> Child {
     std::fs::create_dir_all(dir).unwrap();
-    Command::new(BIN)
+    Command::new(bin())
         .arg("--data-dir")
         .arg(dir)
         .arg("--params")
