@@ -377,6 +377,8 @@ impl ChainTask {
 
     fn on_tx(&mut self, tx: Transaction, source: &str) -> Result<Txid, MempoolError> {
         let height = self.chain.tip().map(|t| t.height + 1).unwrap_or(1);
+        // for the refusal's log line (one hash of a few hundred bytes)
+        let id = tx.compute_txid();
         let result = match self.chain.store().read() {
             Ok(view) => {
                 let lookup = |op: &OutPoint| view.coin(op).ok().flatten();
@@ -390,9 +392,14 @@ impl ChainTask {
                 metrics().tx_accepted();
                 info!(target: "mempool", %txid, from = source, mempool_txs = self.mempool.len(), "accepted transaction")
             }
+            // Missing inputs usually mean an orphan, which the relay keeps and logs itself.
+            Err(e @ MempoolError::MissingInputs { .. }) => {
+                metrics().tx_rejected(&reason_code(&format!("{e:?}")));
+                debug!(target: "mempool", txid = %id, from = source, reason = %e, "refused transaction")
+            }
             Err(e) => {
                 metrics().tx_rejected(&reason_code(&format!("{e:?}")));
-                info!(target: "mempool", from = source, "refused transaction: {e}")
+                info!(target: "mempool", txid = %id, from = source, reason = %e, "refused transaction")
             }
         }
         self.publish_state();
