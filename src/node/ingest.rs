@@ -81,6 +81,7 @@ pub struct Ingest {
     net: NetHandle,
     chain: ChainHandle,
     orphans: OrphanTxs,
+    mempool_served: Arc<MempoolServes>,
 }
 
 /// What the workers need.
@@ -119,15 +120,15 @@ impl Ingest {
             net: workers.net.clone(),
             chain: workers.chain.clone(),
             orphans: workers.orphans.clone(),
+            mempool_served: Arc::new(MempoolServes::default()),
         };
         tokio::spawn(block_worker(ingest.blocks.clone(), workers.clone()));
         tokio::spawn(tx_relay::run(ingest.txs.clone(), workers.clone()));
-        let served = Arc::new(MempoolServes::default());
         for _ in 0..REQUEST_WORKERS {
             tokio::spawn(request_worker(
                 ingest.requests.clone(),
                 workers.clone(),
-                served.clone(),
+                ingest.mempool_served.clone(),
             ));
         }
         ingest
@@ -236,6 +237,8 @@ impl Ingest {
     /// A peer disconnected: its orphan transactions are dropped (its queued work is still
     /// handled: it was sent before it left).
     pub fn peer_gone(&self, peer: &PeerId) {
+        // A new connection may ask for our mempool at once (a restarted node must learn it).
+        self.mempool_served.forget(peer);
         let orphans = tx_relay::drop_orphans_of(&self.orphans, &self.net, peer);
         if orphans > 0 {
             debug!(target: "mempool", %peer, orphans, "dropped a disconnected peer's orphan transactions");
@@ -276,8 +279,9 @@ fn request_kind(request: &Request) -> &'static str {
 }
 
 /// When each peer was last sent our mempool's txids: at most once per
-/// [`MEMPOOL_SERVE_INTERVAL`] (the list can be long, and building it takes the chain actor's
-/// time).
+/// [`MEMPOOL_SERVE_INTERVAL`] on one connection (the list can be long, and building it takes
+/// the chain actor's time); a peer that reconnects may ask again at once, as a restarted node
+/// does.
 #[derive(Default)]
 struct MempoolServes {
     last: std::sync::Mutex<HashMap<PeerId, Instant>>,
@@ -293,6 +297,12 @@ impl MempoolServes {
         }
         last.insert(peer, now);
         true
+    }
+
+    /// `peer` disconnected: its next connection starts afresh.
+    fn forget(&self, peer: &PeerId) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.remove(peer);
     }
 }
 
@@ -453,5 +463,10 @@ mod tests {
         assert!(!served.may_serve(p, t0 + MEMPOOL_SERVE_INTERVAL / 2));
         assert!(served.may_serve(q, t0 + MEMPOOL_SERVE_INTERVAL / 2));
         assert!(served.may_serve(p, t0 + MEMPOOL_SERVE_INTERVAL));
+        served.forget(&q);
+        assert!(
+            served.may_serve(q, t0 + MEMPOOL_SERVE_INTERVAL / 2),
+            "a new connection"
+        );
     }
 }
