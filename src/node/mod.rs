@@ -22,6 +22,7 @@
 //! | `control.rs` | what an operator may ask (the API's only way in) |
 //! | `arrivals.rs` | when each recent main-chain block arrived here (ms since the epoch) |
 //! | `mining.rs` | the miner role |
+//! | `wallet.rs` | the node's wallet: keys in memory, payments, their resend task |
 //!
 //! Shutdown flows from one `watch` channel. The node also stops — with an error — when the
 //! chain actor ends on its own (a fatal store error or a panic): a node that cannot write
@@ -39,6 +40,7 @@ mod queue;
 mod reads;
 mod router;
 mod sync;
+mod wallet;
 
 use std::path::Path;
 use std::time::Duration;
@@ -55,6 +57,7 @@ pub use chain_handle::{BlockOutcome, ChainGone, ChainHandle, ChainState};
 pub use control::{Control, ControlError, NodeStatus, PaymentRequest, SyncState};
 pub use reads::{ReadError, Reads};
 pub use sync::SyncProgress;
+pub use wallet::{NodeWallet, Paid, PayError};
 
 use crate::chain::Chain;
 use crate::config::NodeConfig;
@@ -133,6 +136,13 @@ pub async fn start(
     let reads = Reads::new(chain.store().clone(), config.role);
     let (chain, chain_stopped) = chain_actor::spawn(chain, &config.mempool)?;
     let sync = sync::Sync::new(net.clone(), chain.clone(), reads.clone());
+    let wallet = NodeWallet::open(
+        dir,
+        params.clone(),
+        chain.clone(),
+        net.clone(),
+        reads.clone(),
+    )?;
     let control = Control::new(
         chain.clone(),
         net.clone(),
@@ -140,6 +150,7 @@ pub async fn start(
         reads.clone(),
         params,
         config.clone(),
+        wallet,
     );
     Ok(Node {
         config,
@@ -190,6 +201,12 @@ impl Node {
                 shutdown.clone(),
             ));
         }
+        tokio::spawn(
+            control
+                .wallet()
+                .clone()
+                .run(config.wallet.resend_interval(), shutdown.clone()),
+        );
         let ingest = ingest::Ingest::start(parts, control.params().max_block_size);
         let routing = router::run(net, events, ingest, sync, mined_rx, shutdown);
         let result = tokio::select! {
