@@ -198,6 +198,14 @@ pub enum Command {
         /// The transaction's id (64 hex digits).
         txid: String,
     },
+    /// Lists the running node's wallet payments, newest first (like bitcoin-cli
+    /// listtransactions): txid, amount, to whom, and pending, confirmed (height,
+    /// confirmations) or conflicted (by which transaction).
+    Listtransactions {
+        /// How many to show.
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+    },
     /// Shows the built-in configuration: the chain parameters in effect (`--params`, else
     /// config/devnet.toml) and the role files `startnode --role` uses.
     Config {

@@ -45,6 +45,8 @@ struct RoleFile {
     net: NetSettings,
     #[serde(default)]
     mining: MiningConfig,
+    #[serde(default)]
+    wallet: WalletConfig,
 }
 
 /// Mempool bounds.
@@ -108,6 +110,27 @@ impl MiningConfig {
     }
 }
 
+/// The node's wallet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalletConfig {
+    /// Seconds between two rounds of offering pending payments again (and following them to
+    /// confirmed or conflicted); Bitcoin Core's wallet resend. A round also runs at start.
+    pub resend_secs: u64,
+}
+
+impl Default for WalletConfig {
+    fn default() -> Self {
+        Self { resend_secs: 30 }
+    }
+}
+
+impl WalletConfig {
+    pub fn resend_interval(&self) -> Duration {
+        Duration::from_secs(self.resend_secs)
+    }
+}
+
 /// What the command line may override.
 #[derive(Debug, Default)]
 pub struct Overrides {
@@ -168,6 +191,7 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     pub net: NetSettings,
     pub mining: MiningConfig,
+    pub wallet: WalletConfig,
     pub api: ApiSettings,
 }
 
@@ -294,6 +318,7 @@ impl NodeConfig {
             mempool: file.mempool,
             net: file.net,
             mining,
+            wallet: file.wallet,
             api: ApiSettings {
                 listen: api_listen,
                 require_cookie: !o.api_auth_none,
@@ -320,6 +345,9 @@ impl NodeConfig {
         }
         if self.net.max_peers == 0 || self.net.requests_per_second == 0 {
             return bad("net.max_peers and net.requests_per_second must be at least 1");
+        }
+        if self.wallet.resend_secs == 0 || self.wallet.resend_secs > 86_400 {
+            return bad("wallet.resend_secs must be 1 to 86400");
         }
         if self.mempool.max_bytes < gossipcoin_proto::MAX_TX_BYTES {
             return bad("mempool.max_bytes must hold at least one maximal transaction");
@@ -496,5 +524,37 @@ mod tests {
                 .to_string()
                 .contains("unknown role")
         );
+    }
+}
+
+#[cfg(test)]
+mod wallet_tests {
+    use super::*;
+
+    fn with_file(text: &str) -> Result<NodeConfig, ConfigError> {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("c.toml");
+        std::fs::write(&f, text).unwrap();
+        NodeConfig::load(
+            tmp.path(),
+            Overrides {
+                config_file: Some(f),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn the_resend_interval_is_30_s_unless_the_file_says_and_bounded() {
+        let default = with_file("role = \"central\"\n").unwrap();
+        assert_eq!(default.wallet.resend_interval(), Duration::from_secs(30));
+        let short = with_file("role = \"central\"\n[wallet]\nresend_secs = 1\n").unwrap();
+        assert_eq!(short.wallet.resend_interval(), Duration::from_secs(1));
+        for bad in ["0", "86401"] {
+            let e = with_file(&format!(
+                "role = \"central\"\n[wallet]\nresend_secs = {bad}\n"
+            ));
+            assert!(e.unwrap_err().to_string().contains("resend_secs"), "{bad}");
+        }
     }
 }

@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use gossipcoin_proto::Txid;
+
 use crate::node::ControlError;
 
 /// An error answer.
@@ -13,6 +15,8 @@ use crate::node::ControlError;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// The transaction the error is about, when there is one (a payment already known).
+    pub txid: Option<Txid>,
 }
 
 impl ApiError {
@@ -20,6 +24,7 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            txid: None,
         }
     }
 
@@ -40,6 +45,13 @@ impl From<ControlError> for ApiError {
             ControlError::Conflict(_) => StatusCode::CONFLICT,
             ControlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ControlError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ControlError::AlreadyKnown { txid } => {
+                return Self {
+                    status: StatusCode::CONFLICT,
+                    message: e.to_string(),
+                    txid: Some(*txid),
+                };
+            }
         };
         Self::new(status, e.to_string())
     }
@@ -47,7 +59,11 @@ impl From<ControlError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let body = match self.txid {
+            Some(txid) => json!({ "error": self.message, "txid": txid.to_string() }),
+            None => json!({ "error": self.message }),
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 

@@ -14,6 +14,7 @@
 //! | `host.rs`   | the Host-header rule (no DNS rebinding): 421 for foreign names       |
 //! | `client.rs` | the CLI's side: find a running node's API and call it               |
 //! | `bans.rs`   | disconnect, ban, unban a peer; list bans (Core's `setban` & co.)    |
+//! | `wallet.rs` | `/wallet/transactions`: this node's payments and what became of them |
 //!
 //! Endpoints that spend or change state need the cookie; read-only ones are open (on loopback).
 //! Every request must name this server in its Host header ([`host`]), and every answer says
@@ -29,6 +30,7 @@ mod flask;
 pub mod host;
 mod query;
 mod views;
+mod wallet;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -152,6 +154,7 @@ fn router(state: ApiState, auth: auth::Auth, hosts: host::HostRule) -> Router {
         .route("/nodes/register", post(flask::register))
         .route("/nodes/resolve", get(flask::resolve))
         .route("/wallet/create", get(flask::wallet_create))
+        .route("/wallet/transactions", get(wallet::transactions))
         .route("/tx", post(query::submit_raw))
         .route("/peers/disconnect", post(bans::disconnect))
         .route("/peers/ban", post(bans::ban))

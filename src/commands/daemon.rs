@@ -294,3 +294,42 @@ pub(super) fn list_banned(api: &ApiClient) -> Result<()> {
     }
     Ok(())
 }
+
+/// `listtransactions` through the running node: `GET /wallet/transactions?count=N`, one line
+/// per payment, newest first.
+pub(super) fn list_transactions(api: &ApiClient, count: usize) -> Result<()> {
+    if count == 0 || count > 1000 {
+        bail!("--count must be 1 to 1000");
+    }
+    let answer = api.get(&format!("/wallet/transactions?count={count}"))?;
+    let list = answer
+        .get("transactions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if list.is_empty() {
+        println!("No payments from this node's wallet.");
+        return Ok(());
+    }
+    for p in &list {
+        let state = match p.get("state").and_then(Value::as_str) {
+            Some("confirmed") => format!(
+                "confirmed at height {} ({} confirmations)",
+                text(p, "height"),
+                text(p, "confirmations")
+            ),
+            Some("conflicted") => format!("conflicted by {}", text(p, "conflicted_by")),
+            Some(other) => other.to_owned(),
+            None => "-".into(),
+        };
+        println!(
+            "{}  {} to {} (fee {})  {}",
+            text(p, "txid"),
+            text(p, "amount"),
+            text(p, "to"),
+            text(p, "fee"),
+            state
+        );
+    }
+    Ok(())
+}

@@ -124,6 +124,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Mempool => daemon::mempool(&api_client()?),
         Command::Mine { address } => daemon::mine(&api_client()?, address.as_deref()),
         Command::Gettransaction { txid } => daemon::get_transaction(&api_client()?, txid),
+        Command::Listtransactions { count } => daemon::list_transactions(&api_client()?, *count),
         Command::Disconnectnode { peer } => daemon::disconnect_node(&api_client()?, peer),
         Command::Setban { peer, command } => daemon::set_ban(
             &api_client()?,

@@ -89,14 +89,16 @@ pub(super) fn send_and_mine(dir: &Path, params: ChainParams, req: SendRequest) -
     let tip = chain.tip()?;
     let height = tip.height + 1;
     let pending = wallet::Pending::load(dir)?;
-    let confirmed = spendable_coins(chain.store(), chain.params(), &req.from, height)?;
-    // Coins that unconfirmed sends already spend are off limits; their change is not yet
-    // mineable here (its parent is not in this block).
-    let spendable: Vec<_> = pending
-        .spendable(&req.from.pubkey_hash(), confirmed, height)
-        .into_iter()
-        .filter(|(_, c)| c.height < height)
-        .collect();
+    let confirmed = confirmed_coins(chain.store(), &req.from)?;
+    // Coins that unconfirmed sends already spend are off limits; their change is not
+    // mineable here (its parent is not in this block), so it is not offered.
+    let spendable = wallet::coins::spendable(
+        confirmed,
+        std::iter::empty(),
+        |op| pending.spends(op),
+        height,
+        chain.params(),
+    );
     let Payment { tx, txid, fee } =
         build_checked(&wallet, dir, &req, &spendable, height, chain.params())?;
 
@@ -139,19 +141,29 @@ pub(super) fn send_to_network(
     let store = open_read_only(dir)?;
     let height = store.read()?.tip()?.map_or(0, |t| t.height) + 1;
     let mut pending = wallet::Pending::load(dir)?;
-    {
-        let view = store.read()?;
-        pending.prune(|op| view.coin(op).ok().flatten().is_some());
+    // Follow earlier payments on the chain: confirmed or conflicted ones no longer hold coins.
+    let refreshed = pending.refresh(&store.read()?)?;
+    if !refreshed.changed.is_empty() || !refreshed.pruned.is_empty() || pending.needs_rewrite() {
+        pending.compact(dir)?;
     }
-    let confirmed = spendable_coins(&store, &params, &req.from, height)?;
-    let spendable = pending.spendable(&req.from.pubkey_hash(), confirmed, height);
-    let Payment { tx, txid, .. } = build_checked(&wallet, dir, &req, &spendable, height, &params)?;
+    let confirmed = confirmed_coins(&store, &req.from)?;
+    let spendable = pending.spendable(
+        req.from.pubkey_hash(),
+        confirmed,
+        |_| false,
+        height,
+        &params,
+    );
+    let Payment { tx, txid, fee } = build_checked(&wallet, dir, &req, &spendable, height, &params)?;
     drop(store);
+    if pending.contains(&txid) {
+        bail!("payment {txid} is already known: the same transaction was submitted before");
+    }
     let addr = crate::client::target(node, dir);
     match crate::client::submit(&addr, &tx)? {
         crate::client::Submitted::Accepted(accepted) if accepted == txid => {
-            pending.push(tx);
-            pending.save(dir)?;
+            let now = crate::node::now_ms() / 1000;
+            pending.record(dir, wallet::Payment::new(tx, fee, now, height - 1))?;
             println!("Success! txid {txid} accepted by {addr}");
             Ok(())
         }
@@ -164,23 +176,17 @@ pub(super) fn send_to_network(
     }
 }
 
-/// The coins of `owner` that a transaction in a block at `height` may spend.
-fn spendable_coins(
+/// The coins of `owner` in the UTXO set (maturity is [`wallet::coins::spendable`]'s to judge).
+fn confirmed_coins(
     store: &Store,
-    params: &ChainParams,
     owner: &Address,
-    height: u32,
 ) -> Result<Vec<(OutPoint, gossipcoin_proto::Coin)>> {
-    let maturity = params.coinbase_maturity.max(1);
     let view = store.read()?;
     let mut coins = Vec::new();
     for (outpoint, _) in view.utxos_of(&owner.pubkey_hash())? {
         let coin = view.coin(&outpoint)?.ok_or_else(|| {
             anyhow!("address index names {outpoint}, which is not in the UTXO set")
         })?;
-        if coin.is_coinbase && height.saturating_sub(coin.height) < maturity {
-            continue;
-        }
         coins.push((outpoint, coin));
     }
     Ok(coins)

@@ -51,4 +51,4 @@ pub use spend::{
 };
 pub use transaction::check_transaction;
 pub(crate) use transaction::{check_transaction_sized, txid_and_size};
-pub use tx_spend::check_tx_spends;
+pub use tx_spend::{check_tx_spends, spendable_at};

@@ -54,7 +54,7 @@ pub fn check_tx_spends(
 /// as in Bitcoin for a maturity of 100, and never in its own block, even with maturity 0 (the
 /// devnet), where it is spendable from the next block. Other coins are spendable at once, even
 /// by a later transaction of the block that created them.
-pub(crate) fn spendable_at(coin: &Coin, params: &ChainParams) -> u32 {
+pub fn spendable_at(coin: &Coin, params: &ChainParams) -> u32 {
     if coin.is_coinbase {
         coin.height.saturating_add(params.coinbase_maturity.max(1))
     } else {

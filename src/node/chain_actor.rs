@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use gossipcoin_proto::{
-    Amount, Block, BlockHash, BlockHeader, Coin, OutPoint, PubkeyHash, Transaction, Txid,
+    Amount, Block, BlockHash, BlockHeader, OutPoint, PubkeyHash, Transaction, Txid,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
@@ -134,9 +134,6 @@ impl ChainTask {
                 }
                 ChainCommand::MempoolTx { txid, reply } => {
                     let _ = reply.send(self.mempool.entry(&txid).cloned());
-                }
-                ChainCommand::Spendable { owner, reply } => {
-                    let _ = reply.send(self.spendable(&owner).map_err(|e| e.to_string()));
                 }
                 ChainCommand::MempoolTxids { max, reply } => {
                     let _ = reply.send(self.mempool.txids_by_arrival(max));
@@ -404,42 +401,6 @@ impl ChainTask {
         }
         self.publish_state();
         result
-    }
-
-    fn spendable(&self, owner: &PubkeyHash) -> Result<Vec<(OutPoint, Coin)>, ChainError> {
-        let next = self.chain.tip()?.height + 1;
-        let maturity = self.chain.params().coinbase_maturity.max(1);
-        let view = self.chain.store().read()?;
-        let mut coins = Vec::new();
-        for (outpoint, _) in view.utxos_of(owner)? {
-            if self.mempool.spends(&outpoint).is_some() {
-                continue;
-            }
-            let Some(coin) = view.coin(&outpoint)? else {
-                continue;
-            };
-            if coin.is_coinbase && next.saturating_sub(coin.height) < maturity {
-                continue;
-            }
-            coins.push((outpoint, coin));
-        }
-        for entry in self.mempool.iter() {
-            for (vout, output) in entry.tx().outputs.iter().enumerate() {
-                let outpoint = OutPoint {
-                    txid: entry.txid(),
-                    vout: vout as u32,
-                };
-                if output.owner == *owner && self.mempool.spends(&outpoint).is_none() {
-                    let coin = Coin {
-                        output: *output,
-                        height: next,
-                        is_coinbase: false,
-                    };
-                    coins.push((outpoint, coin));
-                }
-            }
-        }
-        Ok(coins)
     }
 
     fn template(&self, reward_to: PubkeyHash) -> Option<Block> {

@@ -6,9 +6,7 @@
 //! for peers, the API's queries) come from store snapshots off the actor's thread
 //! ([`super::reads::Reads`]), so they never wait behind validation.
 
-use gossipcoin_proto::{
-    Block, BlockHash, BlockHeader, Coin, OutPoint, PubkeyHash, Transaction, Txid, U256,
-};
+use gossipcoin_proto::{Block, BlockHash, BlockHeader, PubkeyHash, Transaction, Txid, U256};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chain::Origin;
@@ -112,12 +110,6 @@ pub(super) enum ChainCommand {
     MempoolTx {
         txid: Txid,
         reply: oneshot::Sender<Option<MempoolEntry>>,
-    },
-    /// The coins `owner` can spend in the next block, as a wallet on this node sees them:
-    /// mature confirmed coins no mempool tx spends, plus unspent mempool outputs to `owner`.
-    Spendable {
-        owner: PubkeyHash,
-        reply: oneshot::Sender<Result<Vec<(OutPoint, Coin)>, String>>,
     },
     /// At most `max` mempool txids, oldest arrival first (what a peer is told we hold).
     MempoolTxids {
@@ -233,15 +225,6 @@ impl ChainHandle {
 
     pub async fn mempool_tx(&self, txid: Txid) -> Result<Option<MempoolEntry>, ChainGone> {
         self.ask(|reply| ChainCommand::MempoolTx { txid, reply })
-            .await
-    }
-
-    /// See [`ChainCommand::Spendable`].
-    pub async fn spendable(
-        &self,
-        owner: PubkeyHash,
-    ) -> Result<Result<Vec<(OutPoint, Coin)>, String>, ChainGone> {
-        self.ask(|reply| ChainCommand::Spendable { owner, reply })
             .await
     }
 

@@ -12,10 +12,13 @@ use gossipcoin_proto::{Address, Amount, Block, BlockHash, Transaction, Txid, U25
 use tokio::sync::{Mutex, watch};
 use tracing::info;
 
+pub use super::wallet::PaymentRequest;
+
 use super::arrivals::Arrivals;
 use super::chain_handle::{BlockOutcome, ChainGone, ChainHandle, ChainState};
 use super::reads::{ReadError, Reads};
 use super::sync::{Sync, SyncProgress};
+use super::wallet::{NodeWallet, PayError};
 use crate::chain::Origin;
 use crate::config::NodeConfig;
 use crate::mempool::{MempoolEntry, MempoolError};
@@ -24,7 +27,7 @@ use crate::miner;
 use crate::net::{NetHandle, PeerInfo};
 use crate::params::ChainParams;
 use crate::store::{ChainRead, ReadView, StoreError};
-use crate::wallet::{self, Wallet, WalletError};
+use crate::wallet::{Payment, WalletError};
 
 /// Why an operator's request failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,10 @@ pub enum ControlError {
     /// Something broke inside the node (store, wallet file).
     #[error("{0}")]
     Internal(String),
+    /// The payment asked for is one the wallet or the mempool already has (409, with its
+    /// txid): reported so, never as a new payment.
+    #[error("payment {txid} is already known: the same transaction was submitted before")]
+    AlreadyKnown { txid: Txid },
 }
 
 impl From<ChainGone> for ControlError {
@@ -74,7 +81,21 @@ impl From<WalletError> for ControlError {
             | WalletError::Corrupt { .. }
             | WalletError::UnsupportedVersion { .. }
             | WalletError::DataDirNotADirectory { .. } => Self::Internal(e.to_string()),
+            WalletError::TooManyPayments { .. } => Self::Unavailable(e.to_string()),
             other => Self::BadRequest(other.to_string()),
+        }
+    }
+}
+
+impl From<PayError> for ControlError {
+    fn from(e: PayError) -> Self {
+        match e {
+            PayError::UnknownAddress(_) => Self::BadRequest(e.to_string()),
+            PayError::AlreadyKnown { txid } => Self::AlreadyKnown { txid },
+            PayError::Wallet(e) => e.into(),
+            PayError::Mempool(e) => mempool_error(e),
+            PayError::Read(e) => e.into(),
+            PayError::Gone(e) => e.into(),
         }
     }
 }
@@ -150,15 +171,6 @@ pub struct Resolved {
     pub peers_asked: usize,
 }
 
-/// A payment from this node's wallet.
-#[derive(Debug, Clone)]
-pub struct PaymentRequest {
-    pub from: Address,
-    pub to: Address,
-    pub amount: Amount,
-    pub fee: Amount,
-}
-
 /// The node, as the operator sees it. Cheap to clone.
 #[derive(Clone)]
 pub struct Control {
@@ -175,8 +187,8 @@ struct Inner {
     params: ChainParams,
     config: NodeConfig,
     started: Instant,
-    /// One wallet change (payment, new key) at a time inside the daemon.
-    wallet_lock: Mutex<()>,
+    /// The node's wallet: keys in memory, its payments and their states.
+    wallet: NodeWallet,
     /// One `mine` at a time.
     mining: Mutex<()>,
     /// When recent blocks arrived here.
@@ -191,6 +203,7 @@ impl Control {
         reads: Reads,
         params: ChainParams,
         config: NodeConfig,
+        wallet: NodeWallet,
     ) -> Self {
         let arrivals = Arrivals::spawn(chain.state(), reads.clone());
         Self {
@@ -203,7 +216,7 @@ impl Control {
                 params,
                 config,
                 started: Instant::now(),
-                wallet_lock: Mutex::new(()),
+                wallet,
                 mining: Mutex::new(()),
             }),
         }
@@ -329,39 +342,28 @@ impl Control {
         Ok(txid)
     }
 
-    /// Builds, signs and relays a payment from an address of this node's wallet. Coins that
-    /// mempool transactions already spend are skipped and their change can be spent, so
-    /// payments in a row never conflict.
+    /// Builds, signs and relays a payment from an address of this node's wallet and tracks
+    /// it. Coins that its unconfirmed payments (or mempool transactions) spend are skipped and
+    /// their change can be spent, so payments in a row never conflict; a payment identical to
+    /// one already made is [`ControlError::AlreadyKnown`].
     pub async fn pay(&self, req: PaymentRequest) -> Result<(Txid, Amount), ControlError> {
-        let _guard = self.inner.wallet_lock.lock().await;
-        let dir = self.inner.config.data_dir.clone();
-        let wallet = tokio::task::spawn_blocking(move || Wallet::load(&dir))
-            .await
-            .map_err(|e| ControlError::Internal(e.to_string()))??;
-        let key = wallet.key_for(&req.from.pubkey_hash()).ok_or_else(|| {
-            ControlError::BadRequest(format!("address {} is not in this node's wallet", req.from))
-        })?;
-        let spendable = self
-            .inner
-            .chain
-            .spendable(req.from.pubkey_hash())
-            .await?
-            .map_err(ControlError::Internal)?;
-        // The mempool checks it fully (consensus rules and spends) before accepting it.
-        let tx = wallet::build_payment(key, &spendable, req.to.pubkey_hash(), req.amount, req.fee)?;
-        let txid = self.submit_tx(tx, "api").await?;
-        info!(target: "wallet", %txid, from = %req.from, to = %req.to, amount = %req.amount,
-              fee = %req.fee, "payment submitted");
-        Ok((txid, req.fee))
+        let paid = self.inner.wallet.pay(&req).await?;
+        Ok((paid.txid, paid.fee))
+    }
+
+    /// The node's wallet (for the node's own tasks).
+    pub(super) fn wallet(&self) -> &NodeWallet {
+        &self.inner.wallet
+    }
+
+    /// This node's wallet's payments, newest first.
+    pub fn payments(&self) -> Vec<(Txid, Payment)> {
+        self.inner.wallet.payments()
     }
 
     /// A new key in this node's wallet; only its address leaves the node.
     pub async fn create_address(&self) -> Result<Address, ControlError> {
-        let _guard = self.inner.wallet_lock.lock().await;
-        let dir = self.inner.config.data_dir.clone();
-        let address = tokio::task::spawn_blocking(move || Wallet::create_address(&dir))
-            .await
-            .map_err(|e| ControlError::Internal(e.to_string()))??;
+        let address = self.inner.wallet.create_address().await?;
         info!(target: "wallet", %address, "created a new key");
         Ok(address)
     }
@@ -373,13 +375,7 @@ impl Control {
         if let Some(a) = explicit.or(self.inner.config.miner_address) {
             return Ok(a);
         }
-        let dir = self.inner.config.data_dir.clone();
-        let first = tokio::task::spawn_blocking(move || {
-            Wallet::load(&dir).map(|w| w.addresses().into_iter().next())
-        })
-        .await
-        .map_err(|e| ControlError::Internal(e.to_string()))??;
-        match first {
+        match self.inner.wallet.first_address() {
             Some(a) => Ok(a),
             None => self.create_address().await,
         }

@@ -24,6 +24,7 @@
 //! | `control.rs` | what an operator may ask (the API's only way in) |
 //! | `arrivals.rs` | when each recent main-chain block arrived here (ms since the epoch) |
 //! | `mining.rs` | the miner role |
+//! | `wallet.rs` | the node's wallet: keys in memory, payments, their resend task |
 //!
 //! Shutdown flows from one `watch` channel. The node also stops — with an error — when the
 //! chain actor ends on its own (a fatal store error or a panic): a node that cannot write
@@ -44,6 +45,7 @@ mod sync;
 mod tx_exchange;
 mod tx_orphans;
 mod tx_relay;
+mod wallet;
 
 use std::path::Path;
 use std::time::Duration;
@@ -62,6 +64,7 @@ pub use reads::{ReadError, Reads};
 pub use sync::SyncProgress;
 pub use tx_orphans::{MAX_ORPHAN_BYTES, MAX_ORPHAN_TXS, ORPHAN_EXPIRY, SharedTxOrphans};
 pub use tx_relay::OrphanTxs;
+pub use wallet::{NodeWallet, Paid, PayError};
 
 use crate::chain::Chain;
 use crate::config::NodeConfig;
@@ -141,6 +144,13 @@ pub async fn start(
     let reads = Reads::new(chain.store().clone(), config.role);
     let (chain, chain_stopped) = chain_actor::spawn(chain, &config.mempool)?;
     let sync = sync::Sync::new(net.clone(), chain.clone(), reads.clone());
+    let wallet = NodeWallet::open(
+        dir,
+        params.clone(),
+        chain.clone(),
+        net.clone(),
+        reads.clone(),
+    )?;
     let control = Control::new(
         chain.clone(),
         net.clone(),
@@ -148,6 +158,7 @@ pub async fn start(
         reads.clone(),
         params,
         config.clone(),
+        wallet,
     );
     Ok(Node {
         config,
@@ -204,6 +215,12 @@ impl Node {
                 shutdown.clone(),
             ));
         }
+        tokio::spawn(
+            control
+                .wallet()
+                .clone()
+                .run(config.wallet.resend_interval(), shutdown.clone()),
+        );
         let ingest = ingest::Ingest::start(parts, control.params().max_block_size);
         let routing = router::run(net, events, ingest, sync, mined_rx, shutdown);
         let result = tokio::select! {

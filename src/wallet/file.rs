@@ -24,6 +24,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use gossipcoin_proto::{Address, PubkeyHash, encode, sha256d};
+use zeroize::Zeroizing;
 
 use super::WalletError;
 use crate::keys::PrivateKey;
@@ -71,7 +72,13 @@ impl Wallet {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(WalletError::io("open", &path)(e)),
         };
-        let mut bytes = Vec::new();
+        // The file holds private keys: its bytes are wiped when dropped (sized up front so
+        // that no reallocation leaves a copy behind).
+        let size = file
+            .metadata()
+            .map_or(0, |m| m.len())
+            .min(MAX_FILE_BYTES + 1);
+        let mut bytes = Zeroizing::new(Vec::with_capacity(size as usize + 1));
         file.take(MAX_FILE_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(WalletError::io("read", &path))?;
@@ -98,12 +105,22 @@ impl Wallet {
     /// under an exclusive lock on `<data_dir>/wallet.lock`, so concurrent calls (threads or
     /// processes) never lose a key.
     pub fn create_address(data_dir: &Path) -> Result<Address, WalletError> {
+        Self::add_key_on_disk(data_dir).map(|(_, address)| address)
+    }
+
+    /// [`Self::create_address`], also returning the wallet as saved.
+    pub fn add_key_on_disk(data_dir: &Path) -> Result<(Self, Address), WalletError> {
         ensure_data_dir(data_dir)?;
         let _lock = lock(data_dir)?;
         let mut wallet = Self::load(data_dir)?;
         let address = wallet.add_new_key();
         wallet.save(data_dir)?;
-        Ok(address)
+        Ok((wallet, address))
+    }
+
+    /// The keys, oldest first, moved out.
+    pub fn into_keys(self) -> Vec<PrivateKey> {
+        self.keys
     }
 
     /// Generates a key, appends it and returns its address (in memory only; see [`Self::save`]).
@@ -140,15 +157,17 @@ impl Wallet {
     }
 
     /// The file format described in the module docs.
-    fn encode(&self) -> Vec<u8> {
-        let raw: Vec<[u8; 32]> = self.keys.iter().map(PrivateKey::to_bytes).collect();
+    fn encode(&self) -> Zeroizing<Vec<u8>> {
+        // Plain key bytes are wiped when dropped.
+        let raw: Zeroizing<Vec<[u8; 32]>> =
+            Zeroizing::new(self.keys.iter().map(PrivateKey::to_bytes).collect());
         let mut out = Vec::with_capacity(MAGIC.len() + 1 + 5 + 32 * raw.len() + CHECKSUM_LEN);
         out.extend_from_slice(MAGIC);
         out.push(FORMAT_VERSION);
-        out.extend_from_slice(&encode::to_bytes(&raw));
+        out.extend_from_slice(&Zeroizing::new(encode::to_bytes(&*raw)));
         let check = sha256d(&out);
         out.extend_from_slice(&check[..CHECKSUM_LEN]);
-        out
+        Zeroizing::new(out)
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
@@ -167,8 +186,10 @@ impl Wallet {
         if version != FORMAT_VERSION {
             return Err(Invalid::Version(version));
         }
-        let raw: Vec<[u8; 32]> = encode::from_bytes(&body[MAGIC.len() + 1..], bytes.len())
-            .map_err(|e| corrupt(format!("bad key list: {e}")))?;
+        let raw: Zeroizing<Vec<[u8; 32]>> =
+            encode::from_bytes(&body[MAGIC.len() + 1..], bytes.len())
+                .map(Zeroizing::new)
+                .map_err(|e| corrupt(format!("bad key list: {e}")))?;
         let keys = raw
             .iter()
             .enumerate()
@@ -218,7 +239,7 @@ fn ensure_data_dir(dir: &Path) -> Result<(), WalletError> {
 }
 
 /// Takes the exclusive wallet lock; it is released when the returned file is dropped.
-fn lock(dir: &Path) -> Result<File, WalletError> {
+pub(crate) fn lock(dir: &Path) -> Result<File, WalletError> {
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .read(true)
@@ -364,7 +385,7 @@ mod tests {
 
     #[test]
     fn corrupted_files_are_reported_and_left_untouched() {
-        let good = wallet_of(&[1, 2]).encode();
+        let good = wallet_of(&[1, 2]).encode().to_vec();
         let mut flipped_body = good.clone();
         flipped_body[12] ^= 1;
         let mut flipped_check = good.clone();

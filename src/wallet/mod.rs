@@ -4,12 +4,17 @@
 //! - [`file`]: [`Wallet`], the ordered list of keys, its file format, atomic saves and the lock
 //!   that keeps two `createwallet` processes from losing a key
 //! - [`builder`]: [`build_payment`], coin selection and signing
+//! - [`coins`]: [`coins::spendable`], which coins a payment may spend (one rule for all)
+//! - [`pending`]: [`Pending`], the payments made and what became of them (`wallet.pending`)
+//! - [`keyring`]: [`Keyring`], the keys held in memory by the daemon, by public key hash
 //!
 //! The wallet never prints or logs a private key: [`crate::keys::PrivateKey`]'s `Debug` shows
 //! only its address, and errors name files and amounts, never key bytes.
 
 pub mod builder;
+pub mod coins;
 pub mod file;
+pub mod keyring;
 pub mod pending;
 
 use std::path::PathBuf;
@@ -18,7 +23,8 @@ use gossipcoin_proto::{Amount, OutPoint};
 
 pub use builder::build_payment;
 pub use file::Wallet;
-pub use pending::Pending;
+pub use keyring::Keyring;
+pub use pending::{Payment, PaymentState, Pending};
 
 /// Everything that can go wrong reading, writing or spending from a wallet.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +57,11 @@ pub enum WalletError {
     ZeroAmount,
     #[error("insufficient funds: have {have} coins, need {need} (amount plus fee)")]
     InsufficientFunds { have: Amount, need: Amount },
+    /// The wallet tracks as many payments as it may; older ones must confirm first.
+    #[error(
+        "the wallet already tracks {limit} payments: wait until older ones are confirmed and pruned"
+    )]
+    TooManyPayments { limit: usize },
     #[error("amount plus fee exceeds the maximum of 21000000 coins")]
     AmountOverflow,
     /// A coin handed to the builder is locked to another key: a bug in the caller.
@@ -68,7 +79,10 @@ pub enum WalletError {
 
 impl WalletError {
     /// A closure turning an `io::Error` into [`WalletError::Io`], for `map_err`.
-    fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.to_path_buf();
         move |source| Self::Io {
             action,
