@@ -87,6 +87,8 @@ pub async fn start(
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     let lock = crate::datadir::lock(dir)?;
     let chain_dir = dir.join("chain");
+    // What an interrupted start may have left (a staging dir, a store without a chain).
+    Store::remove_incomplete(&chain_dir)?;
     let existing = if Store::exists(&chain_dir) {
         Some(Chain::open(&chain_dir, params.clone())?)
     } else {
