@@ -55,6 +55,9 @@ struct RoleFile {
 pub struct MempoolConfig {
     pub max_bytes: usize,
     pub min_fee_rate: u64,
+    /// How often the mempool is written to `mempool.dat` when it changed (it is also written
+    /// at shutdown), in seconds.
+    pub save_interval_secs: u64,
 }
 
 impl Default for MempoolConfig {
@@ -62,7 +65,14 @@ impl Default for MempoolConfig {
         Self {
             max_bytes: 50_000_000,
             min_fee_rate: 0,
+            save_interval_secs: 60,
         }
+    }
+}
+
+impl MempoolConfig {
+    pub fn save_interval(&self) -> Duration {
+        Duration::from_secs(self.save_interval_secs)
     }
 }
 
@@ -352,6 +362,9 @@ impl NodeConfig {
         if self.mempool.max_bytes < gossipcoin_proto::MAX_TX_BYTES {
             return bad("mempool.max_bytes must hold at least one maximal transaction");
         }
+        if self.mempool.save_interval_secs == 0 {
+            return bad("mempool.save_interval_secs must be at least 1");
+        }
         Ok(())
     }
 }
@@ -524,6 +537,28 @@ mod tests {
                 .to_string()
                 .contains("unknown role")
         );
+    }
+
+    #[test]
+    fn the_mempool_save_interval_defaults_to_a_minute_and_is_at_least_one_second() {
+        assert_eq!(
+            load(Overrides::default()).unwrap().mempool.save_interval(),
+            Duration::from_secs(60)
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("c.toml");
+        for (secs, ok) in [(2, true), (0, false)] {
+            std::fs::write(&f, format!("[mempool]\nsave_interval_secs = {secs}\n")).unwrap();
+            let c = load(Overrides {
+                config_file: Some(f.clone()),
+                ..Default::default()
+            });
+            match c {
+                Ok(c) if ok => assert_eq!(c.mempool.save_interval_secs, secs),
+                Err(e) if !ok => assert!(e.to_string().contains("save_interval_secs"), "{e}"),
+                other => panic!("{secs}: {other:?}"),
+            }
+        }
     }
 }
 

@@ -15,9 +15,11 @@
 //! - `client`: submits a transaction to a running node
 //! - `testnet`: a local network of node processes: up, status, logs, down
 //! - `datadir`: who owns a data directory (the daemon's lock, its address file)
+//! - `atomic_file`: replacing a file atomically (temp file, fsync, rename, fsync of the directory)
 //! - `cli`, `commands`, `demo`, `logging`: the command line
 
 pub mod api;
+pub mod atomic_file;
 pub mod chain;
 pub mod cli;
 pub mod client;

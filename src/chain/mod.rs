@@ -124,8 +124,11 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// Creates a new store at `dir` holding only `genesis`. A store left empty by an interrupted
-    /// create is reused; one that has a chain is refused with `StoreError::AlreadyExists`.
+    /// Creates a new store at `dir` holding only `genesis`, atomically: after a kill at any
+    /// moment `dir` holds either no store or this one, complete ([`Store::create_filled`]). A
+    /// store with no chain in it, left by an interrupted create of an older version, is
+    /// removed first ([`Store::remove_incomplete`]); one that has a chain is refused with
+    /// `StoreError::AlreadyExists`.
     pub fn create(dir: &Path, params: ChainParams, genesis: &Block) -> Result<Self, ChainError> {
         let hash = genesis.block_hash();
         if genesis.header.prev != BlockHash::ZERO {
@@ -137,25 +140,18 @@ impl Chain {
             .map_err(|source| ChainError::Invalid { hash, source })?;
         let spends = consensus::check_block_spends(genesis, 0, &HashMap::new(), &params)
             .map_err(|source| ChainError::Invalid { hash, source })?;
-        let store = match Store::create(dir) {
-            Err(StoreError::AlreadyExists { .. }) => {
-                let store = Store::open(dir)?;
-                if store.read()?.tip()?.is_some() {
-                    return Err(StoreError::AlreadyExists { path: dir.into() }.into());
-                }
-                store
-            }
-            other => other?,
-        };
         let entry = IndexEntry {
             header: genesis.header,
             height: 0,
             chain_work: params.block_work(),
         };
-        store.write(|w| -> Result<(), ChainError> {
-            w.put_block(genesis, entry)?;
-            w.connect_block(genesis, 0, &spends.spent)?;
-            Ok(())
+        Store::remove_incomplete(dir)?;
+        let store = Store::create_filled(dir, |store| {
+            store.write(|w| -> Result<(), ChainError> {
+                w.put_block(genesis, entry)?;
+                w.connect_block(genesis, 0, &spends.spent)?;
+                Ok(())
+            })
         })?;
         info!(target: "chain", height = 0, %hash, "created chain with genesis block");
         Ok(Self { store, params })

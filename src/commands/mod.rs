@@ -220,6 +220,7 @@ fn list_addresses(dir: &Path) -> Result<()> {
 
 fn create_blockchain(dir: &Path, params: ChainParams, address: &str) -> Result<()> {
     let address = parse_address(address)?;
+    Store::remove_incomplete(chain_dir(dir))?;
     if Store::exists(chain_dir(dir)) {
         bail!(
             "a blockchain already exists in {}",

@@ -66,7 +66,12 @@ pub async fn adopt(
         match Chain::create(chain_dir, params.clone(), &genesis) {
             Ok(chain) => {
                 info!(target: "sync", %peer, %hash, "adopted genesis block");
-                net.join(hash).await?;
+                match net.join(hash).await {
+                    // Stopping at this moment stops the network too: the chain is complete,
+                    // and the node goes on to stop as usual.
+                    Err(_) if *shutdown.borrow() => {}
+                    joined => joined?,
+                }
                 return Ok(chain);
             }
             Err(e) if e.is_fatal() => return Err(e.into()),

@@ -25,10 +25,13 @@
 //! | `arrivals.rs` | when each recent main-chain block arrived here (ms since the epoch) |
 //! | `mining.rs` | the miner role |
 //! | `wallet.rs` | the node's wallet: keys in memory, payments, their resend task |
+//! | `mempool_file.rs` | `mempool.dat`: its format, loading it at start, saving it periodically and at shutdown |
 //!
 //! Shutdown flows from one `watch` channel. The node also stops — with an error — when the
 //! chain actor ends on its own (a fatal store error or a panic): a node that cannot write
 //! its chain must not keep answering as if it could.
+//!
+//! The mempool is saved to `mempool.dat` (`mempool_file.rs`) before the chain actor stops.
 
 mod arrivals;
 mod chain_actor;
@@ -36,6 +39,7 @@ mod chain_handle;
 mod control;
 mod genesis;
 mod ingest;
+mod mempool_file;
 mod mining;
 mod orphans;
 mod queue;
@@ -97,6 +101,8 @@ pub async fn start(
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     let lock = crate::datadir::lock(dir)?;
     let chain_dir = dir.join("chain");
+    // What an interrupted start may have left (a staging dir, a store without a chain).
+    Store::remove_incomplete(&chain_dir)?;
     let existing = if Store::exists(&chain_dir) {
         Some(Chain::open(&chain_dir, params.clone())?)
     } else {
@@ -201,6 +207,13 @@ impl Node {
             _lock,
         } = self;
         let (net, chain, sync) = (parts.net.clone(), parts.chain.clone(), parts.sync.clone());
+        let (stop_keeper, keeper_stop) = oneshot::channel();
+        let keeper = tokio::spawn(mempool_file::keep(
+            chain.clone(),
+            config.data_dir.clone(),
+            config.mempool.clone(),
+            keeper_stop,
+        ));
         let (mined_tx, mined_rx) = mpsc::channel::<Block>(16);
         if config.role == Role::Miner {
             let reward_to = config
@@ -234,6 +247,8 @@ impl Node {
             error!(target: "chain", "stopping the node: {e:#}");
         }
         info!(target: "net", "node stopping");
+        let _ = stop_keeper.send(());
+        let _ = keeper.await; // the mempool is saved while the chain still answers
         chain.shutdown().await;
         drop(control);
         let _ = std::fs::remove_file(config.data_dir.join(ADDR_FILE));

@@ -25,6 +25,14 @@ pub enum StoreError {
     Lmdb(String),
     #[error("corrupt chain store: {0}")]
     Corrupt(String),
+    /// The environment has no tables at all: what a start interrupted before the first commit
+    /// left (by versions before atomic creation). It holds no data.
+    #[error(
+        "the chain store at {} is incomplete (it has no tables; an interrupted start left it): \
+         `startnode` or `createblockchain` removes it and starts over",
+        path.display()
+    )]
+    Incomplete { path: PathBuf },
     #[error("chain store schema version {found} is not the supported version {expected}")]
     SchemaMismatch { found: u32, expected: u32 },
     #[error("no undo data for block {0}")]

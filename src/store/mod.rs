@@ -3,7 +3,9 @@
 //! `<data-dir>/chain`.
 //!
 //! - [`Store::create`] / [`Store::open`] / [`Store::open_read_only`] open it; the CLI may read
-//!   (read-only) while the daemon writes, from another process.
+//!   (read-only) while the daemon writes, from another process. Creation is atomic
+//!   ([`Store::create_filled`]: built beside, renamed into place), and
+//!   [`Store::remove_incomplete`] clears what an interrupted creation left (`create.rs`).
 //! - [`Store::read`] gives a [`ReadView`]: one consistent snapshot ([`ChainRead`] methods).
 //! - [`Store::write`] runs a closure over a [`WriteView`] in one write transaction, committed
 //!   only if the closure returns `Ok`: a block, or a whole reorg, lands entirely or not at all,
@@ -18,6 +20,7 @@
 //! older store's layout is in `migrate.rs`.
 
 mod check;
+mod create;
 mod error;
 mod gate;
 mod migrate;
@@ -71,26 +74,15 @@ enum Attempt<T, E> {
 }
 
 impl Store {
-    /// Creates a new, empty store in `dir` (created if needed). Fails if `dir` already holds a
-    /// store, is a file, or cannot be written.
+    /// Creates a new, empty store in `dir` (created if needed), atomically (see
+    /// [`Store::create_filled`]). Fails if `dir` already holds a store, is a file, or cannot be
+    /// written.
     pub fn create(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::create_with(dir.as_ref(), DEFAULT_MAP_SIZE)
     }
 
     pub(crate) fn create_with(dir: &Path, map_size: usize) -> Result<Self, StoreError> {
-        not_a_file(dir)?;
-        if dir.join(DATA_FILE).exists() {
-            return Err(StoreError::AlreadyExists { path: dir.into() });
-        }
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::io(
-                format!("cannot create the chain store directory {}", dir.display()),
-                e,
-            )
-        })?;
-        let env = open_env(dir, map_size, false)?;
-        let tables = Tables::create(&env)?;
-        Ok(Self::assemble(env, tables, false))
+        Self::create_filled_with(dir, map_size, |_| Ok::<(), StoreError>(()))
     }
 
     /// Whether `dir` holds a store (without opening it).

@@ -171,6 +171,11 @@ impl Tables {
             .lmdb()?;
         let (dbs, tx_index, status) = match opened {
             CommitOrAbort::Commit(dbs) => dbs,
+            CommitOrAbort::Abort(_) if env.unnamed_database_stat().entries == 0 => {
+                return Err(StoreError::Incomplete {
+                    path: env.path().to_path_buf(),
+                });
+            }
             CommitOrAbort::Abort(missing) => {
                 return Err(StoreError::Corrupt(format!(
                     "table {missing} is missing: not a complete gossipcoin chain store"

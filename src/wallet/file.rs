@@ -18,10 +18,9 @@
 //! A file that fails any check is reported as [`WalletError::Corrupt`] and never rewritten.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use gossipcoin_proto::{Address, PubkeyHash, encode, sha256d};
 use zeroize::Zeroizing;
@@ -254,46 +253,19 @@ pub(crate) fn lock(dir: &Path) -> Result<File, WalletError> {
     Ok(file)
 }
 
-/// Replaces the file at `path` with `bytes`: temp file, write, mode 0600, fsync, rename, fsync
-/// of the directory. On failure the old file is untouched and the temp file removed.
+/// Replaces the file at `path` with `bytes` atomically, mode 0600 (see [`crate::atomic_file`]).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WalletError> {
-    // Unique per process and call, so concurrent unlocked saves never share a temp file.
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or(WALLET_FILE);
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let write = || -> Result<(), WalletError> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(WalletError::io("create a temporary file in", dir))?;
-        file.write_all(bytes)
-            .map_err(WalletError::io("write", &tmp))?;
-        file.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(WalletError::io("set the mode of", &tmp))?;
-        file.sync_all().map_err(WalletError::io("sync", &tmp))?;
-        fs::rename(&tmp, path).map_err(WalletError::io("replace", path))
-    };
-    if let Err(e) = write() {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(WalletError::io("sync the directory", dir))
+    crate::atomic_file::write(path, bytes).map_err(|e| WalletError::Io {
+        action: e.action,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn key(n: u8) -> PrivateKey {

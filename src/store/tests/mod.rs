@@ -2,6 +2,8 @@
 //! (no valid proof of work or signatures: the store does not check consensus).
 //!
 //! - `open`: create / open / read-only (in a child process) and their errors
+//! - `create`: atomic creation; what an interrupted creation left is removed only when it
+//!   holds no chain
 //! - `chain`: connect, disconnect, reindex, rejected mutations, atomic writes
 //! - `check`: the consistency check on good and deliberately broken stores
 //! - `crash`: `kill -9` of a writing child process; readers while the map grows
@@ -14,6 +16,7 @@
 
 mod chain;
 mod check;
+mod create;
 mod growth;
 mod growth_readers;
 mod migrate;
