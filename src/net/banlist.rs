@@ -6,7 +6,6 @@
 //! cannot be read or parsed is reported with a warning and set aside, and the node starts with
 //! no bans — a lost ban list is never a reason not to start.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -105,18 +104,9 @@ pub(super) fn save(path: &Path, bans: Vec<SavedBan>) {
         version: VERSION,
         bans,
     };
-    let result = (|| -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
+    let result = serde_json::to_vec_pretty(&file)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| crate::atomic_file::write(path, &bytes).map_err(|e| e.to_string()));
     if let Err(e) = result {
         warn!(target: "net", path = %path.display(), "cannot save the ban list: {e}");
     }
@@ -141,7 +131,8 @@ mod tests {
         assert!(load(&path).is_empty());
         save(&path, vec![ban(1), ban(2)]);
         assert_eq!(load(&path), vec![ban(1), ban(2)]);
-        assert!(!dir.path().join("banlist.json.tmp").exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "a temporary file was left: {left:?}");
     }
 
     #[test]
