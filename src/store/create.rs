@@ -6,7 +6,8 @@
 //! `chain`): tables created, the caller's first writes (the genesis block) committed and
 //! fsynced, the environment closed, the directory fsynced, then renamed to its final name and
 //! the parent directory fsynced. A kill at any moment leaves either no `chain/` or a complete
-//! one; a leftover staging directory is removed by the next creation or writable open.
+//! one; a leftover staging directory is removed by the next creation or by
+//! [`Store::remove_incomplete`].
 //!
 //! A store with no chain in it at all (no tables, or tables but no genesis and no block — what
 //! versions before atomic creation left when killed while adopting a genesis block) holds no
@@ -66,6 +67,12 @@ impl Store {
             )
         })?;
         remove_staging(&staging)?;
+        if dir.exists() {
+            // No data.mdb: an empty directory, or LMDB's lock file alone (a kill before the
+            // environment was created). data.mdb is never removed here: only a store found
+            // incomplete is ([`Store::remove_incomplete`]).
+            remove_store_dir(dir, &[LOCK_FILE])?;
+        }
         std::fs::create_dir(&staging).map_err(|e| {
             io(
                 format!(
@@ -103,7 +110,7 @@ impl Store {
         if !empty? {
             return Ok(false);
         }
-        remove_store_dir(dir)?;
+        remove_store_dir(dir, &[DATA_FILE, LOCK_FILE])?;
         warn!(target: "store", path = %dir.display(),
               "an incomplete chain store left by an interrupted start was removed");
         Ok(true)
@@ -147,11 +154,8 @@ where
 /// Makes the staged store durable under its final name.
 fn move_into_place(staging: &Path, dir: &Path) -> Result<(), StoreError> {
     sync_dir(staging).map_err(file_error)?;
-    if dir.exists() {
-        // An empty directory, or LMDB files without data.mdb: nothing of value (the caller
-        // checked that there is no data.mdb).
-        remove_store_dir(dir)?;
-    }
+    // Replaces an empty `dir`, never a non-empty one: a store another creator moved there
+    // meanwhile is kept (the rename fails).
     std::fs::rename(staging, dir).map_err(|e| {
         if dir.join(DATA_FILE).exists() {
             StoreError::AlreadyExists { path: dir.into() }
@@ -189,10 +193,10 @@ fn remove_staging(staging: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Removes LMDB's two files from `dir`, then `dir` itself, which must then be empty: anything
+/// Removes `files` (LMDB's) from `dir`, then `dir` itself, which must then be empty: anything
 /// else in it is not ours to delete.
-fn remove_store_dir(dir: &Path) -> Result<(), StoreError> {
-    for name in [DATA_FILE, LOCK_FILE] {
+fn remove_store_dir(dir: &Path, files: &[&str]) -> Result<(), StoreError> {
+    for &name in files {
         match std::fs::remove_file(dir.join(name)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(io(format!("cannot remove {}", dir.join(name).display()), e));
