@@ -100,6 +100,8 @@ fn pending_payments_survive_a_clean_restart() {
     assert_eq!(mempool(&d), sent);
     assert!(d.stop().success());
     assert_eq!(declared_count(&node), Some(3));
+    // Only the file may bring them back: the wallet would offer its pending payments again.
+    std::fs::remove_file(node.dir.join("wallet.pending")).unwrap();
 
     let d = start(&node, &params, &[]);
     wait_until(30, "the saved payments back in the mempool", || {
@@ -123,6 +125,8 @@ fn payments_saved_periodically_survive_a_sigkill() {
     });
     d.kill();
     std::fs::remove_file(node.dir.join("api.addr")).unwrap(); // the new node's tells it is up
+    // Only the file may bring them back: the wallet would offer its pending payments again.
+    std::fs::remove_file(node.dir.join("wallet.pending")).unwrap();
 
     let d = start(&node, &params, &["--config", &config]);
     wait_until(30, "the saved payments back in the mempool", || {
@@ -140,7 +144,10 @@ fn transactions_no_longer_valid_are_dropped_at_load() {
     assert!(d.stop().success());
     assert_eq!(declared_count(&node), Some(2));
     // While the node is down, the same coin is spent and mined from the command line: both
-    // saved payments (the second spends the first's change) are now conflicts.
+    // saved payments (the second spends the first's change) are now conflicts. The wallet
+    // would refuse to spend a coin its own pending payments hold (wallet.pending), so the
+    // double spend comes from a wallet without that record, as from a copy of wallet.dat.
+    std::fs::remove_file(node.dir.join("wallet.pending")).unwrap();
     let bob = Node::new().new_address();
     node.ok(&[
         "--params", &params, "send", "--from", &alice, "--to", &bob, "--amount", "5", "--mine",
@@ -179,7 +186,9 @@ fn a_corrupt_or_oversized_mempool_file_is_set_aside_and_the_node_starts_empty() 
     assert!(d.stop().success());
     assert_eq!(declared_count(&node), Some(1));
 
-    // 1 TiB (sparse): refused from its size, never read.
+    // 1 TiB (sparse): refused from its size, never read. (Without wallet.pending, or the
+    // wallet would offer its pending payment again and the mempool would hold it anyway.)
+    std::fs::remove_file(node.dir.join("wallet.pending")).unwrap();
     let file = std::fs::File::create(mempool_file(&node)).unwrap();
     file.set_len(1 << 40).unwrap();
     drop(file);
