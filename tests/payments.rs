@@ -102,3 +102,55 @@ fn a_miner_killed_with_pending_payments_mines_every_one_after_its_restart() {
         confirmed(&capi)
     });
 }
+
+/// Payments sent at the same time from an address with one coin each spend the change of the
+/// one before, as payments in a row do: none is refused for want of funds while the coin is
+/// only held by a payment in flight.
+#[test]
+fn concurrent_payments_from_one_coin_are_all_accepted() {
+    let node = Node::new();
+    let params = common::params_file(&node, "0x207fffff");
+    let a = node.new_address();
+    node.ok(&["--params", &params, "createblockchain", "--address", &a]);
+    let d = node.start(&[
+        "--params",
+        &params,
+        "--role",
+        "central",
+        "--listen",
+        &addr(free_port()),
+    ]);
+    let (api, cookie) = (d.api(), d.cookie());
+    let to = Node::new().new_address();
+    let answers: Vec<common::Http> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..10)
+                        .map(|_| {
+                            http_post(
+                                &format!("{api}/transactions/new"),
+                                &json!({ "sender": a, "recipient": to, "amount": "0.01" })
+                                    .to_string(),
+                                "application/json",
+                                Some(&cookie),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let refused: Vec<_> = answers.iter().filter(|r| r.status != 201).collect();
+    assert!(
+        refused.is_empty(),
+        "{} of 40 refused: {:?}",
+        refused.len(),
+        refused.first()
+    );
+    assert_eq!(http_get(&format!("{api}/mempool"), None).body["txs"], 40);
+}

@@ -30,6 +30,8 @@ use crate::wallet::{self, Keyring, Payment, PaymentState, Pending, WalletError};
 
 /// Times a payment is built again after the mempool named a coin as spent elsewhere.
 const MAX_ATTEMPTS: usize = 8;
+/// How long a payment waits for the payments in flight that hold its coins.
+const RESERVED_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Pending payments offered again per resend round at most (oldest first).
 const MAX_RESEND: usize = 1_000;
 
@@ -84,6 +86,9 @@ struct Shared {
     state: Mutex<State>,
     /// Appends and rewrites of `wallet.pending` by this process, one at a time.
     file: tokio::sync::Mutex<()>,
+    /// Woken whenever reserved inputs are released or become a recorded payment (whose change
+    /// may then be spent): a payment that found its coins reserved waits for it.
+    settled: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -139,6 +144,7 @@ impl NodeWallet {
                     reserved: HashSet::new(),
                 }),
                 file: tokio::sync::Mutex::new(()),
+                settled: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -206,8 +212,14 @@ impl NodeWallet {
             })
             .await?;
         let mut excluded: HashSet<OutPoint> = HashSet::new();
-        for _ in 0..MAX_ATTEMPTS {
-            let tx = {
+        let wait_until = tokio::time::Instant::now() + RESERVED_WAIT;
+        let mut attempts = 0;
+        while attempts < MAX_ATTEMPTS {
+            // Armed before the state is looked at, so a release in between is not missed.
+            let settled = self.inner.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            let built = {
                 let mut state = lock(&self.inner.state);
                 if state.payments.len() >= wallet::pending::MAX_PAYMENTS {
                     return Err(WalletError::TooManyPayments {
@@ -223,29 +235,49 @@ impl NodeWallet {
                     tip + 1,
                     &self.inner.params,
                 );
-                let tx = wallet::build_payment(
+                let in_flight = !reserved.is_empty();
+                match wallet::build_payment(
                     &key,
                     &spendable,
                     req.to.pubkey_hash(),
                     req.amount,
                     req.fee,
-                )?;
-                let txid = tx.compute_txid();
-                if payments.contains(&txid) {
-                    return Err(PayError::AlreadyKnown { txid });
+                ) {
+                    // Payments in flight hold coins, or will leave change: wait for them, as a
+                    // payment right after another from the same address would have.
+                    Err(WalletError::InsufficientFunds { .. })
+                        if in_flight && tokio::time::Instant::now() < wait_until =>
+                    {
+                        None
+                    }
+                    built => {
+                        let tx = built?;
+                        let txid = tx.compute_txid();
+                        if payments.contains(&txid) {
+                            return Err(PayError::AlreadyKnown { txid });
+                        }
+                        state.reserved.extend(tx.inputs.iter().map(|i| i.prevout));
+                        Some(tx)
+                    }
                 }
-                state.reserved.extend(tx.inputs.iter().map(|i| i.prevout));
-                tx
             };
+            let Some(tx) = built else {
+                let _ = tokio::time::timeout_at(wait_until, settled).await;
+                continue;
+            };
+            attempts += 1;
             let result = self
                 .inner
                 .chain
                 .submit_tx(tx.clone(), "wallet".into())
                 .await;
-            let release = |state: &mut State| {
+            let release = || {
+                let mut state = lock(&self.inner.state);
                 for i in &tx.inputs {
                     state.reserved.remove(&i.prevout);
                 }
+                drop(state);
+                self.inner.settled.notify_waiters();
             };
             match result {
                 Ok(Ok(txid)) => {
@@ -261,20 +293,20 @@ impl NodeWallet {
                     return Err(PayError::AlreadyKnown { txid });
                 }
                 Ok(Err(MempoolError::Conflict { outpoint, .. })) => {
-                    release(&mut lock(&self.inner.state));
+                    release();
                     excluded.insert(outpoint);
                 }
                 Ok(Err(MempoolError::MissingInputs { missing, .. })) => {
                     // Change of a payment that is not in the mempool (yet): other coins first.
-                    release(&mut lock(&self.inner.state));
+                    release();
                     excluded.extend(missing);
                 }
                 Ok(Err(e)) => {
-                    release(&mut lock(&self.inner.state));
+                    release();
                     return Err(e.into());
                 }
                 Err(gone) => {
-                    release(&mut lock(&self.inner.state));
+                    release();
                     return Err(gone.into());
                 }
             }
@@ -295,6 +327,7 @@ impl NodeWallet {
             }
             state.payments.add(payment.clone())?;
         }
+        self.inner.settled.notify_waiters();
         self.append(vec![Event::Add(payment)]).await?;
         Ok(())
     }
