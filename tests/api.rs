@@ -3,29 +3,13 @@
 //! changed), cookie auth, `/metrics`, and the CLI going through a running daemon.
 
 mod common;
-use common::{Daemon, Http, Node, addr, free_port, http_get, http_post, wait_until};
+use common::{
+    Daemon, Http, Node, addr, easy_params, free_port, funded, http_get, http_post,
+    start_central as start, wait_until,
+};
 use serde_json::{Value, json};
 
 const JSON: &str = "application/json";
-
-/// Devnet parameters with the easiest target, so `/mine` is instant.
-fn easy_params(node: &Node) -> String {
-    common::params_file(node, "0x207fffff")
-}
-
-/// A node with a wallet and a chain whose genesis pays its first address.
-fn funded(node: &Node, params: &str) -> String {
-    let a = node.new_address();
-    node.ok(&["--params", params, "createblockchain", "--address", &a]);
-    a
-}
-
-fn start(node: &Node, params: &str, extra: &[&str]) -> Daemon {
-    let listen = addr(free_port());
-    let mut args = vec!["--params", params, "--role", "central", "--listen", &listen];
-    args.extend_from_slice(extra);
-    node.start(&args)
-}
 
 fn chain_hashes(api: &str) -> Vec<String> {
     let r = http_get(&format!("{api}/chain"), None);

@@ -3,12 +3,7 @@
 //! central node's death. Blocks use an easy PoW target (`--params`) so chains build quickly.
 
 mod common;
-use common::{Daemon, Node, addr, free_port, wait_until};
-
-/// Devnet parameters with the easiest target (about two hashes a block).
-fn easy_params(node: &Node) -> String {
-    common::params_file(node, "0x207fffff")
-}
+use common::{Daemon, Node, addr, easy_params, free_port, wait_until};
 
 fn start(node: &Node, params: &str, role: &str, port: u16, extra: &[&str]) -> Daemon {
     let mut args = vec!["--params", params, "--role", role, "--listen"];

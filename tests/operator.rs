@@ -3,13 +3,8 @@
 //! API's edges (header sizes, no password dialog on 401).
 
 mod common;
-use common::{Daemon, Node, addr, free_port, http_get, wait_until};
+use common::{Daemon, Node, addr, easy_params, free_port, http_get, wait_until};
 use std::time::{Duration, Instant};
-
-/// Devnet parameters with the easiest target, so mining is instant.
-fn easy_params(node: &Node) -> String {
-    common::params_file(node, "0x207fffff")
-}
 
 fn start(node: &Node, params: &str, role: &str, port: u16, extra: &[&str]) -> Daemon {
     let listen = addr(port);

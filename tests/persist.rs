@@ -8,30 +8,15 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Node, addr, free_port, http_get, http_post, wait_until};
+use common::{
+    Daemon, Node, addr, easy_params, free_port, funded, http_get, http_post,
+    start_central as start, wait_until,
+};
 use serde_json::json;
 
 const JSON: &str = "application/json";
 /// An empty `mempool.dat`: magic, version, count, checksum.
 const EMPTY_FILE_LEN: u64 = 8 + 1 + 4 + 4;
-
-fn easy_params(node: &Node) -> String {
-    common::params_file(node, "0x207fffff")
-}
-
-/// A node with a wallet and a chain whose genesis pays its first address.
-fn funded(node: &Node, params: &str) -> String {
-    let a = node.new_address();
-    node.ok(&["--params", params, "createblockchain", "--address", &a]);
-    a
-}
-
-fn start(node: &Node, params: &str, extra: &[&str]) -> Daemon {
-    let listen = addr(free_port());
-    let mut args = vec!["--params", params, "--role", "central", "--listen", &listen];
-    args.extend_from_slice(extra);
-    node.start(&args)
-}
 
 /// A role file that saves the mempool every second.
 fn save_every_second(node: &Node) -> String {

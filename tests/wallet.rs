@@ -6,22 +6,10 @@
 //! the mempool already has is answered 409 with its txid.
 
 mod common;
-use common::{Daemon, Node, addr, free_port, http_get, http_post, wait_until};
+use common::{Daemon, Node, addr, easy_params, free_port, funded, http_get, http_post, wait_until};
 use serde_json::{Value, json};
 
 const JSON: &str = "application/json";
-
-/// Devnet parameters with the easiest target, so `/mine` is instant.
-fn easy_params(node: &Node) -> String {
-    common::params_file(node, "0x207fffff")
-}
-
-/// A node with a wallet and a chain whose genesis pays its first address.
-fn funded(node: &Node, params: &str) -> String {
-    let a = node.new_address();
-    node.ok(&["--params", params, "createblockchain", "--address", &a]);
-    a
-}
 
 fn start(node: &Node, params: &str) -> Daemon {
     let listen = addr(free_port());

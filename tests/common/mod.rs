@@ -347,3 +347,23 @@ pub fn http_post(url: &str, body: &str, content_type: &str, cookie: Option<&str>
     }
     answer(req.send(body))
 }
+
+/// Devnet parameters with the easiest target, so mining is instant; the file's path.
+pub fn easy_params(node: &Node) -> String {
+    params_file(node, "0x207fffff")
+}
+
+/// A wallet and a chain whose genesis pays its first address; that address.
+pub fn funded(node: &Node, params: &str) -> String {
+    let a = node.new_address();
+    node.ok(&["--params", params, "createblockchain", "--address", &a]);
+    a
+}
+
+/// A central node (no bootstrap peers) on a free port, with `extra` flags.
+pub fn start_central(node: &Node, params: &str, extra: &[&str]) -> Daemon {
+    let listen = addr(free_port());
+    let mut args = vec!["--params", params, "--role", "central", "--listen", &listen];
+    args.extend_from_slice(extra);
+    node.start(&args)
+}
