@@ -289,3 +289,40 @@ async fn oversized_or_unasked_mempool_answers_cost_their_sender() {
     assert!(v.orphans.is_empty(), "the unasked transaction was kept");
     v.stop().await.unwrap();
 }
+
+/// Asking for a node's mempool again on the same connection within 10 s, or for more
+/// transactions than one request may name, costs the asker; the first listing is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mempool_requests_too_often_or_too_big_cost_their_sender() {
+    let g = genesis();
+    let v = TestNode::start(&g, &[]).await;
+    let x = Attacker::connect(&v.addr, g.block_hash()).await;
+    wait_for("V to see X", || async {
+        v.peer_score(x.id).await.is_some()
+    })
+    .await;
+    let first = x.net.request(v.id, Request::GetMempool).await;
+    assert!(
+        matches!(first, Ok(Response::MempoolTxids(_))),
+        "the first listing is answered: {first:?}"
+    );
+    let again = x.net.request(v.id, Request::GetMempool).await;
+    assert!(
+        matches!(again, Ok(Response::Error(_))),
+        "a second listing within 10 s is refused: {again:?}"
+    );
+    wait_for("V to charge the repeated listing", || async {
+        v.peer_score(x.id).await.is_some_and(|s| s < 0.0)
+    })
+    .await;
+    let before = v.peer_score(x.id).await.unwrap();
+    let too_many = Request::GetTxs {
+        txids: vec![Txid([5; 32]); gossipcoin_proto::message::MAX_TXS_PER_REQUEST + 1],
+    };
+    let _ = x.net.request(v.id, too_many).await;
+    wait_for("V to charge the oversized GetTxs", || async {
+        v.peer_score(x.id).await.is_none_or(|s| s < before)
+    })
+    .await;
+    v.stop().await.unwrap();
+}
