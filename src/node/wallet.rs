@@ -235,7 +235,22 @@ impl NodeWallet {
                     tip + 1,
                     &self.inner.params,
                 );
-                let in_flight = !reserved.is_empty();
+                // Would the coins that payments in flight hold now cover this one? Only then
+                // is it worth waiting for them.
+                let covered_by_held = |need: Amount| {
+                    !reserved.is_empty() && {
+                        let with_held = payments.spendable(
+                            owner,
+                            confirmed.iter().copied(),
+                            |op| excluded.contains(op),
+                            tip + 1,
+                            &self.inner.params,
+                        );
+                        let units: u64 =
+                            with_held.iter().map(|(_, c)| c.output.value.units()).sum();
+                        units >= need.units()
+                    }
+                };
                 match wallet::build_payment(
                     &key,
                     &spendable,
@@ -245,8 +260,8 @@ impl NodeWallet {
                 ) {
                     // Payments in flight hold coins, or will leave change: wait for them, as a
                     // payment right after another from the same address would have.
-                    Err(WalletError::InsufficientFunds { .. })
-                        if in_flight && tokio::time::Instant::now() < wait_until =>
+                    Err(WalletError::InsufficientFunds { need, .. })
+                        if tokio::time::Instant::now() < wait_until && covered_by_held(need) =>
                     {
                         None
                     }
