@@ -59,11 +59,14 @@ fn secs(ts: &str) -> Option<f64> {
     Some(days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + s)
 }
 
-/// Who a `from` field names: a testnet node, the node's own miner, its API, or a client.
+/// Who a `from` field names: a testnet node, the node's own miner, API or wallet, its saved
+/// mempool, or a client.
 fn source(from: &str, peers: &[(String, String)]) -> String {
     match from {
         "miner" => "its own miner".into(),
         "api" => "its API".into(),
+        "wallet" => "its wallet".into(),
+        "mempool.dat" => "its saved mempool (mempool.dat)".into(),
         "operator" => "its operator (submitblock)".into(),
         other => {
             let named = name_peers(other, peers);
@@ -315,6 +318,7 @@ mod tests {
         assert_eq!(source("12D3KooWabc", &peers), "miner-1");
         assert_eq!(source("miner", &peers), "its own miner");
         assert_eq!(source("api", &peers), "its API");
+        assert_eq!(source("wallet", &peers), "its wallet");
         assert!(source("12D3KooWzzzzzzzzzzzzzz", &peers).starts_with("client 12D3"));
     }
 }
