@@ -64,7 +64,7 @@ impl Behaviour {
             .map_err(|e| NetError::Config(format!("gossipsub scoring: {e}")))?;
 
         let sync = request_response::Behaviour::with_codec(
-            SyncCodec,
+            SyncCodec::new(config.max_block_bytes),
             [(
                 StreamProtocol::new(SYNC_PROTOCOL),
                 request_response::ProtocolSupport::Full,
