@@ -155,7 +155,12 @@ impl Service {
         let now = Instant::now();
         Self {
             swarm,
-            peers: PeerManager::new(config.requests_per_second_per_peer, config.ban_duration),
+            peers: {
+                let mut peers =
+                    PeerManager::new(config.requests_per_second_per_peer, config.ban_duration);
+                peers.set_upload_budget(config.max_upload_bytes_per_sec);
+                peers
+            },
             config,
             commands,
             events,

@@ -237,8 +237,6 @@ impl Ingest {
     /// A peer disconnected: its orphan transactions are dropped (its queued work is still
     /// handled: it was sent before it left).
     pub fn peer_gone(&self, peer: &PeerId) {
-        // A new connection may ask for our mempool at once (a restarted node must learn it).
-        self.mempool_served.forget(peer);
         let orphans = tx_relay::drop_orphans_of(&self.orphans, &self.net, peer);
         if orphans > 0 {
             debug!(target: "mempool", %peer, orphans, "dropped a disconnected peer's orphan transactions");
@@ -279,30 +277,43 @@ fn request_kind(request: &Request) -> &'static str {
 }
 
 /// When each peer was last sent our mempool's txids: at most once per
-/// [`MEMPOOL_SERVE_INTERVAL`] on one connection (the list can be long, and building it takes
-/// the chain actor's time); a peer that reconnects may ask again at once, as a restarted node
-/// does.
+/// [`MEMPOOL_SERVE_INTERVAL`] (the list can be long, and building it takes the chain actor's
+/// time), kept across reconnects, so reconnecting buys no extra listing. A restarted node
+/// that asks too soon is told "busy" once, free of charge, and asks again after the interval
+/// ([`super::tx_exchange`]); asking again within it costs.
 #[derive(Default)]
 struct MempoolServes {
-    last: std::sync::Mutex<HashMap<PeerId, Instant>>,
+    /// When it was last served, and how often refused since.
+    last: std::sync::Mutex<HashMap<PeerId, (Instant, u32)>>,
+}
+
+/// What [`MempoolServes::may_serve`] decided.
+#[derive(Debug, PartialEq, Eq)]
+enum MempoolServe {
+    Now,
+    /// Within the interval; `again` when this is not the first refusal in it.
+    TooSoon {
+        again: bool,
+    },
 }
 
 impl MempoolServes {
     /// Whether `peer` may be sent the list now; if so, it is counted as sent.
-    fn may_serve(&self, peer: PeerId, now: Instant) -> bool {
+    fn may_serve(&self, peer: PeerId, now: Instant) -> MempoolServe {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        last.retain(|_, at| now.saturating_duration_since(*at) < MEMPOOL_SERVE_INTERVAL);
-        if last.contains_key(&peer) {
-            return false;
+        last.retain(|_, (at, _)| now.saturating_duration_since(*at) < MEMPOOL_SERVE_INTERVAL);
+        match last.get_mut(&peer) {
+            Some((_, refused)) => {
+                *refused += 1;
+                MempoolServe::TooSoon {
+                    again: *refused > 1,
+                }
+            }
+            None => {
+                last.insert(peer, (now, 0));
+                MempoolServe::Now
+            }
         }
-        last.insert(peer, now);
-        true
-    }
-
-    /// `peer` disconnected: its next connection starts afresh.
-    fn forget(&self, peer: &PeerId) {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        last.remove(peer);
     }
 }
 
@@ -411,17 +422,21 @@ async fn request_worker(
                     Err(e) => Response::Error(e.to_string()),
                 }
             }
-            Request::GetMempool if !served.may_serve(peer, Instant::now()) => {
-                w.net.report_peer(
-                    peer,
-                    Misbehaviour::Low,
-                    "over a rate: asked for our mempool again within 10 s",
-                );
-                Response::Error("busy: our mempool was sent to you moments ago".into())
-            }
-            Request::GetMempool => match w.chain.mempool_txids(MAX_MEMPOOL_TXIDS).await {
-                Ok(txids) => Response::MempoolTxids(txids),
-                Err(e) => Response::Error(e.to_string()),
+            Request::GetMempool => match served.may_serve(peer, Instant::now()) {
+                MempoolServe::TooSoon { again } => {
+                    if again {
+                        w.net.report_peer(
+                            peer,
+                            Misbehaviour::Low,
+                            "over a rate: asked for our mempool again within 10 s",
+                        );
+                    }
+                    Response::Error("busy: our mempool was sent to you moments ago".into())
+                }
+                MempoolServe::Now => match w.chain.mempool_txids(MAX_MEMPOOL_TXIDS).await {
+                    Ok(txids) => Response::MempoolTxids(txids),
+                    Err(e) => Response::Error(e.to_string()),
+                },
             },
             Request::GetTxs { txids } => {
                 match w.chain.mempool_txs(txids, SOFT_RESPONSE_BYTES).await {
@@ -459,14 +474,21 @@ mod tests {
         let t0 = Instant::now();
         let (p, q) = (PeerId::random(), PeerId::random());
         let served = MempoolServes::default();
-        assert!(served.may_serve(p, t0));
-        assert!(!served.may_serve(p, t0 + MEMPOOL_SERVE_INTERVAL / 2));
-        assert!(served.may_serve(q, t0 + MEMPOOL_SERVE_INTERVAL / 2));
-        assert!(served.may_serve(p, t0 + MEMPOOL_SERVE_INTERVAL));
-        served.forget(&q);
-        assert!(
-            served.may_serve(q, t0 + MEMPOOL_SERVE_INTERVAL / 2),
-            "a new connection"
+        let half = t0 + MEMPOOL_SERVE_INTERVAL / 2;
+        assert_eq!(served.may_serve(p, t0), MempoolServe::Now);
+        // Too soon (a reconnect changes nothing): the first refusal is free, the next costs.
+        assert_eq!(
+            served.may_serve(p, half),
+            MempoolServe::TooSoon { again: false }
+        );
+        assert_eq!(
+            served.may_serve(p, half),
+            MempoolServe::TooSoon { again: true }
+        );
+        assert_eq!(served.may_serve(q, half), MempoolServe::Now);
+        assert_eq!(
+            served.may_serve(p, t0 + MEMPOOL_SERVE_INTERVAL),
+            MempoolServe::Now
         );
     }
 }
