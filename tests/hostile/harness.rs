@@ -106,6 +106,16 @@ impl TestNode {
     /// Starts a node whose store already holds `genesis` and `blocks` (connected before the
     /// node starts, so nothing of them is gossiped).
     pub async fn start_with(genesis: &Block, blocks: &[Block], bootstrap: &[&str]) -> TestNode {
+        Self::start_configured(genesis, blocks, bootstrap, |_| {}).await
+    }
+
+    /// [`Self::start_with`], with `tweak` applied to the node's configuration.
+    pub async fn start_configured(
+        genesis: &Block,
+        blocks: &[Block],
+        bootstrap: &[&str],
+        tweak: impl FnOnce(&mut NodeConfig),
+    ) -> TestNode {
         init_logs();
         let dir = tempfile::tempdir().unwrap();
         let chain = Chain::create(&dir.path().join("chain"), params(), genesis).unwrap();
@@ -128,6 +138,7 @@ impl TestNode {
         };
         let mut config = NodeConfig::load(dir.path(), overrides).unwrap();
         config.net.request_timeout_secs = 5;
+        tweak(&mut config);
         let (shutdown, rx) = watch::channel(false);
         let node = gossipcoin::node::start(config, params(), rx).await.unwrap();
         let control = node.control();
