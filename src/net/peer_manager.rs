@@ -243,6 +243,14 @@ impl PeerManager {
         self.peers.iter().filter(|(_, r)| !r.connections.is_empty())
     }
 
+    /// The network group of the peer's first address ([`super::budgets::group_of`]).
+    pub(super) fn group_of(&self, peer: &PeerId) -> Option<IpAddr> {
+        self.peers
+            .get(peer)
+            .and_then(|r| r.addr.as_ref())
+            .and_then(group_of)
+    }
+
     /// The peer's score (0 for a peer we know nothing against).
     #[cfg(test)]
     pub(super) fn score(&self, peer: &PeerId) -> f64 {

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gossipcoin_proto::message::{MAX_MEMPOOL_TXIDS, Request, Response, SOFT_RESPONSE_BYTES};
-use gossipcoin_proto::{Block, Transaction};
+use gossipcoin_proto::{Block, BlockHash, Transaction};
 use tokio::sync::oneshot;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::chain_handle::{BlockOutcome, ChainHandle};
 use super::queue::{Bounds, FairQueue, Full};
@@ -317,34 +317,80 @@ impl MempoolServes {
     }
 }
 
-/// Equal-work side blocks stored per peer: each peer may make us store a few per hour.
+/// Equal-work side blocks stored per sender: each identity, and each network group (a
+/// non-local IPv4 /16 or IPv6 /64: new identities buy no more), may make us store a few per
+/// hour.
 #[derive(Default)]
 struct SideAllowance {
-    used: HashMap<PeerId, (u32, Instant)>,
+    used: HashMap<SideKey, (u32, Instant)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SideKey {
+    Peer(PeerId),
+    Group(std::net::IpAddr),
 }
 
 impl SideAllowance {
-    fn has_room(&mut self, peer: &PeerId, now: Instant) -> bool {
-        self.used
-            .retain(|_, (_, since)| now.saturating_duration_since(*since) < SIDE_WINDOW);
-        self.used
-            .get(peer)
-            .is_none_or(|(n, _)| *n < MAX_SIDE_BLOCKS_PER_PEER)
+    fn keys(peer: PeerId, group: Option<std::net::IpAddr>) -> impl Iterator<Item = SideKey> {
+        std::iter::once(SideKey::Peer(peer)).chain(group.map(SideKey::Group))
     }
 
-    fn charge(&mut self, peer: PeerId, now: Instant) {
-        self.used.entry(peer).or_insert((0, now)).0 += 1;
+    fn has_room(&mut self, peer: PeerId, group: Option<std::net::IpAddr>, now: Instant) -> bool {
+        self.used
+            .retain(|_, (_, since)| now.saturating_duration_since(*since) < SIDE_WINDOW);
+        Self::keys(peer, group).all(|key| {
+            self.used
+                .get(&key)
+                .is_none_or(|(n, _)| *n < MAX_SIDE_BLOCKS_PER_PEER)
+        })
+    }
+
+    fn charge(&mut self, peer: PeerId, group: Option<std::net::IpAddr>, now: Instant) {
+        for key in Self::keys(peer, group) {
+            self.used.entry(key).or_insert((0, now)).0 += 1;
+        }
+    }
+}
+
+/// Who sent each side block we stored from gossip (the most recent [`MAX_SIDE_SENDERS`]): a
+/// side block is fully checked only when its branch is connected, and its sender is charged
+/// then.
+#[derive(Default)]
+struct SideSenders {
+    by_hash: HashMap<BlockHash, PeerId>,
+    order: std::collections::VecDeque<BlockHash>,
+}
+
+/// Side blocks whose senders are remembered.
+const MAX_SIDE_SENDERS: usize = 4096;
+
+impl SideSenders {
+    fn insert(&mut self, hash: BlockHash, peer: PeerId) {
+        if self.order.len() >= MAX_SIDE_SENDERS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.by_hash.remove(&old);
+        }
+        self.by_hash.insert(hash, peer);
+        self.order.push_back(hash);
+    }
+
+    fn sender(&self, hash: &BlockHash) -> Option<PeerId> {
+        self.by_hash.get(hash).copied()
     }
 }
 
 async fn block_worker(queue: Arc<FairQueue<PeerId, BlockJob>>, w: Workers) {
     let mut side = SideAllowance::default();
+    let mut side_senders = SideSenders::default();
     while let Some((peer, job)) = queue.pop().await {
         let BlockJob { id, block, bytes } = job;
         let hash = block.block_hash();
         metrics().block_received(Source::Gossip);
+        let group = w.net.peer_group(peer).await;
         let origin = Origin::Unrequested {
-            may_store_side: side.has_room(&peer, Instant::now()),
+            may_store_side: side.has_room(peer, group, Instant::now()),
         };
         let Ok(outcome) = w
             .chain
@@ -369,8 +415,29 @@ async fn block_worker(queue: Arc<FairQueue<PeerId, BlockJob>>, w: Workers) {
                 w.sync.connect_orphans_of(hash).await;
             }
             BlockOutcome::SideBranch { .. } => {
-                side.charge(peer, Instant::now());
+                side.charge(peer, group, Instant::now());
+                side_senders.insert(hash, peer);
                 w.sync.connect_orphans_of(hash).await;
+            }
+            BlockOutcome::Invalid {
+                failed_ancestor: Some(failed),
+                ..
+            } => {
+                // Its branch was tried because of this block, and a side block under it was
+                // invalid: that block's sender pays for it, and so does whoever built on it.
+                if let Some(sender) = side_senders.sender(&failed) {
+                    warn!(target: "chain", peer = %sender, hash = %failed, "a side block proved invalid when its branch was connected: charging its sender");
+                    w.net.report_peer(
+                        sender,
+                        Misbehaviour::High,
+                        "sent a side block that proved invalid when its branch was connected",
+                    );
+                }
+                w.net.report_peer(
+                    peer,
+                    Misbehaviour::Mid,
+                    "built on a block that proved invalid",
+                );
             }
             BlockOutcome::Orphan { .. } => w.sync.on_orphan(block, peer, bytes).await,
             _ => {}
@@ -456,17 +523,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn side_allowance_runs_out_and_comes_back() {
+    fn side_allowance_runs_out_per_identity_and_per_group_and_comes_back() {
         let t0 = Instant::now();
         let (p, q) = (PeerId::random(), PeerId::random());
         let mut side = SideAllowance::default();
         for _ in 0..MAX_SIDE_BLOCKS_PER_PEER {
-            assert!(side.has_room(&p, t0));
-            side.charge(p, t0);
+            assert!(side.has_room(p, None, t0));
+            side.charge(p, None, t0);
         }
-        assert!(!side.has_room(&p, t0));
-        assert!(side.has_room(&q, t0));
-        assert!(side.has_room(&p, t0 + SIDE_WINDOW));
+        assert!(!side.has_room(p, None, t0));
+        assert!(side.has_room(q, None, t0));
+        assert!(side.has_room(p, None, t0 + SIDE_WINDOW));
+        // Four identities of one group share its allowance: new identities buy nothing.
+        let group = Some("203.0.0.0".parse().unwrap());
+        let ids: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
+        let mut side = SideAllowance::default();
+        let mut stored = 0;
+        for id in ids.iter().cycle().take(32) {
+            if side.has_room(*id, group, t0) {
+                side.charge(*id, group, t0);
+                stored += 1;
+            }
+        }
+        assert_eq!(stored, MAX_SIDE_BLOCKS_PER_PEER);
+        let elsewhere = Some("198.51.0.0".parse().unwrap());
+        assert!(side.has_room(ids[0], elsewhere, t0) || !side.has_room(ids[0], None, t0));
+        assert!(side.has_room(PeerId::random(), elsewhere, t0));
     }
 
     #[test]

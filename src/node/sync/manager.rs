@@ -776,7 +776,7 @@ impl Manager {
         };
         let from = senders.iter().find(|(h, _)| *h == hash).map(|(_, p)| *p);
         match &stopped {
-            BlockOutcome::Invalid { reason, blame } => {
+            BlockOutcome::Invalid { reason, blame, .. } => {
                 warn!(target: "sync", %hash, peer = ?from, "a downloaded block is invalid: {reason}");
                 if let (true, Some(peer)) = (*blame, from) {
                     self.net.report_peer(peer, Misbehaviour::Fatal, reason);

@@ -223,7 +223,7 @@ impl Sync {
                     children.reverse();
                     queue.extend(children);
                 }
-                BlockOutcome::Invalid { reason, blame } => {
+                BlockOutcome::Invalid { reason, blame, .. } => {
                     if blame {
                         self.net.report_peer(from, Misbehaviour::Fatal, &reason);
                     }
