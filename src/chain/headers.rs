@@ -40,8 +40,10 @@ impl Chain {
     ///   at its parent's height + 1 with its parent's work + one block's.
     /// - The first header that fails ends the run: the headers before it stay indexed, and it
     ///   is remembered as failed when the failure is for good (as for blocks: not a time ahead
-    ///   of our clock); a header on a failed parent is indexed as
-    ///   [`BlockStatus::DescendantOfFailed`] and is [`ChainError::InvalidAncestor`].
+    ///   of our clock) and it has valid proof of work (one without is never stored); a
+    ///   header with valid proof of work on a failed parent is indexed as
+    ///   [`BlockStatus::DescendantOfFailed`], and any header on one is
+    ///   [`ChainError::InvalidAncestor`].
     ///
     /// Everything happens in one write transaction (`now`: the node's clock, seconds).
     pub fn accept_headers(
@@ -120,7 +122,11 @@ impl Chain {
                     .saturating_add(self.params.block_work()),
             };
             if parent_status.is_some_and(BlockStatus::is_failed) {
-                w.put_header(entry, BlockStatus::DescendantOfFailed)?;
+                // Remembered only if it carries real proof of work: an index entry must cost
+                // its sender more than the bytes of a header.
+                if consensus::check_header(header, &self.params).is_ok() {
+                    w.put_header(entry, BlockStatus::DescendantOfFailed)?;
+                }
                 let failed = header.prev;
                 return done(
                     last,
@@ -129,7 +135,13 @@ impl Chain {
                 );
             }
             if let Err(source) = self.check_header_on(w, header, &header.prev, now)? {
-                if source.is_block_misbehaviour() {
+                // A header without valid proof of work is not stored at all (free to make);
+                // one that has it and breaks another rule is remembered as failed.
+                let no_work = matches!(
+                    source,
+                    ValidationError::HighHash { .. } | ValidationError::WrongBits { .. }
+                );
+                if source.is_block_misbehaviour() && !no_work {
                     w.put_header(entry, BlockStatus::Failed)?;
                     debug!(target: "chain", height = entry.height, %hash, "remembered invalid header");
                 }
