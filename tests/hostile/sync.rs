@@ -277,6 +277,7 @@ async fn a_withheld_header_neither_holds_sync_nor_stops_mining(silent: bool) {
         asked_blocks.load(Ordering::Relaxed) > 0
     })
     .await;
+    let asked_at = std::time::Instant::now();
     if silent {
         // The measured failure: V syncs towards the header and refuses to mine meanwhile.
         wait_for("V to sync towards the header", || async {
@@ -292,6 +293,11 @@ async fn a_withheld_header_neither_holds_sync_nor_stops_mining(silent: bool) {
         v.control.status().await.unwrap().sync != SyncState::Syncing
     })
     .await;
+    eprintln!(
+        "withheld header ({}): syncing ended {} ms after the block was first asked for",
+        if silent { "silent" } else { "refused" },
+        asked_at.elapsed().as_millis()
+    );
     let reward = gossipcoin::keys::PrivateKey::from_bytes(&[5; 32])
         .unwrap()
         .address();
