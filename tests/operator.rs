@@ -320,7 +320,7 @@ fn a_peer_is_disconnected_banned_and_unbanned_from_the_command_line() {
     assert_eq!(central.ok(&["listbanned"]).trim(), "no bans");
 
     central.ok(&["disconnectnode", &wallet_id]);
-    assert!(c.log_text().contains("disconnecting peer (operator)"));
+    assert!(c.log_text().contains("disconnecting peer"));
     // Not banned: the wallet node (alone) dials again.
     wait_until(30, "the wallet node to reconnect", connected);
 
