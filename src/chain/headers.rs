@@ -5,8 +5,8 @@
 use gossipcoin_proto::{BlockHash, BlockHeader};
 use tracing::debug;
 
-use super::{Chain, ChainError};
-use crate::consensus::{self, HeaderContext, ValidationError};
+use super::{Chain, ChainError, difficulty};
+use crate::consensus::{self, Anchor, ValidationError};
 use crate::store::{BlockStatus, ChainRead, IndexEntry, StoreError, WriteView};
 
 /// What accepting a run of headers did.
@@ -83,6 +83,7 @@ impl Chain {
     ) -> Result<Run, ChainError> {
         let mut parent: Option<(IndexEntry, Option<BlockStatus>)> = None;
         let mut new = 0;
+        let anchor = difficulty::anchor(&*w, &self.params)?;
         let done = |last: Option<IndexEntry>, new, error| {
             Ok(Run {
                 accepted: last.map(|last| HeadersAccepted { last, new }),
@@ -115,9 +116,7 @@ impl Chain {
             let entry = IndexEntry {
                 header: *header,
                 height: parent_entry.height + 1,
-                chain_work: parent_entry
-                    .chain_work
-                    .saturating_add(self.params.block_work()),
+                chain_work: parent_entry.chain_work.saturating_add(header.work()),
             };
             if parent_status.is_some_and(BlockStatus::is_failed) {
                 w.put_header(entry, BlockStatus::DescendantOfFailed)?;
@@ -128,7 +127,9 @@ impl Chain {
                     Some(ChainError::InvalidAncestor { hash, failed }),
                 );
             }
-            if let Err(source) = self.check_header_on(w, header, &header.prev, now)? {
+            if let Err(source) =
+                self.check_header_on(w, header, &parent_entry, anchor.as_ref(), now)?
+            {
                 if source.is_block_misbehaviour() {
                     w.put_header(entry, BlockStatus::Failed)?;
                     debug!(target: "chain", height = entry.height, %hash, "remembered invalid header");
@@ -142,24 +143,21 @@ impl Chain {
         done(parent.map(|(entry, _)| entry), new, None)
     }
 
-    /// The rules of a new header on `parent`: proof of work, then its time against the median
-    /// time past of `parent` (read from `w`, so uncommitted headers of this run count) and
-    /// `now`.
+    /// The rules of a new header on `parent`: proof of work, then its bits against what
+    /// `parent` requires (ASERT from `anchor`) and its time against the median time past of
+    /// `parent` (read from `w`, so uncommitted headers of this run count) and `now`.
     fn check_header_on(
         &self,
         w: &WriteView,
         header: &BlockHeader,
-        parent: &BlockHash,
+        parent: &IndexEntry,
+        anchor: Option<&Anchor>,
         now: u32,
     ) -> Result<Result<(), ValidationError>, StoreError> {
         if let Err(e) = consensus::check_header(header, &self.params) {
             return Ok(Err(e));
         }
-        let times = w.recent_times(parent, self.params.median_time_span)?;
-        let ctx = HeaderContext {
-            median_time_past: consensus::median_time_past(&times),
-            now,
-        };
+        let ctx = difficulty::context(w, &self.params, anchor, parent, now)?;
         Ok(consensus::check_header_context(header, &ctx, &self.params))
     }
 }

@@ -25,6 +25,7 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 pub fn params() -> ChainParams {
     ChainParams {
         pow_bits: 0x207f_ffff,
+        retarget: gossipcoin::params::Retarget::Fixed,
         ..ChainParams::devnet()
     }
 }
