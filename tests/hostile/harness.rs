@@ -107,9 +107,19 @@ impl TestNode {
     /// Starts a node whose store already holds `genesis` and `blocks` (connected before the
     /// node starts, so nothing of them is gossiped).
     pub async fn start_with(genesis: &Block, blocks: &[Block], bootstrap: &[&str]) -> TestNode {
+        Self::start_with_params(genesis, blocks, bootstrap, params()).await
+    }
+
+    /// [`TestNode::start_with`] on other chain parameters.
+    pub async fn start_with_params(
+        genesis: &Block,
+        blocks: &[Block],
+        bootstrap: &[&str],
+        params: ChainParams,
+    ) -> TestNode {
         init_logs();
         let dir = tempfile::tempdir().unwrap();
-        let chain = Chain::create(&dir.path().join("chain"), params(), genesis).unwrap();
+        let chain = Chain::create(&dir.path().join("chain"), params.clone(), genesis).unwrap();
         for b in blocks {
             chain
                 .accept_block(b, u32::MAX, gossipcoin::chain::Origin::Requested)
@@ -130,7 +140,7 @@ impl TestNode {
         let mut config = NodeConfig::load(dir.path(), overrides).unwrap();
         config.net.request_timeout_secs = 5;
         let (shutdown, rx) = watch::channel(false);
-        let node = gossipcoin::node::start(config, params(), rx).await.unwrap();
+        let node = gossipcoin::node::start(config, params, rx).await.unwrap();
         let control = node.control();
         let orphans = node.orphan_txs();
         let status = control.status().await.unwrap();
