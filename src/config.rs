@@ -83,6 +83,8 @@ pub struct NetSettings {
     pub max_peers: u32,
     pub request_timeout_secs: u64,
     pub requests_per_second: u32,
+    /// What all peers together may download from us, bytes per second.
+    pub max_upload_bytes_per_sec: u64,
 }
 
 impl Default for NetSettings {
@@ -91,6 +93,7 @@ impl Default for NetSettings {
             max_peers: 50,
             request_timeout_secs: 10,
             requests_per_second: 200,
+            max_upload_bytes_per_sec: crate::net::DEFAULT_UPLOAD_BYTES_PER_SEC,
         }
     }
 }
@@ -359,6 +362,9 @@ impl NodeConfig {
         }
         if self.net.max_peers == 0 || self.net.requests_per_second == 0 {
             return bad("net.max_peers and net.requests_per_second must be at least 1");
+        }
+        if self.net.max_upload_bytes_per_sec < 1024 * 1024 {
+            return bad("net.max_upload_bytes_per_sec must be at least 1048576 (1 MiB/s)");
         }
         if self.wallet.resend_secs == 0 || self.wallet.resend_secs > 86_400 {
             return bad("wallet.resend_secs must be 1 to 86400");

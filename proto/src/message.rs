@@ -162,6 +162,35 @@ impl Request {
             _ => true,
         }
     }
+
+    /// The most bytes an honest answer to this request can take on a chain whose blocks are
+    /// at most `max_block_bytes` (encoded): the asker refuses a longer answer from its length
+    /// prefix, before reading or decoding any of it. Never more than [`MAX_RESPONSE_BYTES`];
+    /// never less than room for an error message.
+    pub fn max_response_bytes(&self, max_block_bytes: usize) -> usize {
+        /// Room for an error answer, and for the enum tag and length prefixes.
+        const SLACK: usize = 4096;
+        /// Per item: its length prefix (and a little more).
+        const ITEM: usize = 16;
+        let block = max_block_bytes.min(crate::encode::MAX_BLOCK_BYTES) + ITEM;
+        // A responder stops adding blocks past the soft limit; one more block may follow.
+        let blocks = |n: usize| n.saturating_mul(block).min(SOFT_RESPONSE_BYTES + block);
+        let bytes = match self {
+            Self::Status(_) | Self::SubmitTx(_) => 0,
+            Self::GetBlock { .. } => block,
+            Self::GetBlocks { max, .. } => blocks((*max as usize).min(MAX_BLOCKS_PER_RESPONSE)),
+            Self::GetBlocksByHash { hashes } => blocks(hashes.len()),
+            Self::GetHeaders { max, .. } => {
+                (*max as usize).min(MAX_HEADERS_PER_RESPONSE) * (BlockHeader::SIZE + ITEM)
+            }
+            Self::GetMempool => MAX_MEMPOOL_TXIDS * (32 + ITEM),
+            Self::GetTxs { txids } => txids
+                .len()
+                .saturating_mul(crate::encode::MAX_TX_BYTES + ITEM)
+                .min(SOFT_RESPONSE_BYTES + crate::encode::MAX_TX_BYTES + ITEM),
+        };
+        (bytes + SLACK).min(MAX_RESPONSE_BYTES)
+    }
 }
 
 impl Response {
@@ -181,6 +210,32 @@ impl Response {
 mod tests {
     use super::*;
     use crate::encode::{from_bytes, to_bytes};
+
+    #[test]
+    fn an_answer_is_bounded_by_what_was_asked_and_the_chains_block_limit() {
+        let one = Request::GetBlocksByHash {
+            hashes: vec![BlockHash::ZERO],
+        };
+        let many = Request::GetBlocksByHash {
+            hashes: vec![BlockHash::ZERO; MAX_BLOCKS_PER_REQUEST],
+        };
+        let mb = 1_000_000;
+        assert!(one.max_response_bytes(mb) >= mb);
+        assert!(one.max_response_bytes(mb) < mb + 8192);
+        // Many small blocks: the soft limit plus one block, far below the protocol's maximum.
+        assert!(many.max_response_bytes(mb) >= SOFT_RESPONSE_BYTES + mb);
+        let few = Request::GetBlocksByHash {
+            hashes: vec![BlockHash::ZERO; 20],
+        };
+        assert!(few.max_response_bytes(10_000) < SOFT_RESPONSE_BYTES / 2);
+        assert!(many.max_response_bytes(usize::MAX) <= MAX_RESPONSE_BYTES);
+        let headers = Request::GetHeaders {
+            locator: vec![],
+            max: u32::MAX,
+        };
+        assert!(headers.max_response_bytes(mb) < 300_000);
+        assert!(headers.max_response_bytes(mb) >= MAX_HEADERS_PER_RESPONSE * BlockHeader::SIZE);
+    }
 
     #[test]
     fn topics_carry_the_genesis_prefix() {

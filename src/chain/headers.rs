@@ -35,13 +35,17 @@ impl Chain {
     /// - Headers already indexed are skipped (not counted as new); one known to be invalid is
     ///   [`ChainError::KnownInvalid`].
     /// - Each new header must pass [`consensus::check_header`] and
-    ///   [`consensus::check_header_context`] (against the median time past of its parent,
-    ///   earlier headers of the run included) and is indexed as [`BlockStatus::HeaderValid`]
-    ///   at its parent's height + 1 with its parent's work + one block's.
+    ///   [`consensus::check_header_context`] (the bits its parent requires, header by header;
+    ///   the median time past of its parent, earlier headers of the run included) and is
+    ///   indexed as [`BlockStatus::HeaderValid`] at its parent's height + 1 with its parent's
+    ///   work + its own (from its bits).
     /// - The first header that fails ends the run: the headers before it stay indexed, and it
     ///   is remembered as failed when the failure is for good (as for blocks: not a time ahead
-    ///   of our clock); a header on a failed parent is indexed as
-    ///   [`BlockStatus::DescendantOfFailed`] and is [`ChainError::InvalidAncestor`].
+    ///   of our clock) and it has valid proof of work for the bits its parent requires (one
+    ///   without is never stored); a
+    ///   header with valid proof of work on a failed parent is indexed as
+    ///   [`BlockStatus::DescendantOfFailed`], and any header on one is
+    ///   [`ChainError::InvalidAncestor`].
     ///
     /// Everything happens in one write transaction (`now`: the node's clock, seconds).
     pub fn accept_headers(
@@ -119,7 +123,11 @@ impl Chain {
                 chain_work: parent_entry.chain_work.saturating_add(header.work()),
             };
             if parent_status.is_some_and(BlockStatus::is_failed) {
-                w.put_header(entry, BlockStatus::DescendantOfFailed)?;
+                // Remembered only if it carries real proof of work: an index entry must cost
+                // its sender more than the bytes of a header.
+                if consensus::check_header(header, &self.params).is_ok() {
+                    w.put_header(entry, BlockStatus::DescendantOfFailed)?;
+                }
                 let failed = header.prev;
                 return done(
                     last,
@@ -130,7 +138,17 @@ impl Chain {
             if let Err(source) =
                 self.check_header_on(w, header, &parent_entry, anchor.as_ref(), now)?
             {
-                if source.is_block_misbehaviour() {
+                // A header without valid proof of work is not stored at all (free to make);
+                // one that has it and breaks another rule is remembered as failed. With ASERT,
+                // bits other than the parent requires count as no work: a header may not choose
+                // how much its proof of work is worth.
+                let no_work = matches!(
+                    source,
+                    ValidationError::HighHash { .. }
+                        | ValidationError::WrongBits { .. }
+                        | ValidationError::BitsOutOfRange { .. }
+                );
+                if source.is_block_misbehaviour() && !no_work {
                     w.put_header(entry, BlockStatus::Failed)?;
                     debug!(target: "chain", height = entry.height, %hash, "remembered invalid header");
                 }

@@ -529,15 +529,25 @@ fn headers_with_bad_proof_of_work_stop_the_run_after_the_good_ones() {
         "{err}"
     );
     assert!(err.is_peer_misbehaviour());
-    // The two before it are kept; it is remembered as failed; the one after was not looked at.
+    // The two before it are kept; it is not stored (without proof of work a header is free
+    // to make, an index entry is not); the one after was not looked at.
     assert_eq!(
         status_of(&chain, &blocks[1].block_hash()),
         Some(BlockStatus::HeaderValid)
     );
-    assert_eq!(status_of(&chain, &bad), Some(BlockStatus::Failed));
+    assert_eq!(status_of(&chain, &bad), None);
     assert_eq!(status_of(&chain, &headers[3].block_hash()), None);
     let err = chain.accept_headers(&headers[2..], NOW).unwrap_err();
-    assert!(matches!(err, ChainError::KnownInvalid { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ChainError::Invalid {
+                source: ValidationError::HighHash { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Wrong bits, likewise.
     let mut easy = blocks[2].header;
     easy.bits = 0x2100ffff;
@@ -603,6 +613,15 @@ fn a_header_on_a_failed_block_is_an_invalid_ancestor() {
         Some(BlockStatus::DescendantOfFailed)
     );
     assert_eq!(status_of(&chain, &next[1].block_hash()), None);
+    // A header on the failed block without proof of work is refused and not written.
+    let mut free = descendants(&two_coinbases, 1, 1)[0].header;
+    free.time += 1;
+    while params().target().is_met_by(&free.block_hash()) {
+        free.nonce += 1;
+    }
+    let err = chain.accept_headers(&[free], NOW).unwrap_err();
+    assert!(matches!(err, ChainError::InvalidAncestor { .. }), "{err}");
+    assert_eq!(status_of(&chain, &free.block_hash()), None);
     chain.store().check_consistency().unwrap();
 }
 

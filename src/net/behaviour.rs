@@ -43,7 +43,7 @@ impl Behaviour {
     pub(super) fn new(key: &Keypair, config: &NetConfig) -> Result<Self, NetError> {
         let peer_id = key.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
-            .with_max_pending_incoming(Some(slots::MAX_PENDING_INBOUND))
+            .with_max_pending_incoming(Some(slots::MAX_PENDING_HARD))
             // Slots owns the inbound limit (it evicts to make room): this is the hard cap
             .with_max_established_incoming(Some(
                 config.max_peers.saturating_add(slots::EVICTION_SLACK),
@@ -64,7 +64,7 @@ impl Behaviour {
             .map_err(|e| NetError::Config(format!("gossipsub scoring: {e}")))?;
 
         let sync = request_response::Behaviour::with_codec(
-            SyncCodec,
+            SyncCodec::new(config.max_block_bytes),
             [(
                 StreamProtocol::new(SYNC_PROTOCOL),
                 request_response::ProtocolSupport::Full,

@@ -57,9 +57,26 @@ impl Outbound {
     }
 }
 
-/// The codec of the sync protocol (stateless).
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct SyncCodec;
+/// The codec of the sync protocol. libp2p clones it for each stream, so the clone that writes
+/// a request is the one that reads its answer: it remembers how long an honest answer to that
+/// request can be ([`Request::max_response_bytes`] on this chain's block limit) and refuses a
+/// longer one from its length prefix, before reading or decoding it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SyncCodec {
+    /// The chain's largest block (encoded).
+    max_block_bytes: usize,
+    /// The longest answer this stream accepts.
+    response_limit: usize,
+}
+
+impl SyncCodec {
+    pub(super) fn new(max_block_bytes: usize) -> Self {
+        Self {
+            max_block_bytes,
+            response_limit: MAX_RESPONSE_BYTES,
+        }
+    }
+}
 
 impl request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
@@ -86,7 +103,7 @@ impl request_response::Codec for SyncCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, MAX_RESPONSE_BYTES)
+        read_frame(io, self.response_limit)
             .await?
             .map(Outbound::Value)
             .map_err(invalid)
@@ -102,7 +119,10 @@ impl request_response::Codec for SyncCodec {
         T: AsyncWrite + Unpin + Send,
     {
         match request {
-            Inbound::Valid(request) => write_frame(io, &request, MAX_REQUEST_BYTES).await,
+            Inbound::Valid(request) => {
+                self.response_limit = request.max_response_bytes(self.max_block_bytes);
+                write_frame(io, &request, MAX_REQUEST_BYTES).await
+            }
             Inbound::Malformed(reason) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("refusing to send a malformed request ({reason})"),
@@ -199,6 +219,10 @@ mod tests {
 
     use super::*;
 
+    fn codec() -> SyncCodec {
+        SyncCodec::new(1_000_000)
+    }
+
     fn protocol() -> StreamProtocol {
         StreamProtocol::new(SYNC_PROTOCOL)
     }
@@ -214,7 +238,7 @@ mod tests {
     }
 
     fn read_req(bytes: Vec<u8>) -> io::Result<Inbound> {
-        block_on(SyncCodec.read_request(&protocol(), &mut Cursor::new(bytes)))
+        block_on(codec().read_request(&protocol(), &mut Cursor::new(bytes)))
     }
 
     fn malformed(bytes: Vec<u8>) -> String {
@@ -253,7 +277,7 @@ mod tests {
     fn requests_and_responses_round_trip() {
         let mut buf = Cursor::new(Vec::new());
         let req = Inbound::Valid(Request::Status(status()));
-        block_on(SyncCodec.write_request(&protocol(), &mut buf, req.clone())).unwrap();
+        block_on(codec().write_request(&protocol(), &mut buf, req.clone())).unwrap();
         let bytes = buf.into_inner();
         // on the wire it is the plain public Request
         assert_eq!(bytes, framed(&to_bytes(&Request::Status(status()))));
@@ -261,10 +285,10 @@ mod tests {
 
         let mut buf = Cursor::new(Vec::new());
         let resp = Outbound::Value(Response::Error("rate limited".into()));
-        block_on(SyncCodec.write_response(&protocol(), &mut buf, resp.clone())).unwrap();
+        block_on(codec().write_response(&protocol(), &mut buf, resp.clone())).unwrap();
         let mut rd = Cursor::new(buf.into_inner());
         assert_eq!(
-            block_on(SyncCodec.read_response(&protocol(), &mut rd)).unwrap(),
+            block_on(codec().read_response(&protocol(), &mut rd)).unwrap(),
             resp
         );
 
@@ -273,16 +297,16 @@ mod tests {
         let mut buf = Cursor::new(Vec::new());
         let encoded = Outbound::Encoded(Response::encode_blocks(&[]));
         assert_eq!(encoded.len(), to_bytes(&blocks).len());
-        block_on(SyncCodec.write_response(&protocol(), &mut buf, encoded)).unwrap();
+        block_on(codec().write_response(&protocol(), &mut buf, encoded)).unwrap();
         let mut rd = Cursor::new(buf.into_inner());
         assert_eq!(
-            block_on(SyncCodec.read_response(&protocol(), &mut rd)).unwrap(),
+            block_on(codec().read_response(&protocol(), &mut rd)).unwrap(),
             Outbound::Value(blocks)
         );
 
         let mut buf = Cursor::new(Vec::new());
         let bad = Inbound::Malformed("x".into());
-        assert!(block_on(SyncCodec.write_request(&protocol(), &mut buf, bad)).is_err());
+        assert!(block_on(codec().write_request(&protocol(), &mut buf, bad)).is_err());
         assert!(buf.into_inner().is_empty());
     }
 
@@ -290,14 +314,14 @@ mod tests {
     fn an_oversized_length_is_malformed_without_reading_the_body() {
         for len in [u32::MAX, (MAX_REQUEST_BYTES + 1) as u32] {
             let mut io = PrefixOnly(len.to_be_bytes().to_vec());
-            let read = block_on(SyncCodec.read_request(&protocol(), &mut io)).unwrap();
+            let read = block_on(codec().read_request(&protocol(), &mut io)).unwrap();
             let Inbound::Malformed(reason) = read else {
                 panic!("{read:?}")
             };
             assert!(reason.contains("exceeds the limit"), "{reason}");
         }
         let mut rd = Cursor::new(((MAX_RESPONSE_BYTES + 1) as u32).to_be_bytes().to_vec());
-        let err = block_on(SyncCodec.read_response(&protocol(), &mut rd)).unwrap_err();
+        let err = block_on(codec().read_response(&protocol(), &mut rd)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
@@ -317,7 +341,7 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         // a garbage response is still an InvalidData error (the requester's side)
         let mut rd = Cursor::new(framed(&[0xff, 0xff]));
-        let err = block_on(SyncCodec.read_response(&protocol(), &mut rd)).unwrap_err();
+        let err = block_on(codec().read_response(&protocol(), &mut rd)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
@@ -328,5 +352,33 @@ mod tests {
             max: 1,
         };
         assert!(malformed(framed(&to_bytes(&req))).contains("count limits"));
+    }
+
+    #[test]
+    fn an_answer_longer_than_the_request_allows_is_refused_from_its_prefix() {
+        let mut one = codec();
+        let mut sent = Cursor::new(Vec::new());
+        let ask = Request::GetBlock {
+            hash: BlockHash([9; 32]),
+        };
+        block_on(one.write_request(&protocol(), &mut sent, Inbound::Valid(ask))).unwrap();
+        // 1.5 MB for one block of a chain whose blocks are at most 1 MB: refused unread,
+        // although the protocol's maximum would take it.
+        let len = 1_500_000u32;
+        assert!((len as usize) < MAX_RESPONSE_BYTES);
+        let mut io = PrefixOnly(len.to_be_bytes().to_vec());
+        let err = block_on(one.read_response(&protocol(), &mut io)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert!(err.to_string().contains("exceeds the limit"), "{err}");
+        // A fresh stream's codec (another request) is not bound by this one's limit.
+        let mut other = codec();
+        let mut sent = Cursor::new(Vec::new());
+        let many = Request::GetBlocksByHash {
+            hashes: vec![BlockHash([9; 32]); 2],
+        };
+        block_on(other.write_request(&protocol(), &mut sent, Inbound::Valid(many))).unwrap();
+        let mut io = PrefixOnly(len.to_be_bytes().to_vec());
+        let err = block_on(other.read_response(&protocol(), &mut io)).unwrap_err();
+        assert!(!err.to_string().contains("exceeds the limit"), "{err}");
     }
 }

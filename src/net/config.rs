@@ -46,6 +46,9 @@ pub struct NetConfig {
     /// Gossip blocks larger than this are rejected before decoding: the chain's max block
     /// size (at most the protocol's `MAX_BLOCK_BYTES`).
     pub max_block_bytes: usize,
+    /// What all peers together may draw from us in answers, bytes per second (the total
+    /// upload budget; each network group also gets at most one peer's share).
+    pub max_upload_bytes_per_sec: u64,
 }
 
 impl NetConfig {
@@ -66,6 +69,7 @@ impl NetConfig {
             ban_duration: Duration::from_secs(24 * 3600),
             ban_file: None,
             max_block_bytes: MAX_BLOCK_BYTES,
+            max_upload_bytes_per_sec: super::budgets::DEFAULT_UPLOAD_BYTES_PER_SEC,
         }
     }
 

@@ -70,6 +70,11 @@ pub(super) enum Command {
         peer: libp2p::PeerId,
         reply: oneshot::Sender<bool>,
     },
+    /// The network group of the peer's address (see [`NetHandle::peer_group`]).
+    PeerGroup {
+        peer: libp2p::PeerId,
+        reply: oneshot::Sender<Option<std::net::IpAddr>>,
+    },
     /// Lifts the peer's ban; the answer says whether it was banned.
     Unban {
         peer: libp2p::PeerId,
@@ -225,6 +230,19 @@ impl NetHandle {
         })
         .await
         .unwrap_or(false)
+    }
+
+    /// The network group of `peer`'s address, for allowances kept per group as well as per
+    /// identity: its IPv4 /16 or IPv6 /64, as an address; `None` for a local address (a
+    /// loopback testnet is one address) or a peer we do not know.
+    pub async fn peer_group(&self, peer: PeerId) -> Option<std::net::IpAddr> {
+        self.ask(|reply| Command::PeerGroup {
+            peer: peer.0,
+            reply,
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     /// Lifts the ban of `peer` (Core's `setban remove`): it may connect and be dialed again,

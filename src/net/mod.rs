@@ -30,6 +30,7 @@
 
 mod banlist;
 mod behaviour;
+mod budgets;
 mod codec;
 mod config;
 mod dial;
@@ -48,6 +49,7 @@ use libp2p::{SwarmBuilder, noise, tcp, yamux};
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
+pub use budgets::DEFAULT_UPLOAD_BYTES_PER_SEC;
 pub use config::NetConfig;
 pub use error::NetError;
 pub use gossip::REPORT_WINDOW;

@@ -17,7 +17,9 @@
 //! - **Budgets** of what we serve: a request rate ([`TokenBucket`] of requests), a byte bucket
 //!   of responses ([`RESPONSE_BYTES_PER_SEC`], burst [`RESPONSE_BYTES_BURST`]) charged when a
 //!   response is handed to request-response, and at most [`MAX_UNSENT_RESPONSES`] responses
-//!   handed over but not yet written to the peer (one that does not read stays there).
+//!   handed over but not yet written to the peer (one that does not read stays there). Beyond
+//!   the identity, every answer is also charged to the peer's network group and to the node's
+//!   total upload budget ([`super::budgets`]): new identities buy no more bandwidth.
 //! - **Liveness**: the last successful ping of each connection; a connection silent for
 //!   [`LIVENESS_TIMEOUT`] is dead (ping 0.48 reports failures but never closes anything).
 
@@ -30,6 +32,8 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
 use tracing::{debug, warn};
+
+use super::budgets::{TokenBucket, UploadBudget, ban_scope, group_of};
 
 use super::Misbehaviour;
 
@@ -94,56 +98,6 @@ pub(super) struct Expired {
     pub(super) ips: Vec<IpAddr>,
 }
 
-/// A token bucket: `rate` tokens per second up to `burst`. Charging may take it below zero
-/// (a response is charged once its size is known); it then refuses until it is paid back.
-#[derive(Debug)]
-pub(super) struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    pub(super) fn new(rate: f64, burst: f64, now: Instant) -> Self {
-        Self {
-            rate,
-            burst,
-            tokens: burst,
-            last: now,
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-    }
-
-    /// Takes one token if there is one.
-    pub(super) fn try_take(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Takes `n` tokens, going into debt if needed.
-    pub(super) fn charge(&mut self, n: f64, now: Instant) {
-        self.refill(now);
-        self.tokens -= n;
-    }
-
-    /// Whether the bucket is empty or in debt.
-    pub(super) fn is_exhausted(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        self.tokens <= 0.0
-    }
-}
-
 /// One open connection of a peer.
 #[derive(Debug)]
 pub(super) struct Connection {
@@ -190,6 +144,8 @@ pub(super) struct PeerManager {
     ips_of_ban: HashMap<PeerId, Vec<IpAddr>>,
     requests_per_second: u32,
     ban_duration: Duration,
+    /// What all peers together, and each network group, may draw.
+    upload: UploadBudget,
 }
 
 impl PeerManager {
@@ -201,7 +157,13 @@ impl PeerManager {
             ips_of_ban: HashMap::new(),
             requests_per_second,
             ban_duration,
+            upload: UploadBudget::new(super::budgets::DEFAULT_UPLOAD_BYTES_PER_SEC, Instant::now()),
         }
+    }
+
+    /// Sets the node's total upload budget for answers (`net.max_upload_bytes_per_sec`).
+    pub(super) fn set_upload_budget(&mut self, bytes_per_sec: u64) {
+        self.upload = UploadBudget::new(bytes_per_sec, Instant::now());
     }
 
     fn entry(&mut self, peer: PeerId, now: Instant) -> &mut PeerRecord {
@@ -281,6 +243,14 @@ impl PeerManager {
         self.peers.iter().filter(|(_, r)| !r.connections.is_empty())
     }
 
+    /// The network group of the peer's first address ([`super::budgets::group_of`]).
+    pub(super) fn group_of(&self, peer: &PeerId) -> Option<IpAddr> {
+        self.peers
+            .get(peer)
+            .and_then(|r| r.addr.as_ref())
+            .and_then(group_of)
+    }
+
     /// The peer's score (0 for a peer we know nothing against).
     #[cfg(test)]
     pub(super) fn score(&self, peer: &PeerId) -> f64 {
@@ -325,6 +295,7 @@ impl PeerManager {
             .map(|c| &c.addr)
             .chain(record.addr.as_ref())
             .filter_map(bannable_ip)
+            .map(ban_scope)
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -341,7 +312,7 @@ impl PeerManager {
         self.banned_peers.insert(peer, until);
         for ip in ips {
             evict_soonest(&mut self.banned_ips);
-            self.banned_ips.insert(ip.to_canonical(), until);
+            self.banned_ips.insert(ban_scope(*ip), until);
         }
         self.ips_of_ban
             .retain(|p, _| self.banned_peers.contains_key(p));
@@ -359,7 +330,7 @@ impl PeerManager {
         let mut lifted = self.ips_of_ban.remove(peer).unwrap_or_default();
         lifted.retain(|ip| !self.ips_of_ban.values().any(|held| held.contains(ip)));
         for ip in &lifted {
-            self.banned_ips.remove(&ip.to_canonical());
+            self.banned_ips.remove(&ban_scope(*ip));
         }
         Some(lifted)
     }
@@ -391,7 +362,7 @@ impl PeerManager {
 
     /// Whether connections from `ip` are to be refused now.
     pub(super) fn is_ip_banned(&self, ip: &IpAddr) -> bool {
-        self.banned_ips.contains_key(&ip.to_canonical())
+        self.banned_ips.contains_key(&ban_scope(*ip))
     }
 
     /// Lifts the bans that ran out by `now`.
@@ -448,15 +419,21 @@ impl PeerManager {
         if record.unsent >= MAX_UNSENT_RESPONSES || record.response_bytes.is_exhausted(now) {
             return Err(Refusal::Busy);
         }
+        let group = record.addr.as_ref().and_then(group_of);
+        if self.upload.is_exhausted(group, now) {
+            return Err(Refusal::Busy);
+        }
         Ok(())
     }
 
     /// Whether the peer has spent its response bytes (checked again when the node's answer
     /// is ready: a burst of requests admitted together must not all be served).
     pub(super) fn out_of_response_bytes(&mut self, peer: &PeerId, now: Instant) -> bool {
-        self.peers
-            .get_mut(peer)
-            .is_some_and(|r| r.response_bytes.is_exhausted(now))
+        let Some(record) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        let group = record.addr.as_ref().and_then(group_of);
+        record.response_bytes.is_exhausted(now) || self.upload.is_exhausted(group, now)
     }
 
     /// A response of `bytes` was handed to request-response for `peer`: charge it, and count
@@ -465,6 +442,8 @@ impl PeerManager {
         let record = self.entry(peer, now);
         record.response_bytes.charge(bytes as f64, now);
         record.unsent += 1;
+        let group = record.addr.as_ref().and_then(group_of);
+        self.upload.charge(group, bytes, now);
     }
 
     /// A response handed over for `peer` was written to it, or failed.

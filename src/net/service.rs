@@ -155,7 +155,12 @@ impl Service {
         let now = Instant::now();
         Self {
             swarm,
-            peers: PeerManager::new(config.requests_per_second_per_peer, config.ban_duration),
+            peers: {
+                let mut peers =
+                    PeerManager::new(config.requests_per_second_per_peer, config.ban_duration);
+                peers.set_upload_budget(config.max_upload_bytes_per_sec);
+                peers
+            },
             config,
             commands,
             events,
@@ -278,9 +283,12 @@ impl Service {
                 let connected = self.peers.is_connected(&peer);
                 if connected {
                     let _ = self.swarm.disconnect_peer_id(peer);
-                    info!(target: "net", peer = %peer, "disconnecting peer (operator)");
+                    info!(target: "net", peer = %peer, "disconnecting peer (asked by the node or its operator)");
                 }
                 let _ = reply.send(connected);
+            }
+            Command::PeerGroup { peer, reply } => {
+                let _ = reply.send(self.peers.group_of(&peer));
             }
             Command::Unban { peer, reply } => {
                 let lifted = self.peers.unban(&peer);

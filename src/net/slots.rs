@@ -11,6 +11,11 @@
 //!   the same for loopback: a handshake takes milliseconds, and half-open sockets from one
 //!   address must not take every pending slot (the global limit is [`MAX_PENDING_INBOUND`]).
 //!   With [`HANDSHAKE_TIMEOUT`] a silent socket costs its slot for a few seconds at most.
+//!   An IPv6 /64 counts as one address (one subscriber's allocation).
+//! - **Pending eviction.** A full handshake table never refuses a newcomer outright: the
+//!   oldest handshake of the network group holding the most of them gives up its place (it is
+//!   refused when, if ever, it completes), so half-open sockets from many addresses cannot
+//!   lock new peers out. libp2p's own pending limit, [`MAX_PENDING_HARD`], bounds the sockets.
 //! - **Denied addresses.** [`Slots::ban_ip`] until an instant, [`Slots::unban_ip`]; checked when
 //!   a connection arrives, before any handshake work.
 //! - **Inbound eviction**, as Bitcoin Core's `SelectNodeToEvict` (net.cpp): when an inbound
@@ -52,6 +57,9 @@ pub(super) const ESTABLISHED_PER_LOOPBACK_IP: usize = 64;
 /// Inbound connections in their handshake, from everyone: high enough that the per-IP limit,
 /// not this one, stops a single attacker.
 pub(super) const MAX_PENDING_INBOUND: u32 = 128;
+/// Handshakes in progress at all, including those that gave up their place (libp2p's limit:
+/// what bounds the sockets and their memory).
+pub(super) const MAX_PENDING_HARD: u32 = 4 * MAX_PENDING_INBOUND;
 /// Inbound connections allowed above `max_peers` while evicted ones are still closing: the
 /// hard cap is `max_peers + EVICTION_SLACK`.
 pub(super) const EVICTION_SLACK: u32 = 8;
@@ -74,6 +82,8 @@ pub(super) enum Refused {
     EstablishedPerIp { ip: IpAddr, limit: usize },
     /// The inbound slots are full and every holder is protected (or the hard cap is reached).
     Full { limit: usize },
+    /// Its handshake gave up its place to a newcomer while the handshake table was full.
+    PendingEvicted,
 }
 
 impl fmt::Display for Refused {
@@ -88,6 +98,12 @@ impl fmt::Display for Refused {
             }
             Self::Full { limit } => {
                 write!(f, "all {limit} inbound slots are taken by protected peers")
+            }
+            Self::PendingEvicted => {
+                write!(
+                    f,
+                    "its handshake made room for a newcomer's in a full table"
+                )
             }
         }
     }
@@ -200,7 +216,10 @@ struct Inbound {
 pub(super) struct Slots {
     /// Inbound slots (`NetConfig::max_peers`).
     max_inbound: usize,
-    pending: HashMap<ConnectionId, IpAddr>,
+    /// Handshakes holding a place: the address (a /64 for IPv6) and when they began.
+    pending: HashMap<ConnectionId, (IpAddr, Instant)>,
+    /// Handshakes that gave up their place: refused if they complete.
+    evicted_pending: HashSet<ConnectionId>,
     inbound: HashMap<ConnectionId, Inbound>,
     /// Inbound connections we asked the swarm to close, not yet closed.
     closing: HashSet<ConnectionId>,
@@ -217,6 +236,7 @@ impl Slots {
         Self {
             max_inbound: max_inbound as usize,
             pending: HashMap::new(),
+            evicted_pending: HashSet::new(),
             inbound: HashMap::new(),
             closing: HashSet::new(),
             banned: HashMap::new(),
@@ -230,7 +250,7 @@ impl Slots {
     /// Refuses inbound connections from `ip` until `until` (existing ones stay; the peer
     /// manager closes the offender's).
     pub(super) fn ban_ip(&mut self, ip: IpAddr, until: Instant) {
-        let ip = ip.to_canonical();
+        let ip = super::budgets::ban_scope(ip);
         let now = Instant::now();
         self.banned.retain(|_, t| *t > now);
         debug!(target: "net", %ip, in_secs = until.saturating_duration_since(now).as_secs(), "address banned");
@@ -239,7 +259,7 @@ impl Slots {
 
     /// Lifts a ban on `ip`.
     pub(super) fn unban_ip(&mut self, ip: IpAddr) {
-        self.banned.remove(&ip.to_canonical());
+        self.banned.remove(&super::budgets::ban_scope(ip));
     }
 
     /// Records that `peer` just delivered a valid block or transaction (eviction protects the
@@ -255,6 +275,7 @@ impl Slots {
     }
 
     fn is_banned(&mut self, ip: IpAddr) -> bool {
+        let ip = super::budgets::ban_scope(ip);
         match self.banned.get(&ip) {
             Some(until) if *until > Instant::now() => true,
             Some(_) => {
@@ -290,6 +311,33 @@ impl Slots {
             })
             .unzip();
         select_to_evict(&candidates).map(|i| ids[i])
+    }
+
+    /// Makes room in a full handshake table: the oldest handshake of the network group that
+    /// holds the most gives up its place.
+    fn evict_pending(&mut self) {
+        let mut per_group: HashMap<IpAddr, usize> = HashMap::new();
+        for (ip, _) in self.pending.values() {
+            *per_group.entry(net_group(*ip)).or_default() += 1;
+        }
+        let Some(group) = per_group
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(group, _)| group)
+        else {
+            return;
+        };
+        let oldest = self
+            .pending
+            .iter()
+            .filter(|(_, (ip, _))| net_group(*ip) == group)
+            .min_by_key(|(_, (_, since))| *since)
+            .map(|(id, _)| *id);
+        if let Some(id) = oldest {
+            self.pending.remove(&id);
+            self.evicted_pending.insert(id);
+            debug!(target: "net", %group, "handshake table full: the oldest handshake of the biggest group makes room");
+        }
     }
 
     fn deny(refused: Refused) -> ConnectionDenied {
@@ -335,13 +383,17 @@ impl NetworkBehaviour for Slots {
         if self.is_banned(ip) {
             return Err(Self::deny(Refused::Banned(ip)));
         }
-        if self.pending.values().filter(|p| **p == ip).count() >= PENDING_PER_IP {
+        let ip = super::budgets::ban_scope(ip);
+        if self.pending.values().filter(|(p, _)| *p == ip).count() >= PENDING_PER_IP {
             return Err(Self::deny(Refused::PendingPerIp {
                 ip,
                 limit: PENDING_PER_IP,
             }));
         }
-        self.pending.insert(id, ip);
+        if self.pending.len() >= MAX_PENDING_INBOUND as usize {
+            self.evict_pending();
+        }
+        self.pending.insert(id, (ip, Instant::now()));
         Ok(())
     }
 
@@ -353,12 +405,21 @@ impl NetworkBehaviour for Slots {
         remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
         self.pending.remove(&id);
+        if self.evicted_pending.remove(&id) {
+            return Err(Self::deny(Refused::PendingEvicted));
+        }
         if let Some(ip) = ip_of(remote) {
             if self.is_banned(ip) {
                 return Err(Self::deny(Refused::Banned(ip)));
             }
             let limit = established_limit(ip);
-            if self.active().filter(|(_, c)| c.ip == Some(ip)).count() >= limit {
+            let scope = super::budgets::ban_scope(ip);
+            if self
+                .active()
+                .filter(|(_, c)| c.ip.map(super::budgets::ban_scope) == Some(scope))
+                .count()
+                >= limit
+            {
                 return Err(Self::deny(Refused::EstablishedPerIp { ip, limit }));
             }
         }
@@ -407,6 +468,7 @@ impl NetworkBehaviour for Slots {
             }
             FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
                 self.pending.remove(&connection_id);
+                self.evicted_pending.remove(&connection_id);
             }
             _ => {}
         }
@@ -621,6 +683,78 @@ mod tests {
         let expired = multiaddr("/ip4/198.51.100.1/tcp/7");
         slots
             .handle_pending_inbound_connection(ConnectionId::new_unchecked(103), &local, &expired)
+            .unwrap();
+    }
+
+    /// The measured lock-out: half-open sockets from many addresses (each within its own
+    /// limit) fill the handshake table. A newcomer still gets a place, the oldest handshake of
+    /// the biggest group gives up its own and is refused if it completes, and the table stays
+    /// at its size.
+    #[test]
+    fn a_full_handshake_table_makes_room_for_a_newcomer() {
+        let mut slots = Slots::new(50);
+        let local = multiaddr("/ip4/127.0.0.1/tcp/1");
+        let mut n = 0;
+        // 16 loopback addresses × 8 (their limit) = 128, the table's size; 127.0.0.2 first.
+        for a in 2..18 {
+            let remote = multiaddr(&format!("/ip4/127.0.0.{a}/tcp/5000"));
+            for _ in 0..PENDING_PER_IP {
+                slots
+                    .handle_pending_inbound_connection(
+                        ConnectionId::new_unchecked(n),
+                        &local,
+                        &remote,
+                    )
+                    .unwrap();
+                n += 1;
+            }
+        }
+        assert_eq!(slots.pending.len(), MAX_PENDING_INBOUND as usize);
+        // Forty more addresses keep arriving; and then an honest newcomer.
+        let honest = multiaddr("/ip4/127.0.1.1/tcp/6000");
+        let newcomer = ConnectionId::new_unchecked(10_000);
+        slots
+            .handle_pending_inbound_connection(newcomer, &local, &honest)
+            .expect("a newcomer is never refused for a full table");
+        assert_eq!(slots.pending.len(), MAX_PENDING_INBOUND as usize);
+        assert_eq!(slots.evicted_pending.len(), 1);
+        let evicted = *slots.evicted_pending.iter().next().unwrap();
+        assert!(evicted.to_string() != newcomer.to_string());
+        // The evicted handshake is refused when it completes; the newcomer is admitted.
+        let attacker = multiaddr("/ip4/127.0.0.2/tcp/5000");
+        let err = slots
+            .handle_established_inbound_connection(evicted, PeerId::random(), &local, &attacker)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(format!("{err:?}").contains("PendingEvicted"), "{err:?}");
+        slots
+            .handle_established_inbound_connection(newcomer, PeerId::random(), &local, &honest)
+            .expect("the newcomer completes its handshake");
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_address() {
+        let mut slots = Slots::new(4);
+        let local = multiaddr("/ip6/::1/tcp/1");
+        for n in 0..PENDING_PER_IP {
+            let remote = multiaddr(&format!("/ip6/2001:db8:1:2::{:x}/tcp/5000", n + 1));
+            slots
+                .handle_pending_inbound_connection(ConnectionId::new_unchecked(n), &local, &remote)
+                .unwrap();
+        }
+        let same_64 = multiaddr("/ip6/2001:db8:1:2:ffff::1/tcp/5000");
+        assert!(
+            slots
+                .handle_pending_inbound_connection(
+                    ConnectionId::new_unchecked(99),
+                    &local,
+                    &same_64
+                )
+                .is_err()
+        );
+        let other_64 = multiaddr("/ip6/2001:db8:1:3::1/tcp/5000");
+        slots
+            .handle_pending_inbound_connection(ConnectionId::new_unchecked(98), &local, &other_64)
             .unwrap();
     }
 

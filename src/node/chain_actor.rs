@@ -238,6 +238,7 @@ impl ChainTask {
                 BlockOutcome::Invalid {
                     reason: e.to_string(),
                     blame: false,
+                    failed_ancestor: None,
                 }
             }
             e => {
@@ -247,9 +248,14 @@ impl ChainTask {
                 });
                 let blame = e.is_peer_misbehaviour();
                 warn!(target: "chain", %hash, from = source, blame, "refused block: {e}");
+                let failed_ancestor = match &e {
+                    ChainError::AncestorFailed { failed, .. } => Some(*failed),
+                    _ => None,
+                };
                 BlockOutcome::Invalid {
                     reason: e.to_string(),
                     blame,
+                    failed_ancestor,
                 }
             }
         }

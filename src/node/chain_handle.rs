@@ -28,8 +28,14 @@ pub enum BlockOutcome {
     /// Its parent is unknown.
     Orphan { prev: BlockHash },
     /// Refused. `blame` says whether the sender provably sent invalid data; a block that
-    /// failed only because an ancestor did blames nobody.
-    Invalid { reason: String, blame: bool },
+    /// failed only because an ancestor did blames nobody new: `failed_ancestor` names that
+    /// ancestor (a stored side block found invalid when its branch was connected), so that
+    /// whoever sent it can be charged.
+    Invalid {
+        reason: String,
+        blame: bool,
+        failed_ancestor: Option<BlockHash>,
+    },
 }
 
 /// What happened to a run of headers.

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gossipcoin_proto::message::{MAX_MEMPOOL_TXIDS, Request, Response, SOFT_RESPONSE_BYTES};
-use gossipcoin_proto::{Block, Transaction};
+use gossipcoin_proto::{Block, BlockHash, Transaction};
 use tokio::sync::oneshot;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::chain_handle::{BlockOutcome, ChainHandle};
 use super::queue::{Bounds, FairQueue, Full};
@@ -237,8 +237,6 @@ impl Ingest {
     /// A peer disconnected: its orphan transactions are dropped (its queued work is still
     /// handled: it was sent before it left).
     pub fn peer_gone(&self, peer: &PeerId) {
-        // A new connection may ask for our mempool at once (a restarted node must learn it).
-        self.mempool_served.forget(peer);
         let orphans = tx_relay::drop_orphans_of(&self.orphans, &self.net, peer);
         if orphans > 0 {
             debug!(target: "mempool", %peer, orphans, "dropped a disconnected peer's orphan transactions");
@@ -279,61 +277,120 @@ fn request_kind(request: &Request) -> &'static str {
 }
 
 /// When each peer was last sent our mempool's txids: at most once per
-/// [`MEMPOOL_SERVE_INTERVAL`] on one connection (the list can be long, and building it takes
-/// the chain actor's time); a peer that reconnects may ask again at once, as a restarted node
-/// does.
+/// [`MEMPOOL_SERVE_INTERVAL`] (the list can be long, and building it takes the chain actor's
+/// time), kept across reconnects, so reconnecting buys no extra listing. A restarted node
+/// that asks too soon is told "busy" once, free of charge, and asks again after the interval
+/// ([`super::tx_exchange`]); asking again within it costs.
 #[derive(Default)]
 struct MempoolServes {
-    last: std::sync::Mutex<HashMap<PeerId, Instant>>,
+    /// When it was last served, and how often refused since.
+    last: std::sync::Mutex<HashMap<PeerId, (Instant, u32)>>,
+}
+
+/// What [`MempoolServes::may_serve`] decided.
+#[derive(Debug, PartialEq, Eq)]
+enum MempoolServe {
+    Now,
+    /// Within the interval; `again` when this is not the first refusal in it.
+    TooSoon {
+        again: bool,
+    },
 }
 
 impl MempoolServes {
     /// Whether `peer` may be sent the list now; if so, it is counted as sent.
-    fn may_serve(&self, peer: PeerId, now: Instant) -> bool {
+    fn may_serve(&self, peer: PeerId, now: Instant) -> MempoolServe {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        last.retain(|_, at| now.saturating_duration_since(*at) < MEMPOOL_SERVE_INTERVAL);
-        if last.contains_key(&peer) {
-            return false;
+        last.retain(|_, (at, _)| now.saturating_duration_since(*at) < MEMPOOL_SERVE_INTERVAL);
+        match last.get_mut(&peer) {
+            Some((_, refused)) => {
+                *refused += 1;
+                MempoolServe::TooSoon {
+                    again: *refused > 1,
+                }
+            }
+            None => {
+                last.insert(peer, (now, 0));
+                MempoolServe::Now
+            }
         }
-        last.insert(peer, now);
-        true
-    }
-
-    /// `peer` disconnected: its next connection starts afresh.
-    fn forget(&self, peer: &PeerId) {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        last.remove(peer);
     }
 }
 
-/// Equal-work side blocks stored per peer: each peer may make us store a few per hour.
+/// Equal-work side blocks stored per sender: each identity, and each network group (a
+/// non-local IPv4 /16 or IPv6 /64: new identities buy no more), may make us store a few per
+/// hour.
 #[derive(Default)]
 struct SideAllowance {
-    used: HashMap<PeerId, (u32, Instant)>,
+    used: HashMap<SideKey, (u32, Instant)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SideKey {
+    Peer(PeerId),
+    Group(std::net::IpAddr),
 }
 
 impl SideAllowance {
-    fn has_room(&mut self, peer: &PeerId, now: Instant) -> bool {
-        self.used
-            .retain(|_, (_, since)| now.saturating_duration_since(*since) < SIDE_WINDOW);
-        self.used
-            .get(peer)
-            .is_none_or(|(n, _)| *n < MAX_SIDE_BLOCKS_PER_PEER)
+    fn keys(peer: PeerId, group: Option<std::net::IpAddr>) -> impl Iterator<Item = SideKey> {
+        std::iter::once(SideKey::Peer(peer)).chain(group.map(SideKey::Group))
     }
 
-    fn charge(&mut self, peer: PeerId, now: Instant) {
-        self.used.entry(peer).or_insert((0, now)).0 += 1;
+    fn has_room(&mut self, peer: PeerId, group: Option<std::net::IpAddr>, now: Instant) -> bool {
+        self.used
+            .retain(|_, (_, since)| now.saturating_duration_since(*since) < SIDE_WINDOW);
+        Self::keys(peer, group).all(|key| {
+            self.used
+                .get(&key)
+                .is_none_or(|(n, _)| *n < MAX_SIDE_BLOCKS_PER_PEER)
+        })
+    }
+
+    fn charge(&mut self, peer: PeerId, group: Option<std::net::IpAddr>, now: Instant) {
+        for key in Self::keys(peer, group) {
+            self.used.entry(key).or_insert((0, now)).0 += 1;
+        }
+    }
+}
+
+/// Who sent each side block we stored from gossip (the most recent [`MAX_SIDE_SENDERS`]): a
+/// side block is fully checked only when its branch is connected, and its sender is charged
+/// then.
+#[derive(Default)]
+struct SideSenders {
+    by_hash: HashMap<BlockHash, PeerId>,
+    order: std::collections::VecDeque<BlockHash>,
+}
+
+/// Side blocks whose senders are remembered.
+const MAX_SIDE_SENDERS: usize = 4096;
+
+impl SideSenders {
+    fn insert(&mut self, hash: BlockHash, peer: PeerId) {
+        if self.order.len() >= MAX_SIDE_SENDERS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.by_hash.remove(&old);
+        }
+        self.by_hash.insert(hash, peer);
+        self.order.push_back(hash);
+    }
+
+    fn sender(&self, hash: &BlockHash) -> Option<PeerId> {
+        self.by_hash.get(hash).copied()
     }
 }
 
 async fn block_worker(queue: Arc<FairQueue<PeerId, BlockJob>>, w: Workers) {
     let mut side = SideAllowance::default();
+    let mut side_senders = SideSenders::default();
     while let Some((peer, job)) = queue.pop().await {
         let BlockJob { id, block, bytes } = job;
         let hash = block.block_hash();
         metrics().block_received(Source::Gossip);
+        let group = w.net.peer_group(peer).await;
         let origin = Origin::Unrequested {
-            may_store_side: side.has_room(&peer, Instant::now()),
+            may_store_side: side.has_room(peer, group, Instant::now()),
         };
         let Ok(outcome) = w
             .chain
@@ -358,8 +415,29 @@ async fn block_worker(queue: Arc<FairQueue<PeerId, BlockJob>>, w: Workers) {
                 w.sync.connect_orphans_of(hash).await;
             }
             BlockOutcome::SideBranch { .. } => {
-                side.charge(peer, Instant::now());
+                side.charge(peer, group, Instant::now());
+                side_senders.insert(hash, peer);
                 w.sync.connect_orphans_of(hash).await;
+            }
+            BlockOutcome::Invalid {
+                failed_ancestor: Some(failed),
+                ..
+            } => {
+                // Its branch was tried because of this block, and a side block under it was
+                // invalid: that block's sender pays for it, and so does whoever built on it.
+                if let Some(sender) = side_senders.sender(&failed) {
+                    warn!(target: "chain", peer = %sender, hash = %failed, "a side block proved invalid when its branch was connected: charging its sender");
+                    w.net.report_peer(
+                        sender,
+                        Misbehaviour::High,
+                        "sent a side block that proved invalid when its branch was connected",
+                    );
+                }
+                w.net.report_peer(
+                    peer,
+                    Misbehaviour::Mid,
+                    "built on a block that proved invalid",
+                );
             }
             BlockOutcome::Orphan { .. } => w.sync.on_orphan(block, peer, bytes).await,
             _ => {}
@@ -411,17 +489,21 @@ async fn request_worker(
                     Err(e) => Response::Error(e.to_string()),
                 }
             }
-            Request::GetMempool if !served.may_serve(peer, Instant::now()) => {
-                w.net.report_peer(
-                    peer,
-                    Misbehaviour::Low,
-                    "over a rate: asked for our mempool again within 10 s",
-                );
-                Response::Error("busy: our mempool was sent to you moments ago".into())
-            }
-            Request::GetMempool => match w.chain.mempool_txids(MAX_MEMPOOL_TXIDS).await {
-                Ok(txids) => Response::MempoolTxids(txids),
-                Err(e) => Response::Error(e.to_string()),
+            Request::GetMempool => match served.may_serve(peer, Instant::now()) {
+                MempoolServe::TooSoon { again } => {
+                    if again {
+                        w.net.report_peer(
+                            peer,
+                            Misbehaviour::Low,
+                            "over a rate: asked for our mempool again within 10 s",
+                        );
+                    }
+                    Response::Error("busy: our mempool was sent to you moments ago".into())
+                }
+                MempoolServe::Now => match w.chain.mempool_txids(MAX_MEMPOOL_TXIDS).await {
+                    Ok(txids) => Response::MempoolTxids(txids),
+                    Err(e) => Response::Error(e.to_string()),
+                },
             },
             Request::GetTxs { txids } => {
                 match w.chain.mempool_txs(txids, SOFT_RESPONSE_BYTES).await {
@@ -441,17 +523,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn side_allowance_runs_out_and_comes_back() {
+    fn side_allowance_runs_out_per_identity_and_per_group_and_comes_back() {
         let t0 = Instant::now();
         let (p, q) = (PeerId::random(), PeerId::random());
         let mut side = SideAllowance::default();
         for _ in 0..MAX_SIDE_BLOCKS_PER_PEER {
-            assert!(side.has_room(&p, t0));
-            side.charge(p, t0);
+            assert!(side.has_room(p, None, t0));
+            side.charge(p, None, t0);
         }
-        assert!(!side.has_room(&p, t0));
-        assert!(side.has_room(&q, t0));
-        assert!(side.has_room(&p, t0 + SIDE_WINDOW));
+        assert!(!side.has_room(p, None, t0));
+        assert!(side.has_room(q, None, t0));
+        assert!(side.has_room(p, None, t0 + SIDE_WINDOW));
+        // Four identities of one group share its allowance: new identities buy nothing.
+        let group = Some("203.0.0.0".parse().unwrap());
+        let ids: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
+        let mut side = SideAllowance::default();
+        let mut stored = 0;
+        for id in ids.iter().cycle().take(32) {
+            if side.has_room(*id, group, t0) {
+                side.charge(*id, group, t0);
+                stored += 1;
+            }
+        }
+        assert_eq!(stored, MAX_SIDE_BLOCKS_PER_PEER);
+        let elsewhere = Some("198.51.0.0".parse().unwrap());
+        assert!(side.has_room(ids[0], elsewhere, t0) || !side.has_room(ids[0], None, t0));
+        assert!(side.has_room(PeerId::random(), elsewhere, t0));
     }
 
     #[test]
@@ -459,14 +556,21 @@ mod tests {
         let t0 = Instant::now();
         let (p, q) = (PeerId::random(), PeerId::random());
         let served = MempoolServes::default();
-        assert!(served.may_serve(p, t0));
-        assert!(!served.may_serve(p, t0 + MEMPOOL_SERVE_INTERVAL / 2));
-        assert!(served.may_serve(q, t0 + MEMPOOL_SERVE_INTERVAL / 2));
-        assert!(served.may_serve(p, t0 + MEMPOOL_SERVE_INTERVAL));
-        served.forget(&q);
-        assert!(
-            served.may_serve(q, t0 + MEMPOOL_SERVE_INTERVAL / 2),
-            "a new connection"
+        let half = t0 + MEMPOOL_SERVE_INTERVAL / 2;
+        assert_eq!(served.may_serve(p, t0), MempoolServe::Now);
+        // Too soon (a reconnect changes nothing): the first refusal is free, the next costs.
+        assert_eq!(
+            served.may_serve(p, half),
+            MempoolServe::TooSoon { again: false }
+        );
+        assert_eq!(
+            served.may_serve(p, half),
+            MempoolServe::TooSoon { again: true }
+        );
+        assert_eq!(served.may_serve(q, half), MempoolServe::Now);
+        assert_eq!(
+            served.may_serve(p, t0 + MEMPOOL_SERVE_INTERVAL),
+            MempoolServe::Now
         );
     }
 }

@@ -125,6 +125,7 @@ pub async fn start(
     net_config.max_peers = config.net.max_peers;
     net_config.request_timeout = Duration::from_secs(config.net.request_timeout_secs);
     net_config.requests_per_second_per_peer = config.net.requests_per_second;
+    net_config.max_upload_bytes_per_sec = config.net.max_upload_bytes_per_sec;
     net_config.max_block_bytes = params.max_block_size;
     net_config.ban_file = Some(dir.join("banlist.json"));
     let (net, mut events) = net::spawn(net_config, shutdown.clone()).await?;

@@ -2,6 +2,7 @@
 //! bookkeeping. Each arm is one call; nothing here validates, reads the store or waits on the
 //! chain (at most on the orphan pool's lock), so the loop always keeps up with the network.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use gossipcoin_proto::Block;
@@ -21,9 +22,15 @@ pub async fn run(
     mut mined: mpsc::Receiver<Block>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let router = Router { net, ingest, sync };
+    let mut router = Router {
+        net,
+        ingest,
+        sync,
+        greeted: HashSet::new(),
+    };
     // Peers connected before the router started (e.g. the one a fresh node took its genesis
-    // from) are greeted now; later ones on `PeerConnected`.
+    // from) are greeted now; later ones on `PeerConnected`. A peer is greeted once per
+    // connection: its `PeerConnected` may still be queued behind us.
     for info in router.net.peers().await {
         router.on_connected(info.peer);
     }
@@ -44,10 +51,12 @@ struct Router {
     net: NetHandle,
     ingest: Ingest,
     sync: Arc<Sync>,
+    /// Peers greeted on their current connection (bounded by the connection slots).
+    greeted: HashSet<PeerId>,
 }
 
 impl Router {
-    async fn on_event(&self, event: NetworkEvent) {
+    async fn on_event(&mut self, event: NetworkEvent) {
         match event {
             NetworkEvent::Listening { .. } => {}
             NetworkEvent::PeerDisconnected { peer } => self.on_disconnected(peer),
@@ -75,7 +84,10 @@ impl Router {
 
     /// A new peer: exchange Status, then learn its mempool (one task per connection;
     /// connections are bounded).
-    fn on_connected(&self, peer: PeerId) {
+    fn on_connected(&mut self, peer: PeerId) {
+        if !self.greeted.insert(peer) {
+            return;
+        }
         let (sync, ingest) = (self.sync.clone(), self.ingest.clone());
         tokio::spawn(async move {
             if sync.greet(peer).await {
@@ -85,13 +97,15 @@ impl Router {
     }
 
     /// A peer left: sync forgets it, and its orphan transactions are dropped.
-    fn on_disconnected(&self, peer: PeerId) {
+    fn on_disconnected(&mut self, peer: PeerId) {
+        self.greeted.remove(&peer);
         self.sync.peer_gone(peer);
         self.ingest.peer_gone(&peer);
     }
 
     /// A banned peer's queued work and pooled orphans are dropped.
-    async fn on_banned(&self, peer: PeerId) {
+    async fn on_banned(&mut self, peer: PeerId) {
+        self.greeted.remove(&peer);
         self.ingest.drop_peer(&peer);
         self.sync.drop_peer(&peer).await;
     }

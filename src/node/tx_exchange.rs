@@ -18,7 +18,7 @@ use gossipcoin_proto::{Transaction, Txid};
 use tokio::sync::oneshot;
 use tracing::{debug, info};
 
-use super::ingest::Ingest;
+use super::ingest::{Ingest, MEMPOOL_SERVE_INTERVAL};
 use crate::consensus;
 use crate::net::{Misbehaviour, PeerId};
 
@@ -26,7 +26,17 @@ use crate::net::{Misbehaviour, PeerId};
 /// Status exchange.
 pub async fn run(peer: PeerId, ingest: Ingest) {
     let net = ingest.net().clone();
-    let listed = match net.request(peer, Request::GetMempool).await {
+    let mut answer = net.request(peer, Request::GetMempool).await;
+    if let Ok(Response::Error(why)) = &answer
+        && why.starts_with("busy")
+    {
+        // It listed its mempool to us moments ago (we restarted, or reconnected): once more
+        // after its interval, so what it holds still reaches us.
+        debug!(target: "mempool", %peer, "peer listed its mempool to us moments ago: asking again in {}s", MEMPOOL_SERVE_INTERVAL.as_secs());
+        tokio::time::sleep(MEMPOOL_SERVE_INTERVAL).await;
+        answer = net.request(peer, Request::GetMempool).await;
+    }
+    let listed = match answer {
         Ok(Response::MempoolTxids(txids)) => txids,
         Ok(Response::Error(why)) => {
             debug!(target: "mempool", %peer, "peer did not list its mempool: {why}");

@@ -107,15 +107,35 @@ impl TestNode {
     /// Starts a node whose store already holds `genesis` and `blocks` (connected before the
     /// node starts, so nothing of them is gossiped).
     pub async fn start_with(genesis: &Block, blocks: &[Block], bootstrap: &[&str]) -> TestNode {
-        Self::start_with_params(genesis, blocks, bootstrap, params()).await
+        Self::start_configured(genesis, blocks, bootstrap, |_| {}).await
     }
 
-    /// [`TestNode::start_with`] on other chain parameters.
+    /// [`Self::start_with`], with `tweak` applied to the node's configuration.
+    pub async fn start_configured(
+        genesis: &Block,
+        blocks: &[Block],
+        bootstrap: &[&str],
+        tweak: impl FnOnce(&mut NodeConfig),
+    ) -> TestNode {
+        Self::start_full(genesis, blocks, bootstrap, params(), tweak).await
+    }
+
+    /// [`Self::start_with`] on other chain parameters.
     pub async fn start_with_params(
         genesis: &Block,
         blocks: &[Block],
         bootstrap: &[&str],
         params: ChainParams,
+    ) -> TestNode {
+        Self::start_full(genesis, blocks, bootstrap, params, |_| {}).await
+    }
+
+    async fn start_full(
+        genesis: &Block,
+        blocks: &[Block],
+        bootstrap: &[&str],
+        params: ChainParams,
+        tweak: impl FnOnce(&mut NodeConfig),
     ) -> TestNode {
         init_logs();
         let dir = tempfile::tempdir().unwrap();
@@ -139,6 +159,7 @@ impl TestNode {
         };
         let mut config = NodeConfig::load(dir.path(), overrides).unwrap();
         config.net.request_timeout_secs = 5;
+        tweak(&mut config);
         let (shutdown, rx) = watch::channel(false);
         let node = gossipcoin::node::start(config, params, rx).await.unwrap();
         let control = node.control();

@@ -92,6 +92,37 @@ async fn an_invalid_side_block_is_not_relayed() {
     v.stop().await.unwrap();
 }
 
+/// Issue 18, item 6, measured: an invalid side block (a 1,000-coin coinbase, stored unchecked
+/// as a sibling of the tip) and then a child on it from another identity. The child makes its
+/// branch the heavier one, the reorg finds the side block invalid — and that used to cost
+/// nobody. Now the side block's sender pays for it, and the child's sender for building on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_side_block_costs_its_sender_once_a_child_reveals_it() {
+    let g = genesis();
+    let a1 = child(&g, 1, coins(10), vec![]);
+    let v = TestNode::start_with(&g, std::slice::from_ref(&a1), &[]).await;
+    let x1 = Attacker::connect(&v.addr, g.block_hash()).await;
+    let x2 = Attacker::connect(&v.addr, g.block_hash()).await;
+    let side = child(&g, 1, coins(1000), vec![]);
+    x1.gossip_block(&side);
+    wait_for("V to store the side block", || async {
+        v.has_block(side.block_hash()).await
+    })
+    .await;
+    let on_side = child(&side, 2, coins(10), vec![]);
+    x2.gossip_block(&on_side);
+    wait_for("V to charge the side block's sender", || async {
+        v.peer_score(x1.id).await.is_none_or(|s| s <= -40.0)
+    })
+    .await;
+    wait_for("V to charge the child's sender", || async {
+        v.peer_score(x2.id).await.is_none_or(|s| s < 0.0)
+    })
+    .await;
+    assert_eq!(v.tip().await, a1.block_hash(), "V kept its valid chain");
+    v.stop().await.unwrap();
+}
+
 /// Issue 9, attack 1: blocks above the chain's size limit, with a valid header, are refused
 /// before they are decoded and cost the sender its connection; the victim's chain is as it was
 /// and an honest block still gets through.

@@ -240,3 +240,160 @@ async fn an_orphan_flood_costs_one_parent_fetch_and_oversized_requests_cost_the_
     .await;
     v.stop().await.unwrap();
 }
+
+/// Issue 18, item 1, measured: a peer mines one valid header on our tip, shows it, and never
+/// delivers the block (answering none of it, or nothing at all). The node believes the header
+/// and tries to download it; within the stall timeout the peer loses its headers' claim, is
+/// charged and disconnected, the node stops reporting `syncing`, and it mines again.
+async fn a_withheld_header_neither_holds_sync_nor_stops_mining(silent: bool) {
+    let g = genesis();
+    let withheld = blocks_on(&g, 1, 1);
+    let h = TestNode::start_with(&g, &withheld, &[]).await;
+    let theirs = h.status().await;
+    h.stop().await.unwrap();
+    let v = TestNode::start(&g, &[]).await;
+    let mut x = Attacker::connect(&v.addr, g.block_hash()).await;
+    let asked_blocks = Arc::new(AtomicUsize::new(0));
+    let asked = asked_blocks.clone();
+    let shown = withheld.clone();
+    x.serve(move |request| match request {
+        Request::Status(_) => Some(Response::Status(theirs)),
+        Request::GetHeaders { locator, .. } => {
+            Some(Response::Headers(headers_after(&shown, locator)))
+        }
+        Request::GetBlocksByHash { .. } | Request::GetBlock { .. } => {
+            asked.fetch_add(1, Ordering::Relaxed);
+            if silent {
+                None // never answered
+            } else {
+                Some(Response::Blocks(vec![]))
+            }
+        }
+        Request::GetMempool => Some(Response::MempoolTxids(vec![])),
+        _ => None,
+    });
+    let _ = x.net.request(v.id, Request::Status(theirs)).await;
+    wait_for("V to believe the header and ask for its block", || async {
+        asked_blocks.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    let asked_at = std::time::Instant::now();
+    if silent {
+        // The measured failure: V syncs towards the header and refuses to mine meanwhile.
+        wait_for("V to sync towards the header", || async {
+            v.control.status().await.unwrap().sync == SyncState::Syncing
+        })
+        .await;
+    }
+    wait_for("V to charge the withholding peer", || async {
+        v.peer_score(x.id).await.is_none_or(|s| s < 0.0)
+    })
+    .await;
+    wait_for("V to stop syncing a branch nobody delivers", || async {
+        v.control.status().await.unwrap().sync != SyncState::Syncing
+    })
+    .await;
+    eprintln!(
+        "withheld header ({}): syncing ended {} ms after the block was first asked for",
+        if silent { "silent" } else { "refused" },
+        asked_at.elapsed().as_millis()
+    );
+    let reward = gossipcoin::keys::PrivateKey::from_bytes(&[5; 32])
+        .unwrap()
+        .address();
+    let mined = v.control.mine(Some(reward)).await;
+    assert!(
+        mined.is_ok(),
+        "mining refused after the withholding: {mined:?}"
+    );
+    assert_eq!(v.status().await.height, 1, "V mined on its own tip");
+    wait_for("V to disconnect the withholding peer", || async {
+        !x.connected_to(v.id).await
+    })
+    .await;
+    v.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_whose_block_is_refused_stops_neither_sync_nor_mining() {
+    a_withheld_header_neither_holds_sync_nor_stops_mining(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_whose_block_never_comes_stops_neither_sync_nor_mining() {
+    a_withheld_header_neither_holds_sync_nor_stops_mining(true).await;
+}
+
+/// Issue 18, item 2, measured: an honest miner producing blocks fast announces each new tip
+/// (Status) while its answer to our `GetHeaders` — made a moment earlier — is on the way. Each
+/// answer backs the claim it was asked under, not the newer one: the peer is never charged,
+/// and the node follows it to its last block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_announcing_blocks_ahead_of_its_headers_answers_is_never_penalised() {
+    let g = genesis();
+    let chain = blocks_on(&g, 1, 30);
+    let v = TestNode::start(&g, &[]).await;
+    let base = v.status().await;
+    let chain_for_serving = chain.clone();
+    let last_chain = chain.clone();
+    let per_block = super::harness::params().target().work();
+    let claim = move |height: u32| Status {
+        tip: chain_tip(&chain, height),
+        height,
+        chain_work: (0..height).fold(base.chain_work, |w, _| w.saturating_add(per_block)),
+        ..base
+    };
+    let mut x = Attacker::connect(&v.addr, g.block_hash()).await;
+    let mut events = std::mem::replace(&mut x.events, tokio::sync::mpsc::channel(1).1);
+    let (net, victim) = (x.net.clone(), v.id);
+    // The peer's chain grows by one block each time it is asked for headers: it announces the
+    // new block first, then answers with the headers it had when the question arrived.
+    let server = tokio::spawn(async move {
+        let mut height = 10u32;
+        let _ = net.request(victim, Request::Status(claim(height))).await;
+        while let Some(event) = events.recv().await {
+            let gossipcoin::net::NetworkEvent::InboundRequest { request, reply, .. } = event else {
+                continue;
+            };
+            let answer = match &request {
+                Request::Status(_) => Response::Status(claim(height)),
+                Request::GetHeaders { locator, .. } => {
+                    let had = height;
+                    if height < 30 {
+                        height += 1;
+                        let _ = net.request(victim, Request::Status(claim(height))).await;
+                    }
+                    let known = &chain_for_serving[..had as usize];
+                    Response::Headers(headers_after(known, locator))
+                }
+                Request::GetBlocksByHash { hashes } => Response::Blocks(
+                    chain_for_serving
+                        .iter()
+                        .filter(|b| hashes.contains(&b.block_hash()))
+                        .cloned()
+                        .collect(),
+                ),
+                Request::GetMempool => Response::MempoolTxids(vec![]),
+                _ => Response::Error("not served".into()),
+            };
+            reply.send(answer);
+        }
+    });
+    let last = chain_tip(&last_chain, 30);
+    wait_for("V to follow the fast peer to its last block", || async {
+        v.tip().await == last
+    })
+    .await;
+    let score = v.peer_score(x.id).await;
+    assert!(
+        score.is_some_and(|s| s >= 0.0),
+        "an honest peer ahead of us was charged: {score:?}"
+    );
+    server.abort();
+    v.stop().await.unwrap();
+}
+
+/// The hash of block `height` of `chain` (which starts at height 1).
+fn chain_tip(chain: &[Block], height: u32) -> BlockHash {
+    chain[height as usize - 1].block_hash()
+}

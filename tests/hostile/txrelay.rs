@@ -290,8 +290,9 @@ async fn oversized_or_unasked_mempool_answers_cost_their_sender() {
     v.stop().await.unwrap();
 }
 
-/// Asking for a node's mempool again on the same connection within 10 s, or for more
-/// transactions than one request may name, costs the asker; the first listing is answered.
+/// Asking for a node's mempool again within 10 s (on any connection) after being refused once,
+/// or for more transactions than one request may name, costs the asker; the first listing is
+/// answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mempool_requests_too_often_or_too_big_cost_their_sender() {
     let g = genesis();
@@ -311,6 +312,11 @@ async fn mempool_requests_too_often_or_too_big_cost_their_sender() {
         matches!(again, Ok(Response::Error(_))),
         "a second listing within 10 s is refused: {again:?}"
     );
+    // The first refusal is free (a restarted node asks once too soon, then after 10 s); asking
+    // again anyway costs.
+    assert!(v.peer_score(x.id).await.is_some_and(|s| s >= 0.0));
+    let third = x.net.request(v.id, Request::GetMempool).await;
+    assert!(matches!(third, Ok(Response::Error(_))), "{third:?}");
     wait_for("V to charge the repeated listing", || async {
         v.peer_score(x.id).await.is_some_and(|s| s < 0.0)
     })

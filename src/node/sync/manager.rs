@@ -49,6 +49,16 @@ const MAX_STALL_TIMEOUT: Duration = Duration::from_secs(64);
 const STALLER_REST: Duration = Duration::from_secs(30);
 const BUSY_REST: Duration = Duration::from_millis(250);
 const EMPTY_REST: Duration = Duration::from_secs(5);
+/// A peer that answered "busy" (and nothing else) for this long is treated as withholding.
+const BUSY_GRACE: Duration = Duration::from_secs(30);
+/// An unanswered `GetHeaders` (refused, failed) is asked again after this long.
+const HEADERS_RETRY: Duration = Duration::from_secs(1);
+/// A peer caught withholding blocks its headers announced is not believed for this long, even
+/// if it reconnects (Core disconnects stallers; here the claim is also forgotten). A block it
+/// delivers that becomes our tip lifts it at once.
+const WITHHELD_DISTRUST: Duration = Duration::from_secs(600);
+/// Most peers remembered as withholding (the soonest to expire makes room).
+const MAX_DISTRUSTED: usize = 1024;
 /// Orphan parents fetched at once: more orphans than this at a time are left to headers sync.
 const MAX_PARENT_FETCHES: usize = 8;
 /// How often the manager looks for stallers and publishes progress.
@@ -128,6 +138,16 @@ struct PeerSync {
     best: Option<Known>,
     /// A `GetHeaders` to it is in flight.
     asking_headers: bool,
+    /// The work its Status claimed when that `GetHeaders` was sent: what the answer must back.
+    /// A Status that arrives meanwhile is judged by the next answer, never by this one.
+    asked_claim: Option<U256>,
+    /// Since when its block requests have brought nothing (failed, refused, empty): a peer
+    /// that cannot deliver what its headers announced loses its claim.
+    undelivered_since: Option<Instant>,
+    /// Its requests failed only with "busy" since `undelivered_since`.
+    only_busy: bool,
+    /// Its last `GetHeaders` went unanswered: asked again from then.
+    headers_retry_at: Option<Instant>,
     /// Not asked for blocks until then.
     rest_until: Option<Instant>,
 }
@@ -142,6 +162,16 @@ impl PeerSync {
             self.best = Some(known);
         }
     }
+
+    /// A block request brought nothing; `busy` when the peer only said it was busy.
+    fn undelivered(&mut self, now: Instant, busy: bool) {
+        if self.undelivered_since.is_none() {
+            self.undelivered_since = Some(now);
+            self.only_busy = busy;
+        } else if !busy {
+            self.only_busy = false;
+        }
+    }
 }
 
 pub(super) struct Manager {
@@ -151,6 +181,9 @@ pub(super) struct Manager {
     sync: std::sync::Weak<Sync>,
     events: mpsc::Sender<Event>,
     peers: HashMap<PeerId, PeerSync>,
+    /// Peers caught withholding, until when their headers count for nothing. Kept across
+    /// reconnects (bounded by [`MAX_DISTRUSTED`]).
+    distrusted: HashMap<PeerId, Instant>,
     /// Our chain's tip.
     tip: Known,
     /// The best header we verified (our tip when no better is known).
@@ -187,6 +220,7 @@ impl Manager {
             sync,
             events,
             peers: HashMap::new(),
+            distrusted: HashMap::new(),
             tip,
             best: tip,
             window: Window::default(),
@@ -217,7 +251,7 @@ impl Manager {
                     }
                     self.refresh_tip().await;
                 }
-                _ = tick.tick() => self.on_tick(),
+                _ = tick.tick() => self.on_tick().await,
             }
             self.schedule();
             self.feed();
@@ -229,18 +263,20 @@ impl Manager {
         match event {
             Event::Status { peer, status } => self.on_status(peer, status).await,
             Event::Delivered { peer, tip } => {
-                self.peers
-                    .entry(peer)
-                    .or_default()
-                    .raise_best(Known::of(&tip));
+                // It delivered a block that became our tip: whatever it withheld before, it
+                // serves now.
+                self.distrusted.remove(&peer);
+                let entry = self.peers.entry(peer).or_default();
+                entry.raise_best(Known::of(&tip));
+                entry.undelivered_since = None;
             }
-            Event::Headers { peer, result } => self.on_headers(peer, result),
+            Event::Headers { peer, result } => self.on_headers(peer, result).await,
             Event::HeadersDone {
                 peer,
                 outcome,
                 full,
             } => self.on_headers_done(peer, outcome, full).await,
-            Event::Blocks { peer, id, result } => self.on_blocks(peer, id, result),
+            Event::Blocks { peer, id, result } => self.on_blocks(peer, id, result).await,
             Event::Batch { outcome, senders } => self.on_batch(outcome, senders).await,
             Event::Orphan { peer, prev } => self.on_orphan(peer, prev).await,
             Event::Parent { peer, prev, result } => self.on_parent(peer, prev, result).await,
@@ -248,6 +284,8 @@ impl Manager {
                 self.peers.remove(&peer);
                 self.window.forget_peer(&peer);
                 self.resolves.retain(|(p, _)| *p != peer);
+                // Its headers no longer hold us in `syncing`: only connected peers can deliver.
+                self.recompute_best().await;
             }
             Event::Resolve { peer, done } => self.resolves.push((peer, done)),
         }
@@ -260,6 +298,10 @@ impl Manager {
         debug!(target: "sync", %peer, height = status.height, tip = %status.tip, "peer status");
         let entry = self.peers.entry(peer).or_default();
         entry.claimed = Some(status);
+        if self.distrusts(&peer) {
+            debug!(target: "sync", %peer, "peer withheld blocks lately: its status is not followed");
+            return;
+        }
         // A tip we already verified proves itself, if the claimed work is what it has.
         if let Ok(Some(known)) = self.reads.header(status.tip).await {
             let known = Known {
@@ -297,6 +339,7 @@ impl Manager {
             return;
         }
         entry.asking_headers = true;
+        entry.asked_claim = entry.claimed.map(|c| c.chain_work);
         let mut locator: Vec<BlockHash> = from.into_iter().collect();
         if self.best.hash != self.tip.hash {
             locator.push(self.best.hash);
@@ -315,12 +358,18 @@ impl Manager {
         });
     }
 
-    fn on_headers(&mut self, peer: PeerId, result: Result<Response, String>) {
+    async fn on_headers(&mut self, peer: PeerId, result: Result<Response, String>) {
         let headers = match result {
             Ok(Response::Headers(headers)) => headers,
             Ok(Response::Error(e)) => {
+                // No answer: nothing to judge the claim by (a busy or rate-limiting peer is
+                // not a liar). Asked again after a rest.
                 debug!(target: "sync", %peer, "headers refused: {e}");
-                return self.headers_finished(peer);
+                if !is_busy(&e) {
+                    self.net
+                        .report_peer(peer, Misbehaviour::Low, "refused GetHeaders");
+                }
+                return self.headers_unanswered(peer);
             }
             Ok(other) => {
                 self.net.report_peer(
@@ -329,20 +378,20 @@ impl Manager {
                     "answered GetHeaders with something else",
                 );
                 debug!(target: "sync", %peer, "unexpected answer to GetHeaders: {other:?}");
-                return self.headers_finished(peer);
+                return self.headers_finished(peer).await;
             }
             Err(e) => {
                 debug!(target: "sync", %peer, "headers request failed: {e}");
-                return self.headers_finished(peer);
+                return self.headers_unanswered(peer);
             }
         };
         if headers.len() > MAX_HEADERS_PER_RESPONSE {
             self.net
                 .report_peer(peer, Misbehaviour::Fatal, "sent more headers than allowed");
-            return self.headers_finished(peer);
+            return self.headers_finished(peer).await;
         }
         if headers.is_empty() {
-            return self.headers_finished(peer);
+            return self.headers_finished(peer).await;
         }
         let full = headers.len() == MAX_HEADERS_PER_RESPONSE;
         let (chain, events) = (self.chain.clone(), self.events.clone());
@@ -373,11 +422,8 @@ impl Manager {
                     height,
                     work: chain_work,
                 };
-                self.peers.entry(peer).or_default().raise_best(known);
                 debug!(target: "sync", %peer, height, %last, new, "headers accepted");
-                if known.work > self.best.work {
-                    self.new_best(known).await;
-                }
+                self.credit(peer, known).await;
                 if full {
                     if let Some(p) = self.peers.get_mut(&peer) {
                         p.asking_headers = false;
@@ -403,28 +449,154 @@ impl Manager {
                 }
             }
         }
-        self.headers_finished(peer);
+        self.headers_finished(peer).await;
     }
 
-    /// `peer` has no more headers for us: its claim must be backed by what it showed.
-    fn headers_finished(&mut self, peer: PeerId) {
+    /// `peer` has no more headers for us: the claim it made when we asked must be backed by
+    /// what it showed. A newer claim (a Status that crossed the answer: a peer mining fast
+    /// announces blocks while its headers are on the way) is asked about again, not judged.
+    async fn headers_finished(&mut self, peer: PeerId) {
+        let distrusted = self.distrusts(&peer);
         let Some(entry) = self.peers.get_mut(&peer) else {
             return;
         };
         entry.asking_headers = false;
-        let Some(claimed) = entry.claimed else {
+        let asked = entry.asked_claim.take();
+        if distrusted {
             return;
-        };
+        }
         let shown = entry.verified_work();
-        if claimed.chain_work > shown && claimed.chain_work > self.tip.work {
-            warn!(target: "sync", %peer, claimed_height = claimed.height, shown_height = entry.best.map(|b| b.height),
+        if let Some(asked) = asked
+            && asked > shown
+            && asked > self.tip.work
+        {
+            warn!(target: "sync", %peer, claimed_height = entry.claimed.map(|c| c.height), shown_height = entry.best.map(|b| b.height),
                   "peer claims more work than its headers show");
             entry.claimed = None;
-            self.net.report_peer(
+            return self.net.report_peer(
                 peer,
                 Misbehaviour::High,
                 "its headers do not back the chain work it claims",
             );
+        }
+        if let Some(newer) = entry.claimed
+            && newer.chain_work > shown
+            && newer.chain_work > self.best.work.max(self.tip.work)
+        {
+            debug!(target: "sync", %peer, height = newer.height, "a newer claim arrived meanwhile: asking again");
+            self.ask_headers(peer, None).await;
+        }
+    }
+
+    /// Our `GetHeaders` got no answer (refused, failed): the claim stands unjudged and is
+    /// asked about again after [`HEADERS_RETRY`].
+    fn headers_unanswered(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.asking_headers = false;
+            p.asked_claim = None;
+            p.headers_retry_at = Some(Instant::now() + HEADERS_RETRY);
+        }
+    }
+
+    /// Peers whose claim leads further than anything we verified and whose last `GetHeaders`
+    /// went unanswered are asked again.
+    async fn retry_headers(&mut self, now: Instant) {
+        let bar = self.best.work.max(self.tip.work);
+        let due: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.asking_headers && p.headers_retry_at.is_some_and(|t| now >= t))
+            .filter(|(_, p)| p.claimed.is_some_and(|c| c.chain_work > bar))
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in due {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.headers_retry_at = None;
+            }
+            if !self.distrusts(&peer) {
+                self.ask_headers(peer, None).await;
+            }
+        }
+    }
+
+    /// Whether `peer` was caught withholding lately (its headers count for nothing).
+    fn distrusts(&self, peer: &PeerId) -> bool {
+        self.distrusted
+            .get(peer)
+            .is_some_and(|until| Instant::now() < *until)
+    }
+
+    /// `peer` showed `known` by headers: it can serve up to there, and the download follows
+    /// it if it is the best we know. A peer caught withholding is not believed.
+    async fn credit(&mut self, peer: PeerId, known: Known) {
+        if self.distrusts(&peer) {
+            return;
+        }
+        self.peers.entry(peer).or_default().raise_best(known);
+        if known.work > self.best.work {
+            self.new_best(known).await;
+        }
+    }
+
+    /// `peer` showed headers and did not deliver their blocks: its headers no longer count
+    /// (so its branch stops holding us in `syncing` and the miner mines), it is charged and
+    /// disconnected, and it is not believed again for [`WITHHELD_DISTRUST`].
+    async fn withdraw_claim(&mut self, peer: PeerId, offence: Misbehaviour, why: &str) {
+        let now = Instant::now();
+        let shown = self.peers.get(&peer).and_then(|p| p.best).map(|b| b.height);
+        warn!(target: "sync", %peer, shown_height = shown, height = self.tip.height,
+              "peer withholds blocks its headers announced: {why}; its headers no longer count");
+        self.distrusted.retain(|_, until| now < *until);
+        if self.distrusted.len() >= MAX_DISTRUSTED
+            && let Some(soonest) = self
+                .distrusted
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(p, _)| *p)
+        {
+            self.distrusted.remove(&soonest);
+        }
+        self.distrusted.insert(peer, now + WITHHELD_DISTRUST);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.best = None;
+            p.claimed = None;
+            p.undelivered_since = None;
+        }
+        self.window.release_peer(&peer);
+        self.net.report_peer(peer, offence, why);
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            net.disconnect(peer).await;
+        });
+        self.recompute_best().await;
+    }
+
+    /// The download target from scratch: the best header shown by a connected peer we
+    /// believe, or our own tip when none leads further.
+    async fn recompute_best(&mut self) {
+        let mut best: Option<Known> = None;
+        for (id, p) in &self.peers {
+            let Some(b) = p.best else { continue };
+            if b.work > self.tip.work && best.is_none_or(|x| b.work > x.work) && !self.distrusts(id)
+            {
+                best = Some(b);
+            }
+        }
+        match best {
+            Some(b) if b == self.best => {}
+            Some(b) => {
+                info!(target: "sync", height = b.height, hash = %b.hash, "following another peer's headers");
+                self.best = b;
+                self.rebuild_window().await;
+            }
+            None => {
+                if self.best != self.tip {
+                    info!(target: "sync", headers = self.best.height, height = self.tip.height,
+                          "no connected peer can deliver the better headers: not syncing");
+                }
+                self.best = self.tip;
+                self.window.reset(self.tip.height, &[]);
+            }
         }
     }
 
@@ -499,10 +671,12 @@ impl Manager {
         }
     }
 
-    fn on_blocks(&mut self, peer: PeerId, id: u64, result: Result<Response, String>) {
+    async fn on_blocks(&mut self, peer: PeerId, id: u64, result: Result<Response, String>) {
         let rest = |m: &mut Self, d: Duration| {
             if let Some(p) = m.peers.get_mut(&peer) {
-                p.rest_until = Some(Instant::now() + d);
+                let now = Instant::now();
+                p.rest_until = Some(now + d);
+                p.undelivered(now, d == BUSY_REST);
             }
         };
         let blocks = match result {
@@ -510,14 +684,7 @@ impl Manager {
             Ok(Response::Error(e)) => {
                 debug!(target: "sync", %peer, "block request refused: {e}");
                 self.window.on_failed(id);
-                return rest(
-                    self,
-                    if e.starts_with("busy") {
-                        BUSY_REST
-                    } else {
-                        EMPTY_REST
-                    },
-                );
+                return rest(self, if is_busy(&e) { BUSY_REST } else { EMPTY_REST });
             }
             Ok(_) => {
                 self.window.on_failed(id);
@@ -552,15 +719,21 @@ impl Manager {
                 rest(self, STALLER_REST);
             }
             Ok(answered) if answered.useful == 0 && answered.missing > 0 => {
-                // It showed us headers for these blocks, then sent none of them.
-                self.net.report_peer(
+                // It showed us headers for these blocks, then sent none of them: withholding.
+                self.withdraw_claim(
                     peer,
-                    Misbehaviour::Low,
+                    Misbehaviour::High,
                     "sent none of the blocks its headers announced",
-                );
-                rest(self, EMPTY_REST);
+                )
+                .await;
             }
-            Ok(_) => {}
+            Ok(answered) => {
+                if answered.useful > 0
+                    && let Some(p) = self.peers.get_mut(&peer)
+                {
+                    p.undelivered_since = None;
+                }
+            }
         }
     }
 
@@ -603,7 +776,7 @@ impl Manager {
         };
         let from = senders.iter().find(|(h, _)| *h == hash).map(|(_, p)| *p);
         match &stopped {
-            BlockOutcome::Invalid { reason, blame } => {
+            BlockOutcome::Invalid { reason, blame, .. } => {
                 warn!(target: "sync", %hash, peer = ?from, "a downloaded block is invalid: {reason}");
                 if let (true, Some(peer)) = (*blame, from) {
                     self.net.report_peer(peer, Misbehaviour::Fatal, reason);
@@ -710,19 +883,44 @@ impl Manager {
         }
     }
 
-    fn on_tick(&mut self) {
+    async fn on_tick(&mut self) {
         let now = Instant::now();
         if let Some(peer) = self.window.staller(now, self.stall_timeout) {
             warn!(target: "sync", %peer, timeout_ms = self.stall_timeout.as_millis() as u64,
                   "peer stalls the block download: its blocks go to other peers");
-            self.net
-                .report_peer(peer, Misbehaviour::Mid, "stalled the block download window");
-            self.window.release_peer(&peer);
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.rest_until = Some(now + STALLER_REST);
-            }
             self.stall_timeout = (self.stall_timeout * 2).min(MAX_STALL_TIMEOUT);
+            self.withdraw_claim(peer, Misbehaviour::Mid, "stalled the block download window")
+                .await;
         }
+        // Peers whose block requests bring nothing for too long (refused, failed; "busy" is
+        // given longer) withhold too.
+        let (stall, tip) = (self.stall_timeout, self.tip.work);
+        let withholding: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.verified_work() > tip)
+            .filter(|(_, p)| {
+                p.undelivered_since.is_some_and(|since| {
+                    // Other failures get one retry after their rest first.
+                    let grace = if p.only_busy {
+                        BUSY_GRACE
+                    } else {
+                        stall + EMPTY_REST
+                    };
+                    now.saturating_duration_since(since) >= grace
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in withholding {
+            self.withdraw_claim(
+                peer,
+                Misbehaviour::Mid,
+                "could not deliver the blocks its headers announced",
+            )
+            .await;
+        }
+        self.retry_headers(now).await;
         self.publish(now);
     }
 
@@ -776,6 +974,12 @@ impl Manager {
             }
         }
     }
+}
+
+/// Whether an error answer only says "not now" (the peer is busy, or we asked too often):
+/// never held against it.
+fn is_busy(error: &str) -> bool {
+    error.starts_with("busy") || error.starts_with("rate limited")
 }
 
 /// About the encoded size of `block` (within a few bytes a transaction), without encoding it:

@@ -98,6 +98,17 @@ impl Sync {
         }
     }
 
+    /// Like [`Self::tell`], but the event is never dropped: a departed peer must leave the
+    /// manager (or its headers would hold us in `syncing`), however busy the queue is.
+    fn tell_surely(&self, event: Event) {
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.events.try_send(event) {
+            let events = self.events.clone();
+            tokio::spawn(async move {
+                let _ = events.send(event).await;
+            });
+        }
+    }
+
     /// Checks a peer's status: a different genesis gets the peer banned; anything else is a
     /// claim for the manager to verify by headers. Returns false when the peer was banned.
     pub async fn on_peer_status(&self, peer: PeerId, theirs: Status) -> bool {
@@ -160,7 +171,7 @@ impl Sync {
 
     /// The peer disconnected.
     pub fn peer_gone(&self, peer: PeerId) {
-        self.tell(Event::Gone { peer });
+        self.tell_surely(Event::Gone { peer });
     }
 
     /// After `parent` was stored (e.g. from gossip): connects the pooled orphans waiting for it.
@@ -212,7 +223,7 @@ impl Sync {
                     children.reverse();
                     queue.extend(children);
                 }
-                BlockOutcome::Invalid { reason, blame } => {
+                BlockOutcome::Invalid { reason, blame, .. } => {
                     if blame {
                         self.net.report_peer(from, Misbehaviour::Fatal, &reason);
                     }
@@ -235,6 +246,6 @@ impl Sync {
     /// Forgets what a banned peer left in the orphan pool, and its requests.
     pub async fn drop_peer(&self, peer: &PeerId) {
         self.orphans.lock().await.drop_peer(peer);
-        self.tell(Event::Gone { peer: *peer });
+        self.tell_surely(Event::Gone { peer: *peer });
     }
 }
