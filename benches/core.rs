@@ -59,6 +59,7 @@ fn main() {
 fn easy_params() -> ChainParams {
     ChainParams {
         pow_bits: 0x207fffff,
+        retarget: gossipcoin::params::Retarget::Fixed,
         ..ChainParams::devnet()
     }
 }
@@ -277,7 +278,7 @@ fn store_with_utxos(dir: &std::path::Path, blocks: u32, outputs: u32) -> Store {
         .map(|i| PubkeyHash(gossipcoin_proto::hash160(&i.to_le_bytes())))
         .collect();
     let mut prev = BlockHash::ZERO;
-    let work = easy_params().block_work();
+    let work = easy_params().target().work();
     let mut chain_work = gossipcoin_proto::U256::ZERO;
     for height in 0..blocks {
         let mut cb = Transaction::coinbase(height, owners[0], Amount::from_units(1).unwrap());

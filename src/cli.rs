@@ -279,6 +279,10 @@ pub enum TestnetCommand {
         /// Seconds to wait for every node to be connected and synced.
         #[arg(long, default_value_t = 60, value_name = "SECS")]
         timeout: u64,
+        /// The block interval ASERT aims at (e.g. 5s; the devnet's is 2s): written with the
+        /// other chain parameters to DIR/params.toml for every node.
+        #[arg(long, value_name = "SECS", value_parser = crate::testnet::parse_interval)]
+        block_interval: Option<u32>,
     },
     /// Stops every node (SIGTERM, then SIGKILL after the timeout); keeps data and logs.
     Down {

@@ -105,6 +105,9 @@ pub struct MiningConfig {
     pub min_txs: usize,
     pub max_wait_secs: u64,
     pub threads: usize,
+    /// Mine without waiting for transactions, empty blocks included: a block every target
+    /// spacing on an ASERT chain (to study intervals, forks and difficulty).
+    pub empty_blocks: bool,
 }
 
 impl Default for MiningConfig {
@@ -113,6 +116,7 @@ impl Default for MiningConfig {
             min_txs: 2,
             max_wait_secs: 10,
             threads: 1,
+            empty_blocks: false,
         }
     }
 }
@@ -487,6 +491,18 @@ mod tests {
         assert_eq!(miner.listen, ["/ip4/127.0.0.1/tcp/3002"]);
         assert_eq!(miner.bootstrap, [central_addr()]);
         assert_eq!(miner.mining.min_txs, 2);
+        assert!(!miner.mining.empty_blocks);
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("m.toml");
+        std::fs::write(&f, "role = \"miner\"\n[mining]\nempty_blocks = true\n").unwrap();
+        let continuous = load(Overrides {
+            config_file: Some(f),
+            miner_address: Some("1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(continuous.mining.empty_blocks);
+        assert_eq!(continuous.mining.min_txs, 2, "the rest from the defaults");
     }
 
     #[test]

@@ -235,6 +235,7 @@ fn scenario(dir: &Path, began: Instant) -> Result<()> {
         base_port: free_base_port(3)?,
         timeout: Duration::from_secs(60),
         params: None,
+        block_interval_secs: None,
         hints: false,
     })
     .context("step 1 (starting the network)")?;

@@ -31,15 +31,18 @@ pub enum MinerError {
 }
 
 /// Builds the block at `height` on `prev`: the coinbase paying `subsidy(height) + fees` to
-/// `reward_to`, then `txs` in order, the merkle root over all of them, the chain's `pow_bits` and
-/// nonce 0. `fees` must be the fees of `txs`; nothing here checks the transactions.
+/// `reward_to`, then `txs` in order, the merkle root over all of them, `bits` (what the chain
+/// requires on `prev`: `Chain::next_bits`) and nonce 0. `fees` must be the fees of `txs`;
+/// nothing here checks the transactions.
 ///
 /// # Errors
 /// [`MinerError::RewardOverflow`] if subsidy + fees exceeds `MAX_MONEY` (a bug in the caller).
+#[allow(clippy::too_many_arguments)] // the header's fields and the coinbase's, each plain data
 pub fn assemble_block(
     prev: BlockHash,
     height: u32,
     time: u32,
+    bits: u32,
     params: &ChainParams,
     reward_to: PubkeyHash,
     txs: Vec<Transaction>,
@@ -58,7 +61,7 @@ pub fn assemble_block(
             prev,
             merkle_root: MerkleRoot::ZERO,
             time,
-            bits: params.pow_bits,
+            bits,
             nonce: 0,
         },
         txs: all,
@@ -496,6 +499,7 @@ mod tests {
             prev,
             7,
             1_700_000_000,
+            params.pow_bits,
             &params,
             miner,
             vec![other.clone()],
@@ -532,6 +536,7 @@ mod tests {
             BlockHash::ZERO,
             1,
             0,
+            0x1e0fffff,
             &ChainParams::devnet(),
             PubkeyHash::ZERO,
             vec![],

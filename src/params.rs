@@ -3,7 +3,7 @@
 //! Loaded once from TOML (the built-in `config/devnet.toml`, or a file given with `--params`),
 //! validated, then passed by reference everywhere. Nothing else in the node hard-codes a rule.
 
-use gossipcoin_proto::{Amount, MAX_BLOCK_BYTES, Target, U256};
+use gossipcoin_proto::{Amount, MAX_BLOCK_BYTES, Target};
 use serde::Deserialize;
 
 /// The devnet parameters, built into the binary.
@@ -23,6 +23,30 @@ pub enum ParamsError {
     Invalid(String),
 }
 
+/// How the target of each block is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Retarget {
+    /// Every block carries `pow_bits` (the seed's behaviour; what a file without the key means).
+    #[default]
+    Fixed,
+    /// aserti3-2d (`consensus::asert`): the target follows the hash rate; `pow_bits` is the
+    /// easiest target allowed (the proof-of-work limit) and the genesis block's bits.
+    Asert,
+}
+
+/// An ASERT anchor named by the parameters (as Bitcoin Cash's chain parameters do): blocks up to
+/// and including `height` carry `pow_bits`, the blocks after it follow ASERT from this anchor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorParams {
+    pub height: u32,
+    /// The time of the anchor block's parent.
+    pub parent_time: u32,
+    /// The anchor block's bits.
+    pub bits: u32,
+}
+
 /// The validated chain parameters.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,12 +56,37 @@ pub struct ChainParams {
     #[serde(deserialize_with = "coins")]
     pub block_subsidy: Amount,
     pub halving_interval: u32,
-    /// Compact PoW target every block must carry and meet.
+    /// With `retarget = "fixed"`: the compact PoW target every block must carry and meet.
+    /// With `"asert"`: the proof-of-work limit (the easiest target) and the genesis bits.
     pub pow_bits: u32,
     pub coinbase_maturity: u32,
     pub max_block_size: usize,
+    /// Seconds a block's time may be ahead of the node's clock (Bitcoin: 7200).
     pub max_future_block_time: u32,
     pub median_time_span: usize,
+    /// `"fixed"` (the default) or `"asert"`.
+    #[serde(default)]
+    pub retarget: Retarget,
+    /// ASERT: the block interval it aims at, in seconds.
+    #[serde(default = "default_spacing")]
+    pub target_spacing_secs: u32,
+    /// ASERT: the target doubles (halves) for every this many seconds the chain is behind
+    /// (ahead of) its schedule.
+    #[serde(default = "default_half_life")]
+    pub half_life_secs: u32,
+    /// ASERT: the anchor; none means the genesis block (with a parent time one spacing before
+    /// its own, so block 1 carries the genesis bits).
+    #[serde(default)]
+    pub asert_anchor: Option<AnchorParams>,
+}
+
+/// Bitcoin Cash's values, also used by the published ASERT vectors.
+fn default_spacing() -> u32 {
+    600
+}
+
+fn default_half_life() -> u32 {
+    172_800
 }
 
 fn coins<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Amount, D::Error> {
@@ -83,17 +132,25 @@ impl ChainParams {
         if self.median_time_span == 0 {
             return bad("median_time_span must be at least 1".into());
         }
+        if self.target_spacing_secs == 0 || self.half_life_secs == 0 {
+            return bad("target_spacing_secs and half_life_secs must be at least 1".into());
+        }
+        if let Some(anchor) = &self.asert_anchor {
+            match Target::from_compact(anchor.bits) {
+                Err(e) => return bad(format!("asert_anchor.bits: {e}")),
+                Ok(t) if t > self.target() => {
+                    return bad("asert_anchor.bits is easier than pow_bits (the limit)".into());
+                }
+                Ok(_) => {}
+            }
+        }
         Ok(())
     }
 
-    /// The PoW target every block must meet.
+    /// With fixed difficulty the target every block must meet; with ASERT the proof-of-work
+    /// limit, the easiest target a block may carry. A block's own target follows from its bits.
     pub fn target(&self) -> Target {
         Target::from_compact(self.pow_bits).expect("validated at load")
-    }
-
-    /// The work each block adds to its chain (fixed target, so the same for every block).
-    pub fn block_work(&self) -> U256 {
-        self.target().work()
     }
 
     /// The subsidy of the block at `height`: `block_subsidy` halved every `halving_interval`.
@@ -120,6 +177,39 @@ mod tests {
             Amount::from_units(5 * gossipcoin_proto::COIN).unwrap()
         );
         assert_eq!(p.subsidy(p.halving_interval * 64), Amount::ZERO);
+        assert_eq!(p.retarget, Retarget::Asert);
+        assert_eq!((p.target_spacing_secs, p.half_life_secs), (2, 60));
+        assert_eq!(p.asert_anchor, None);
+    }
+
+    #[test]
+    fn a_file_without_retarget_means_fixed() {
+        let old: String = DEVNET_TOML
+            .lines()
+            .filter(|l| {
+                !["retarget", "target_spacing_secs", "half_life_secs"]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let p = ChainParams::from_toml(&old).unwrap();
+        assert_eq!(p.retarget, Retarget::Fixed);
+        assert_eq!((p.target_spacing_secs, p.half_life_secs), (600, 172_800));
+        let anchored = format!(
+            "{DEVNET_TOML}\n[asert_anchor]\nheight = 10\nparent_time = 5\nbits = 0x1d00ffff\n"
+        );
+        let p = ChainParams::from_toml(&anchored).unwrap();
+        assert_eq!(
+            p.asert_anchor,
+            Some(AnchorParams {
+                height: 10,
+                parent_time: 5,
+                bits: 0x1d00ffff
+            })
+        );
+        let too_easy = anchored.replace("bits = 0x1d00ffff", "bits = 0x207fffff");
+        assert!(ChainParams::from_toml(&too_easy).is_err());
     }
 
     #[test]
@@ -143,6 +233,9 @@ mod tests {
             ("max_block_size", "10"),
             ("block_subsidy", "\"-1\""),
             ("block_subsidy", "\"abc\""),
+            ("retarget", "\"daily\""),
+            ("half_life_secs", "0"),
+            ("target_spacing_secs", "0"),
         ] {
             assert!(ChainParams::from_toml(&with(k, v)).is_err(), "{k} = {v}");
         }

@@ -66,6 +66,7 @@ async fn invalid_gossip_is_not_forwarded_and_the_sender_is_banned() {
         genesis_hash,
         1,
         gossipcoin::node::unix_now(),
+        params.pow_bits,
         &params,
         key.pubkey_hash(),
         vec![],

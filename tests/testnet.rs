@@ -772,3 +772,39 @@ fn ctrl_c_during_up_stops_the_nodes_it_started() {
     }
     assert!(net.pids().is_empty(), "pids left in testnet.json");
 }
+
+#[test]
+fn a_block_interval_gives_every_node_asert_at_that_spacing() {
+    let mut net = Net::new(2);
+    let r = net.up(&["--miners", "0", "--wallets", "1", "--block-interval", "0s"]);
+    assert!(!r.ok && r.stderr.contains("1 s or more"), "{}", r.stderr);
+    assert!(net.pids().is_empty());
+
+    let up = net.up(&["--miners", "0", "--wallets", "1", "--block-interval", "5s"]);
+    assert!(up.ok, "testnet up failed:\n{}{}", up.stdout, up.stderr);
+    let written = net.dir.canonicalize().unwrap().join("params.toml");
+    let text = std::fs::read_to_string(&written).unwrap();
+    let params = gossipcoin::params::ChainParams::from_toml(&text).unwrap();
+    assert_eq!(params.retarget, gossipcoin::params::Retarget::Asert);
+    assert_eq!(params.target_spacing_secs, 5);
+    assert_eq!(
+        net.state()["params"].as_str(),
+        written.to_str(),
+        "recorded for `start`"
+    );
+    // Every node runs with it.
+    for (name, pid) in net.pids() {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let args: Vec<String> = cmdline
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let at = args.iter().position(|a| a == "--params");
+        assert_eq!(
+            at.and_then(|i| args.get(i + 1)).map(String::as_str),
+            written.to_str(),
+            "{name}: {args:?}"
+        );
+    }
+    net.ok(&["down"]);
+}

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::hash::{BlockHash, MerkleRoot, Txid, sha256d};
+use crate::pow::{Target, U256};
 use crate::tx::Transaction;
 
 /// A block header. Its PoW hash is SHA-256d over the fixed 80-byte layout of [`Self::to_bytes`]:
@@ -54,6 +55,13 @@ impl BlockHeader {
     /// SHA-256d of the 80-byte encoding.
     pub fn block_hash(&self) -> BlockHash {
         BlockHash(sha256d(&self.to_bytes()))
+    }
+
+    /// The work this header adds to its chain: the expected hashes to meet the target of its
+    /// own `bits` ([`Target::work`]); zero when `bits` is not a usable target (such a header
+    /// never passes validation).
+    pub fn work(&self) -> U256 {
+        Target::from_compact(self.bits).map_or(U256::ZERO, |t| t.work())
     }
 }
 

@@ -27,5 +27,5 @@ pub use amount::{Amount, AmountError, COIN, MAX_MONEY};
 pub use block::{Block, BlockHeader, merkle_root};
 pub use encode::{DecodeError, MAX_BLOCK_BYTES, MAX_TX_BYTES};
 pub use hash::{BlockHash, MerkleRoot, PubkeyHash, Txid, hash160, sha256d};
-pub use pow::{Target, U256};
+pub use pow::{CompactError, Target, U256};
 pub use tx::{Coin, OutPoint, PublicKey, Signature, Transaction, TxIn, TxOut};

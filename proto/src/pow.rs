@@ -102,6 +102,96 @@ impl U256 {
     fn not(self) -> Self {
         Self(self.0.map(|l| !l))
     }
+
+    /// The number of significant bits: 0 for zero, 256 when the top bit is set.
+    pub fn bit_len(&self) -> u32 {
+        for (i, l) in self.0.iter().enumerate() {
+            if *l != 0 {
+                return (4 - i as u32) * 64 - l.leading_zeros();
+            }
+        }
+        0
+    }
+
+    /// The low 64 bits.
+    pub fn low_u64(&self) -> u64 {
+        self.0[3]
+    }
+
+    /// `self << n`, bits shifted past the top dropped (zero for `n >= 256`).
+    fn shl_bits(self, n: u32) -> Self {
+        if n >= 256 {
+            return Self::ZERO;
+        }
+        let (limbs, bits) = ((n / 64) as usize, n % 64);
+        let l = self.0;
+        Self(std::array::from_fn(|i| {
+            let src = i + limbs;
+            let hi = if src < 4 { l[src] << bits } else { 0 };
+            let lo = if bits > 0 && src + 1 < 4 {
+                l[src + 1] >> (64 - bits)
+            } else {
+                0
+            };
+            hi | lo
+        }))
+    }
+
+    /// `self >> n` (zero for `n >= 256`).
+    fn shr_bits(self, n: u32) -> Self {
+        if n >= 256 {
+            return Self::ZERO;
+        }
+        let (limbs, bits) = ((n / 64) as usize, n % 64);
+        let l = self.0;
+        Self(std::array::from_fn(|i| {
+            let Some(src) = i.checked_sub(limbs) else {
+                return 0;
+            };
+            let lo = l[src] >> bits;
+            let hi = if bits > 0 && src >= 1 {
+                l[src - 1] << (64 - bits)
+            } else {
+                0
+            };
+            hi | lo
+        }))
+    }
+
+    /// The full product with `m`: the 64 bits above the top limb and the low 256 bits.
+    pub fn widening_mul_u64(self, m: u64) -> (u64, Self) {
+        let mut r = [0u64; 4];
+        let mut carry = 0u128;
+        for i in (0..4).rev() {
+            let p = u128::from(self.0[i]) * u128::from(m) + carry;
+            r[i] = p as u64;
+            carry = p >> 64;
+        }
+        (carry as u64, Self(r))
+    }
+
+    /// The nearest `f64` (for display: ratios of targets, never for consensus).
+    pub fn to_f64(&self) -> f64 {
+        self.0
+            .iter()
+            .fold(0.0, |acc, &l| acc * 18_446_744_073_709_551_616.0 + l as f64)
+    }
+}
+
+/// `self << n`, bits shifted past the top dropped (zero for `n >= 256`).
+impl std::ops::Shl<u32> for U256 {
+    type Output = Self;
+    fn shl(self, n: u32) -> Self {
+        self.shl_bits(n)
+    }
+}
+
+/// `self >> n` (zero for `n >= 256`).
+impl std::ops::Shr<u32> for U256 {
+    type Output = Self;
+    fn shr(self, n: u32) -> Self {
+        self.shr_bits(n)
+    }
 }
 
 impl std::fmt::Display for U256 {
@@ -159,6 +249,24 @@ impl Target {
             return Err(CompactError::Zero(bits));
         }
         Ok(Self(t))
+    }
+
+    /// Encodes the target in Bitcoin's compact form (`GetCompact`): the 3 most significant bytes
+    /// as the mantissa (shifted down a byte when its top bit would read as a sign) and the byte
+    /// length as the exponent. The inverse of [`Self::from_compact`] up to the precision the
+    /// compact form keeps; a target of 1 is `0x01010000`.
+    pub fn to_compact(&self) -> u32 {
+        let mut size = self.0.bit_len().div_ceil(8);
+        let mut mantissa = if size <= 3 {
+            (self.0.low_u64() << (8 * (3 - size))) as u32
+        } else {
+            (self.0 >> (8 * (size - 3))).low_u64() as u32
+        };
+        if mantissa & 0x0080_0000 != 0 {
+            mantissa >>= 8;
+            size += 1;
+        }
+        mantissa | (size << 24)
     }
 
     /// Whether `hash`, read big-endian, meets this target.
@@ -221,6 +329,42 @@ mod tests {
         above[30] = above[30].wrapping_add(1);
         assert!(!t.is_met_by(&BlockHash(above)));
         assert!(t.is_met_by(&BlockHash::ZERO));
+    }
+
+    #[test]
+    fn compact_round_trips_like_bitcoin() {
+        for bits in [
+            0x1d00ffff, 0x1e0fffff, 0x207fffff, 0x1802aee8, 0x1a2b3c4d, 0x01010000, 0x03123456,
+            0x04123456, 0x2100ffff,
+        ] {
+            let t = Target::from_compact(bits).unwrap();
+            assert_eq!(t.to_compact(), bits, "{bits:#010x}");
+        }
+        // A mantissa with its top bit set moves up a byte; low bits are cut.
+        assert_eq!(Target(U256::from_u64(0x80)).to_compact(), 0x02008000);
+        assert_eq!(Target(U256::ONE).to_compact(), 0x01010000);
+        assert_eq!(Target(U256::from_u64(0x1234_5678)).to_compact(), 0x04123456);
+        assert_eq!(Target(U256::MAX).to_compact(), 0x2100ffff);
+    }
+
+    #[test]
+    fn u256_shifts_and_products() {
+        let x = U256::from_u64(0x8000_0000_0000_0001);
+        assert_eq!(x.bit_len(), 64);
+        assert_eq!(U256::ZERO.bit_len(), 0);
+        assert_eq!(U256::MAX.bit_len(), 256);
+        assert_eq!((x << 1).0, [0, 0, 1, 2]);
+        assert_eq!((x << 130).0, [2, 4, 0, 0]);
+        assert_eq!((x << 130) >> 130, x);
+        assert_eq!(((x << 200) >> 200).0, [0, 0, 0, 1]);
+        assert_eq!(U256::MAX >> 255, U256::ONE);
+        assert_eq!(U256::MAX << 256, U256::ZERO);
+        assert_eq!(U256::MAX.widening_mul_u64(2), (1, U256::MAX << 1));
+        assert_eq!(
+            U256::from_u64(u64::MAX).widening_mul_u64(u64::MAX).1.0,
+            [0, 0, u64::MAX - 1, 1]
+        );
+        assert_eq!((U256::ONE << 100).to_f64(), 2f64.powi(100));
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! [`BATCH_COMMIT_INTERVAL`] of work connects):
 //! 1. the context-free checks and the signature-hash commitments of the whole batch run first,
 //!    in parallel;
-//! 2. in one write transaction, block after block: the header's time against the median time
-//!    past (earlier blocks of the transaction included), the input coins from the write view
+//! 2. in one write transaction, block after block: the header's bits against what its parent
+//!    requires and its time against the median time past (earlier blocks of the transaction
+//!    included), the input coins from the write view
 //!    (which sees the coins the earlier blocks of the transaction created), every spending rule
 //!    but the signatures, then `put_block` and `connect_block`; the block's signatures are handed
 //!    to the rayon pool meanwhile;
@@ -27,8 +28,8 @@ use gossipcoin_proto::Block;
 use rayon::prelude::*;
 use tracing::debug;
 
-use super::{Accepted, Chain, ChainError, Origin, prior_coins};
-use crate::consensus::{self, HeaderContext};
+use super::{Accepted, Chain, ChainError, Origin, difficulty, prior_coins};
+use crate::consensus;
 use crate::store::{BlockStatus, ChainRead, IndexEntry, StoreError, Tip, WriteView};
 
 /// A write transaction of [`Chain::accept_batch`] is committed after this much work...
@@ -212,6 +213,7 @@ impl Chain {
             .tip()?
             .ok_or_else(|| StoreError::Corrupt("store has no tip".into()))?;
         let mut connected: Vec<(usize, Tip)> = Vec::new();
+        let anchor = difficulty::anchor(&*w, &self.params)?;
         // The lowest block of the chunk found to break a rule.
         let mut failed: Option<usize> = None;
         let (verified, results) = mpsc::channel::<(usize, bool)>();
@@ -249,13 +251,12 @@ impl Chain {
                 let entry = IndexEntry {
                     header: block.header,
                     height,
-                    chain_work: tip.chain_work.saturating_add(self.params.block_work()),
+                    chain_work: tip.chain_work.saturating_add(block.header.work()),
                 };
-                let times = w.recent_times(&tip.hash, self.params.median_time_span)?;
-                let ctx = HeaderContext {
-                    median_time_past: consensus::median_time_past(&times),
-                    now,
-                };
+                let parent = w
+                    .index(&tip.hash)?
+                    .ok_or(StoreError::UnknownBlock(tip.hash))?;
+                let ctx = difficulty::context(w, &self.params, anchor.as_ref(), &parent, now)?;
                 if consensus::check_header_context(&block.header, &ctx, &self.params).is_err() {
                     failed = Some(k);
                     break;

@@ -5,8 +5,8 @@
 use gossipcoin_proto::{BlockHash, BlockHeader};
 use tracing::debug;
 
-use super::{Chain, ChainError};
-use crate::consensus::{self, HeaderContext, ValidationError};
+use super::{Chain, ChainError, difficulty};
+use crate::consensus::{self, Anchor, ValidationError};
 use crate::store::{BlockStatus, ChainRead, IndexEntry, StoreError, WriteView};
 
 /// What accepting a run of headers did.
@@ -35,12 +35,14 @@ impl Chain {
     /// - Headers already indexed are skipped (not counted as new); one known to be invalid is
     ///   [`ChainError::KnownInvalid`].
     /// - Each new header must pass [`consensus::check_header`] and
-    ///   [`consensus::check_header_context`] (against the median time past of its parent,
-    ///   earlier headers of the run included) and is indexed as [`BlockStatus::HeaderValid`]
-    ///   at its parent's height + 1 with its parent's work + one block's.
+    ///   [`consensus::check_header_context`] (the bits its parent requires, header by header;
+    ///   the median time past of its parent, earlier headers of the run included) and is
+    ///   indexed as [`BlockStatus::HeaderValid`] at its parent's height + 1 with its parent's
+    ///   work + its own (from its bits).
     /// - The first header that fails ends the run: the headers before it stay indexed, and it
     ///   is remembered as failed when the failure is for good (as for blocks: not a time ahead
-    ///   of our clock) and it has valid proof of work (one without is never stored); a
+    ///   of our clock) and it has valid proof of work for the bits its parent requires (one
+    ///   without is never stored); a
     ///   header with valid proof of work on a failed parent is indexed as
     ///   [`BlockStatus::DescendantOfFailed`], and any header on one is
     ///   [`ChainError::InvalidAncestor`].
@@ -85,6 +87,7 @@ impl Chain {
     ) -> Result<Run, ChainError> {
         let mut parent: Option<(IndexEntry, Option<BlockStatus>)> = None;
         let mut new = 0;
+        let anchor = difficulty::anchor(&*w, &self.params)?;
         let done = |last: Option<IndexEntry>, new, error| {
             Ok(Run {
                 accepted: last.map(|last| HeadersAccepted { last, new }),
@@ -117,9 +120,7 @@ impl Chain {
             let entry = IndexEntry {
                 header: *header,
                 height: parent_entry.height + 1,
-                chain_work: parent_entry
-                    .chain_work
-                    .saturating_add(self.params.block_work()),
+                chain_work: parent_entry.chain_work.saturating_add(header.work()),
             };
             if parent_status.is_some_and(BlockStatus::is_failed) {
                 // Remembered only if it carries real proof of work: an index entry must cost
@@ -134,12 +135,18 @@ impl Chain {
                     Some(ChainError::InvalidAncestor { hash, failed }),
                 );
             }
-            if let Err(source) = self.check_header_on(w, header, &header.prev, now)? {
+            if let Err(source) =
+                self.check_header_on(w, header, &parent_entry, anchor.as_ref(), now)?
+            {
                 // A header without valid proof of work is not stored at all (free to make);
-                // one that has it and breaks another rule is remembered as failed.
+                // one that has it and breaks another rule is remembered as failed. With ASERT,
+                // bits other than the parent requires count as no work: a header may not choose
+                // how much its proof of work is worth.
                 let no_work = matches!(
                     source,
-                    ValidationError::HighHash { .. } | ValidationError::WrongBits { .. }
+                    ValidationError::HighHash { .. }
+                        | ValidationError::WrongBits { .. }
+                        | ValidationError::BitsOutOfRange { .. }
                 );
                 if source.is_block_misbehaviour() && !no_work {
                     w.put_header(entry, BlockStatus::Failed)?;
@@ -154,24 +161,21 @@ impl Chain {
         done(parent.map(|(entry, _)| entry), new, None)
     }
 
-    /// The rules of a new header on `parent`: proof of work, then its time against the median
-    /// time past of `parent` (read from `w`, so uncommitted headers of this run count) and
-    /// `now`.
+    /// The rules of a new header on `parent`: proof of work, then its bits against what
+    /// `parent` requires (ASERT from `anchor`) and its time against the median time past of
+    /// `parent` (read from `w`, so uncommitted headers of this run count) and `now`.
     fn check_header_on(
         &self,
         w: &WriteView,
         header: &BlockHeader,
-        parent: &BlockHash,
+        parent: &IndexEntry,
+        anchor: Option<&Anchor>,
         now: u32,
     ) -> Result<Result<(), ValidationError>, StoreError> {
         if let Err(e) = consensus::check_header(header, &self.params) {
             return Ok(Err(e));
         }
-        let times = w.recent_times(parent, self.params.median_time_span)?;
-        let ctx = HeaderContext {
-            median_time_past: consensus::median_time_past(&times),
-            now,
-        };
+        let ctx = difficulty::context(w, &self.params, anchor, parent, now)?;
         Ok(consensus::check_header_context(header, &ctx, &self.params))
     }
 }

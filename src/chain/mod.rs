@@ -19,11 +19,12 @@ use gossipcoin_proto::message::{
 use gossipcoin_proto::{Block, BlockHash, BlockHeader, OutPoint};
 use tracing::{debug, info, warn};
 
-use crate::consensus::{self, HeaderContext, ValidationError};
+use crate::consensus::{self, ValidationError};
 use crate::params::ChainParams;
 use crate::store::{BlockStatus, ChainRead, IndexEntry, Store, StoreError, Tip, WriteView};
 
 mod batch;
+pub mod difficulty;
 mod headers;
 
 pub use batch::{BATCH_COMMIT_INTERVAL, BATCH_MAX_BLOCKS, BatchAccepted, BatchCommit};
@@ -138,12 +139,20 @@ impl Chain {
         }
         consensus::check_block(genesis, &params)
             .map_err(|source| ChainError::Invalid { hash, source })?;
+        // The genesis block carries `pow_bits` whatever the retargeting (with ASERT: the limit).
+        if genesis.header.bits != params.pow_bits {
+            let source = ValidationError::WrongBits {
+                got: genesis.header.bits,
+                expected: params.pow_bits,
+            };
+            return Err(ChainError::Invalid { hash, source });
+        }
         let spends = consensus::check_block_spends(genesis, 0, &HashMap::new(), &params)
             .map_err(|source| ChainError::Invalid { hash, source })?;
         let entry = IndexEntry {
             header: genesis.header,
             height: 0,
-            chain_work: params.block_work(),
+            chain_work: genesis.header.work(),
         };
         Store::remove_incomplete(dir)?;
         let store = Store::create_filled(dir, |store| {
@@ -254,7 +263,7 @@ impl Chain {
         let entry_on = |parent: &IndexEntry| IndexEntry {
             header: block.header,
             height: parent.height + 1,
-            chain_work: parent.chain_work.saturating_add(self.params.block_work()),
+            chain_work: parent.chain_work.saturating_add(block.header.work()),
         };
         if let Some((parent, Some(status))) = &parent
             && status.is_failed()
@@ -285,9 +294,10 @@ impl Chain {
                 prev: block.header.prev,
             });
         };
-        let ctx = HeaderContext {
-            median_time_past: self.median_time_past(&block.header.prev)?,
-            now,
+        let ctx = {
+            let r = self.store.read()?;
+            let anchor = difficulty::anchor(&r, &self.params)?;
+            difficulty::context(&r, &self.params, anchor.as_ref(), &parent, now)?
         };
         let entry = entry_on(&parent);
         if let Err(source) = consensus::check_header_context(&block.header, &ctx, &self.params) {
@@ -588,3 +598,5 @@ fn prior_coins(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_asert;

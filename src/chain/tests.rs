@@ -468,7 +468,7 @@ fn status_of(chain: &Chain, hash: &BlockHash) -> Option<BlockStatus> {
 fn a_run_of_headers_is_indexed_as_header_valid() {
     let (_d, chain, g) = new_chain();
     let blocks = descendants(&g, 0, 35);
-    let work = params().block_work();
+    let work = g.header.work();
     let accepted = chain
         .accept_headers(&headers_of(&blocks[..30]), NOW)
         .unwrap();

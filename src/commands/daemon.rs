@@ -44,6 +44,12 @@ pub(super) fn status(api: &ApiClient) -> Result<()> {
     println!("tip         {}", text(&s, "tip"));
     println!("genesis     {}", text(&s, "genesis"));
     println!("chain work  {}", text(&s, "chain_work"));
+    println!(
+        "difficulty  {} (next bits {}, mean interval {} s)",
+        text(&s, "difficulty"),
+        text(&s, "bits"),
+        text(&s, "mean_interval_secs")
+    );
     println!("sync        {}", text(&s, "sync"));
     println!("peers       {}", text(&s, "peers"));
     let m = s.get("mempool").cloned().unwrap_or_default();

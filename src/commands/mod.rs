@@ -112,7 +112,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 None => generate(&dir, params, *blocks, address),
             }
         }
-        Command::Printchain => print::print_chain(&dir()?),
+        Command::Printchain => print::print_chain(&dir()?, &params),
         Command::Reindexutxo => {
             let dir = dir()?;
             refuse_if_running(&dir, "reindexutxo")?;
@@ -233,6 +233,7 @@ fn create_blockchain(dir: &Path, params: ChainParams, address: &str) -> Result<(
         BlockHash::ZERO,
         0,
         time,
+        params.pow_bits,
         &params,
         address.pubkey_hash(),
         vec![],
@@ -325,6 +326,7 @@ fn generate(dir: &Path, params: ChainParams, blocks: u32, address: &str) -> Resu
             tip.hash,
             tip.height + 1,
             time,
+            chain.next_bits(&tip.hash)?,
             chain.params(),
             address.pubkey_hash(),
             vec![],

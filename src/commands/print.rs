@@ -6,9 +6,10 @@ use anyhow::{Result, anyhow};
 use gossipcoin_proto::{Address, Block, Target};
 
 use super::open_read_only;
+use crate::params::ChainParams;
 use crate::store::ChainRead;
 
-pub(super) fn print_chain(dir: &Path) -> Result<()> {
+pub(super) fn print_chain(dir: &Path, params: &ChainParams) -> Result<()> {
     let store = open_read_only(dir)?;
     let view = store.read()?;
     let tip = view.tip()?.ok_or_else(|| anyhow!("the store has no tip"))?;
@@ -19,12 +20,12 @@ pub(super) fn print_chain(dir: &Path) -> Result<()> {
         let block = view
             .block(&hash)?
             .ok_or_else(|| anyhow!("block {hash} is missing"))?;
-        print_block(height, &block);
+        print_block(height, &block, params);
     }
     Ok(())
 }
 
-fn print_block(height: u32, block: &Block) {
+fn print_block(height: u32, block: &Block, params: &ChainParams) {
     let h = &block.header;
     let pow = Target::from_compact(h.bits).is_ok_and(|t| t.is_met_by(&block.block_hash()));
     println!("============ Block {} ============", block.block_hash());
@@ -33,6 +34,11 @@ fn print_block(height: u32, block: &Block) {
     println!("Merkle root: {}", h.merkle_root);
     println!("Time: {} ({})", format_utc(h.time), h.time);
     println!("Target (bits): {:#010x}", h.bits);
+    // Relative to the chain parameters' proof-of-work limit (`--params`).
+    println!(
+        "Difficulty: {:.3}",
+        crate::consensus::difficulty(params, h.bits)
+    );
     println!("Nonce: {}", h.nonce);
     println!("PoW: {pow}");
     for tx in &block.txs {

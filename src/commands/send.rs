@@ -108,6 +108,7 @@ pub(super) fn send_and_mine(dir: &Path, params: ChainParams, req: SendRequest) -
         tip.hash,
         height,
         time,
+        chain.next_bits(&tip.hash)?,
         chain.params(),
         reward_to,
         vec![tx],

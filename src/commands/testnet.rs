@@ -17,6 +17,7 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
             wallets,
             base_port,
             timeout,
+            block_interval,
         } => {
             testnet::stop_on_ctrl_c();
             testnet::up(&testnet::UpOptions {
@@ -26,6 +27,7 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
                 base_port: *base_port,
                 timeout: Duration::from_secs(*timeout),
                 params: params.map(Path::to_path_buf),
+                block_interval_secs: *block_interval,
                 hints: true,
             })
         }

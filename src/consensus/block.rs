@@ -23,7 +23,7 @@ use crate::params::ChainParams;
 pub const MIN_TX_BYTES: usize = 1 + 1 + 32 + 1 + 64 + 33 + 1 + 1 + 20;
 
 /// Checks the rules a block must satisfy whatever chain it extends, cheapest first:
-/// - `header.bits == params.pow_bits`, and the block hash meets that target
+/// - the header's bits are usable for this chain, and the block hash meets their target
 ///   ([`super::check_header`]);
 /// - structure, before any hashing: at most `max_block_size / MIN_TX_BYTES` transactions, none
 ///   without inputs or outputs, and an encoded size of at most `params.max_block_size`;

@@ -23,6 +23,10 @@ pub enum ValidationError {
     EmptyTransaction { index: usize },
     #[error("block has target bits {got:#010x}, but this chain requires {expected:#010x}")]
     WrongBits { got: u32, expected: u32 },
+    #[error(
+        "block has target bits {got:#010x}, not a target within this chain's limit {limit:#010x}"
+    )]
+    BitsOutOfRange { got: u32, limit: u32 },
     #[error("block hash {hash} does not meet the proof-of-work target")]
     HighHash { hash: BlockHash },
     #[error("merkle root {header} in the header does not match the transactions ({computed})")]

@@ -1,49 +1,74 @@
 //! Header rules: [`check_header`] on its own (target bits and proof of work: the 80 bytes a
 //! headers-first sync checks before it has any block), and [`check_header_context`] for what
-//! needs more (its time against the previous blocks' median time and against the node's clock).
+//! needs more (its bits against what its parent requires, its time against the previous
+//! blocks' median time and against the node's clock).
 //!
 //! The link to the parent (`prev`) and the height are the chain's business.
 
-use gossipcoin_proto::BlockHeader;
+use gossipcoin_proto::{BlockHeader, Target};
 
 use super::error::ValidationError;
-use crate::params::ChainParams;
+use crate::params::{ChainParams, Retarget};
 
-/// What a header's time is judged against.
+/// What a header's bits and time are judged against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeaderContext {
+    /// The bits a block on this parent must carry ([`super::required_bits`]).
+    pub expected_bits: u32,
     /// [`median_time_past`] of the parent and its ancestors (up to `median_time_span` blocks).
     pub median_time_past: u32,
     /// The node's clock, seconds since the Unix epoch.
     pub now: u32,
 }
 
-/// Checks the rules a header satisfies whatever chain it extends: `bits == params.pow_bits`,
-/// and its hash meets that target. [`super::check_block`] runs it first.
+/// Checks the rules a header satisfies whatever chain it extends: its bits (with fixed
+/// difficulty `params.pow_bits`; with ASERT any target no easier than that limit), and its hash
+/// meets the target of its bits. [`super::check_block`] runs it first. Whether the bits are the
+/// ones its parent requires is [`check_header_context`]'s business.
 pub fn check_header(header: &BlockHeader, params: &ChainParams) -> Result<(), ValidationError> {
-    if header.bits != params.pow_bits {
-        return Err(ValidationError::WrongBits {
-            got: header.bits,
-            expected: params.pow_bits,
-        });
-    }
+    let target = match params.retarget {
+        Retarget::Fixed if header.bits != params.pow_bits => {
+            return Err(ValidationError::WrongBits {
+                got: header.bits,
+                expected: params.pow_bits,
+            });
+        }
+        Retarget::Fixed => params.target(),
+        Retarget::Asert => match Target::from_compact(header.bits) {
+            Ok(target) if target <= params.target() => target,
+            _ => {
+                return Err(ValidationError::BitsOutOfRange {
+                    got: header.bits,
+                    limit: params.pow_bits,
+                });
+            }
+        },
+    };
     let hash = header.block_hash();
-    if !params.target().is_met_by(&hash) {
+    if !target.is_met_by(&hash) {
         return Err(ValidationError::HighHash { hash });
     }
     Ok(())
 }
 
-/// Checks that the block time is after the median time past and at most
-/// `params.max_future_block_time` seconds ahead of `ctx.now`.
+/// Checks that the header carries the bits its parent requires (`ctx.expected_bits`), that the
+/// block time is after the median time past and at most `params.max_future_block_time` seconds
+/// ahead of `ctx.now`.
 ///
-/// A block too far in the future is refused for now ([`ValidationError::TimeTooNew`] is not
+/// Wrong bits are invalid for good (the parent fixes them), charged like bad proof of work. A
+/// block too far in the future is refused for now ([`ValidationError::TimeTooNew`] is not
 /// misbehaviour): it becomes acceptable as the clock advances.
 pub fn check_header_context(
     header: &BlockHeader,
     ctx: &HeaderContext,
     params: &ChainParams,
 ) -> Result<(), ValidationError> {
+    if header.bits != ctx.expected_bits {
+        return Err(ValidationError::WrongBits {
+            got: header.bits,
+            expected: ctx.expected_bits,
+        });
+    }
     if header.time <= ctx.median_time_past {
         return Err(ValidationError::TimeTooOld {
             time: header.time,
@@ -85,6 +110,7 @@ mod tests {
 
     fn ctx() -> HeaderContext {
         HeaderContext {
+            expected_bits: EASY_BITS,
             median_time_past: T0,
             now: T0 + 100,
         }
@@ -112,6 +138,52 @@ mod tests {
                 expected: EASY_BITS
             })
         );
+    }
+
+    #[test]
+    fn asert_bits_within_the_limit_then_as_the_parent_requires() {
+        let p = ChainParams {
+            retarget: Retarget::Asert,
+            ..params()
+        };
+        // Any target no easier than the limit passes on its own, if the hash meets it.
+        let mut h = header(T0 + 1);
+        h.bits = 0x2000ffff;
+        while !Target::from_compact(h.bits)
+            .unwrap()
+            .is_met_by(&h.block_hash())
+        {
+            h.nonce += 1;
+        }
+        assert_eq!(check_header(&h, &p), Ok(()));
+        for bits in [0x2100ffff, 0x1d80ffff, 0] {
+            h.bits = bits;
+            let err = check_header(&h, &p).unwrap_err();
+            assert_eq!(
+                err,
+                ValidationError::BitsOutOfRange {
+                    got: bits,
+                    limit: EASY_BITS
+                }
+            );
+            assert!(err.is_peer_misbehaviour());
+        }
+        // In context, only the bits the parent requires.
+        h.bits = 0x2000ffff;
+        let err = check_header_context(&h, &ctx(), &p).unwrap_err();
+        assert_eq!(
+            err,
+            ValidationError::WrongBits {
+                got: 0x2000ffff,
+                expected: EASY_BITS
+            }
+        );
+        assert!(err.is_block_misbehaviour());
+        let wanted = HeaderContext {
+            expected_bits: 0x2000ffff,
+            ..ctx()
+        };
+        assert_eq!(check_header_context(&h, &wanted, &p), Ok(()));
     }
 
     #[test]
@@ -147,6 +219,7 @@ mod tests {
         assert!(!err.is_peer_misbehaviour());
         // a clock near the end of u32 time does not overflow
         let late = HeaderContext {
+            expected_bits: EASY_BITS,
             median_time_past: 0,
             now: u32::MAX - 1,
         };

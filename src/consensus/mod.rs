@@ -5,10 +5,10 @@
 //!
 //! | function | rules |
 //! |---|---|
-//! | [`check_header`] | target bits and proof of work of a header alone |
+//! | [`check_header`] | target bits (fixed: `pow_bits`; ASERT: within the limit) and proof of work of a header alone |
 //! | [`check_block`] | [`check_header`]; merkle root; no repeated txid (CVE-2012-2459); block size; exactly one coinbase, first, with a null signature and key; every tx passes [`check_transaction`] |
 //! | [`check_transaction`] | inputs and outputs not empty; tx size; output sum ≤ `MAX_MONEY`; no outpoint twice in one tx; no null outpoint outside a coinbase |
-//! | [`check_header_context`] | time > [`median_time_past`] of the previous blocks; time ≤ now + `max_future_block_time` |
+//! | [`check_header_context`] | bits = [`required_bits`] on the parent (fixed, or ASERT from its [`asert_anchor`], `asert.rs`); time > [`median_time_past`] of the previous blocks; time ≤ now + `max_future_block_time` |
 //! | [`check_block_spends`] | coinbase carries the height; every input exists and is unspent; no outpoint spent twice in the block; per tx as [`check_tx_spends`]; coinbase ≤ subsidy + fees. Split in two for pipelining: [`check_block_coins`] (all but signatures) and [`SignatureChecks::verify`] |
 //! | [`check_tx_spends`] | coinbase maturity; input and output sums ≤ `MAX_MONEY`; outputs ≤ inputs (fee); each key owns its coin; each signature |
 //!
@@ -34,6 +34,7 @@
 //! thousands of hashes, and verifies signatures in parallel on all cores (rayon), so checking a
 //! block costs little more than verifying its signatures.
 
+pub mod asert;
 mod block;
 mod error;
 mod header;
@@ -43,6 +44,7 @@ pub(crate) mod testutil;
 mod transaction;
 mod tx_spend;
 
+pub use asert::{Anchor, asert_anchor, difficulty, required_bits};
 pub use block::check_block;
 pub use error::ValidationError;
 pub use header::{HeaderContext, check_header, check_header_context, median_time_past};

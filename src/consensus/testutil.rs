@@ -18,10 +18,11 @@ pub const EASY_BITS: u32 = 0x207fffff;
 /// A block time used by the tests.
 pub const T0: u32 = 1_700_000_000;
 
-/// Devnet parameters with an easy proof-of-work target.
+/// Devnet parameters with an easy, fixed proof-of-work target.
 pub fn params() -> ChainParams {
     ChainParams {
         pow_bits: EASY_BITS,
+        retarget: crate::params::Retarget::Fixed,
         ..ChainParams::devnet()
     }
 }

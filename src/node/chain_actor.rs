@@ -416,7 +416,9 @@ impl ChainTask {
         let (txs, fees): (Vec<Transaction>, Amount) = self.mempool.select_for_block(budget);
         let mtp = self.chain.median_time_past(&tip.hash).ok()?;
         let time = unix_now().max(mtp + 1);
-        miner::assemble_block(tip.hash, tip.height + 1, time, params, reward_to, txs, fees).ok()
+        let bits = self.chain.next_bits(&tip.hash).ok()?;
+        let height = tip.height + 1;
+        miner::assemble_block(tip.hash, height, time, bits, params, reward_to, txs, fees).ok()
     }
 }
 

@@ -139,6 +139,8 @@ pub struct NodeStatus {
     pub height: u32,
     pub tip: BlockHash,
     pub chain_work: U256,
+    /// The next block's bits, their difficulty and the recent mean block interval.
+    pub difficulty: crate::chain::difficulty::Summary,
     pub sync: SyncState,
     /// Height of the best verified header chain a peer showed us, when it is above ours.
     pub best_peer_height: Option<u32>,
@@ -243,8 +245,18 @@ impl Control {
         let i = &self.inner;
         // From a store snapshot, not the chain task's queue: status answers at once even while
         // the chain thread is busy validating a sync batch.
-        let (genesis, tip) = self.read(|v| Ok((v.genesis_hash()?, v.tip()?))).await?;
-        let (Some(genesis), Some(tip)) = (genesis, tip) else {
+        let params = i.params.clone();
+        let (genesis, tip, difficulty) = self
+            .read(move |v| {
+                let tip = v.tip()?;
+                let difficulty = match &tip {
+                    Some(tip) => Some(crate::chain::difficulty::summary(v, &params, &tip.hash)?),
+                    None => None,
+                };
+                Ok((v.genesis_hash()?, tip, difficulty))
+            })
+            .await?;
+        let (Some(genesis), Some(tip), Some(difficulty)) = (genesis, tip, difficulty) else {
             return Err(ControlError::Unavailable("the chain is empty".into()));
         };
         let ours = gossipcoin_proto::message::Status {
@@ -273,6 +285,7 @@ impl Control {
             height: ours.height,
             tip: ours.tip,
             chain_work: ours.chain_work,
+            difficulty,
             sync,
             best_peer_height,
             headers_height: progress.headers_height.max(ours.height),

@@ -1,6 +1,7 @@
 //! The miner role: waits until the mempool holds `min_txs` transactions (the tutorial's rule:
-//! 2), or until the first waiting transaction is `max_wait` old, then mines a block of the
-//! mempool's best transactions paying subsidy + fees to the miner's address. It waits while the
+//! 2), or until the first waiting transaction is `max_wait` old (or not at all with
+//! `empty_blocks`), then mines a block of the mempool's best transactions paying subsidy + fees
+//! to the miner's address. It waits while the
 //! node syncs a chain with more verified work. The proof-of-work
 //! search runs on blocking threads; a new tip from the network aborts it at once.
 
@@ -50,7 +51,8 @@ pub async fn run(
             } else {
                 waiting_since.get_or_insert_with(Instant::now);
             }
-            s.mempool_txs >= config.min_txs
+            config.empty_blocks
+                || s.mempool_txs >= config.min_txs
                 || waiting_since.is_some_and(|t| t.elapsed() >= config.max_wait())
         };
         if !ready {
@@ -66,7 +68,7 @@ pub async fn run(
         let Ok(Some(template)) = chain.template(reward_to).await else {
             return;
         };
-        if template.txs.len() < 2 {
+        if template.txs.len() < 2 && !config.empty_blocks {
             continue; // nothing valid to mine after all
         }
         let abort = Arc::new(AtomicBool::new(false));

@@ -25,6 +25,7 @@
 mod down;
 mod logs;
 mod node;
+mod params;
 mod partition;
 mod probe;
 mod process;
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 pub use down::{DownOptions, down, down_quietly};
 pub use logs::{Level, LogsOptions, logs};
 pub use node::{kill, start};
+pub use params::parse_interval;
 pub use partition::{heal, partition};
 pub use process::is_running;
 pub use status::{StatusOptions, status};

@@ -77,6 +77,9 @@ pub struct UpOptions {
     pub timeout: Duration,
     /// A chain parameters file for every node (`--params`).
     pub params: Option<PathBuf>,
+    /// `--block-interval`: ASERT aiming at this many seconds between blocks, written with the
+    /// other parameters to `<dir>/params.toml` for every node.
+    pub block_interval_secs: Option<u32>,
     /// Print the "what next" hints after the table.
     pub hints: bool,
 }
@@ -137,9 +140,14 @@ pub fn up(opts: &UpOptions) -> Result<()> {
         .context("cannot find the --params file")?;
     refuse_if_running(&opts.dir, &dir, &state)?;
     check_ports(&state)?;
+    if let Some(secs) = opts.block_interval_secs {
+        let written = super::params::with_block_interval(state.params.as_deref(), secs, &dir)?;
+        state.params = Some(written);
+    }
 
     let exe = std::env::current_exe().context("cannot find the gossipcoin binary")?;
-    let params = opts.params.as_deref();
+    let params = state.params.clone();
+    let params = params.as_deref();
     for node in &mut state.nodes {
         node.address = Some(prepare(&exe, node, params)?);
     }

@@ -128,11 +128,13 @@ impl Node {
     }
 }
 
-/// The devnet parameters with another `pow_bits`, written next to `node`; returns the path for
+/// The devnet parameters with another `pow_bits` and fixed difficulty (tests mine many blocks
+/// at once, which ASERT would make ever harder), written next to `node`; returns the path for
 /// `--params`.
 pub fn params_file(node: &Node, pow_bits: &str) -> String {
     let text = gossipcoin::params::DEVNET_TOML
-        .replace("pow_bits = 0x1e0fffff", &format!("pow_bits = {pow_bits}"));
+        .replace("pow_bits = 0x1e0fffff", &format!("pow_bits = {pow_bits}"))
+        .replace("retarget = \"asert\"", "retarget = \"fixed\"");
     let path = node.dir.with_extension("params.toml");
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_string()

@@ -25,6 +25,7 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 pub fn params() -> ChainParams {
     ChainParams {
         pow_bits: 0x207f_ffff,
+        retarget: gossipcoin::params::Retarget::Fixed,
         ..ChainParams::devnet()
     }
 }
@@ -116,9 +117,29 @@ impl TestNode {
         bootstrap: &[&str],
         tweak: impl FnOnce(&mut NodeConfig),
     ) -> TestNode {
+        Self::start_full(genesis, blocks, bootstrap, params(), tweak).await
+    }
+
+    /// [`Self::start_with`] on other chain parameters.
+    pub async fn start_with_params(
+        genesis: &Block,
+        blocks: &[Block],
+        bootstrap: &[&str],
+        params: ChainParams,
+    ) -> TestNode {
+        Self::start_full(genesis, blocks, bootstrap, params, |_| {}).await
+    }
+
+    async fn start_full(
+        genesis: &Block,
+        blocks: &[Block],
+        bootstrap: &[&str],
+        params: ChainParams,
+        tweak: impl FnOnce(&mut NodeConfig),
+    ) -> TestNode {
         init_logs();
         let dir = tempfile::tempdir().unwrap();
-        let chain = Chain::create(&dir.path().join("chain"), params(), genesis).unwrap();
+        let chain = Chain::create(&dir.path().join("chain"), params.clone(), genesis).unwrap();
         for b in blocks {
             chain
                 .accept_block(b, u32::MAX, gossipcoin::chain::Origin::Requested)
@@ -140,7 +161,7 @@ impl TestNode {
         config.net.request_timeout_secs = 5;
         tweak(&mut config);
         let (shutdown, rx) = watch::channel(false);
-        let node = gossipcoin::node::start(config, params(), rx).await.unwrap();
+        let node = gossipcoin::node::start(config, params, rx).await.unwrap();
         let control = node.control();
         let orphans = node.orphan_txs();
         let status = control.status().await.unwrap();

@@ -151,3 +151,39 @@ async fn fat_blocks_get_the_sender_banned_and_leave_the_chain_alone() {
     assert_eq!(v.tip().await, a1.block_hash());
     v.stop().await.unwrap();
 }
+
+/// Issue 20: on an ASERT chain, a block whose bits are not the ones its parent requires is
+/// refused and charged to its sender like bad proof of work — here a block claiming a harder
+/// target than due (more work than it may count), with valid proof of work for it. The same
+/// block with the required bits is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_with_the_wrong_bits_is_refused_and_charged_on_an_asert_chain() {
+    let params = gossipcoin::params::ChainParams {
+        retarget: gossipcoin::params::Retarget::Asert,
+        ..harness::params()
+    };
+    let g = genesis();
+    let v = TestNode::start_with_params(&g, &[], &[], params.clone()).await;
+    let x = Attacker::connect(&v.addr, g.block_hash()).await;
+    let due = child(&g, 1, coins(10), vec![]);
+    assert_eq!(
+        due.header.bits, params.pow_bits,
+        "block 1 on schedule: the limit"
+    );
+    let mut harder = due.clone();
+    harder.header.bits = 0x2000_ffff;
+    let target = gossipcoin_proto::Target::from_compact(harder.header.bits).unwrap();
+    while !target.is_met_by(&harder.block_hash()) {
+        harder.header.nonce += 1;
+    }
+    x.gossip_block(&harder);
+    wait_for("V to charge the sender", || async {
+        v.peer_score(x.id).await.is_some_and(|s| s < 0.0)
+    })
+    .await;
+    assert_eq!(v.tip().await, g.block_hash());
+    assert!(!v.has_block(harder.block_hash()).await);
+    v.control.submit_block(due.clone()).await.unwrap();
+    assert_eq!(v.tip().await, due.block_hash(), "the due bits are accepted");
+    v.stop().await.unwrap();
+}

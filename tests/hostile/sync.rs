@@ -336,7 +336,7 @@ async fn a_peer_announcing_blocks_ahead_of_its_headers_answers_is_never_penalise
     let base = v.status().await;
     let chain_for_serving = chain.clone();
     let last_chain = chain.clone();
-    let per_block = super::harness::params().block_work();
+    let per_block = super::harness::params().target().work();
     let claim = move |height: u32| Status {
         tip: chain_tip(&chain, height),
         height,

@@ -263,7 +263,8 @@ async fn the_testnet_page_shows_every_node_and_a_block_reaching_each() {
     let dir = tmp.path().join("testnet");
     let params = {
         let text = gossipcoin::params::DEVNET_TOML
-            .replace("pow_bits = 0x1e0fffff", "pow_bits = 0x207fffff");
+            .replace("pow_bits = 0x1e0fffff", "pow_bits = 0x207fffff")
+            .replace("retarget = \"asert\"", "retarget = \"fixed\"");
         let path = tmp.path().join("easy.toml");
         std::fs::write(&path, text).unwrap();
         path

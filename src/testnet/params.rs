@@ -1,0 +1,99 @@
+//! `testnet up --block-interval`: the chain parameters every node of the testnet gets, with
+//! ASERT aiming at the chosen interval, written to `<dir>/params.toml`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::params::{ChainParams, DEVNET_TOML};
+
+/// The file `up` writes in the testnet's directory.
+pub const PARAMS_FILE: &str = "params.toml";
+
+/// Parses a block interval: whole seconds, as `5s`, `5` or `2m`; at least one second (ASERT's
+/// spacing is whole seconds).
+pub fn parse_interval(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let (number, unit) = match t.strip_suffix('m') {
+        Some(n) => (n, 60),
+        None => (t.strip_suffix('s').unwrap_or(t), 1),
+    };
+    let n: u32 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number of seconds (e.g. 5s, 2m)"))?;
+    match n.checked_mul(unit) {
+        Some(secs) if secs >= 1 => Ok(secs),
+        _ => Err(format!("{text:?}: the interval must be 1 s or more")),
+    }
+}
+
+/// The parameters of `base` (a `--params` file, or the built-in devnet's) with
+/// `retarget = "asert"` and `target_spacing_secs = secs`, validated and written to
+/// `dir/params.toml`; returns that path.
+pub fn with_block_interval(base: Option<&Path>, secs: u32, dir: &Path) -> Result<PathBuf> {
+    let text = match base {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read the --params file {}", p.display()))?,
+        None => DEVNET_TOML.to_string(),
+    };
+    let text = set_interval(&text, secs);
+    if let Err(e) = ChainParams::from_toml(&text) {
+        bail!("--block-interval: {e}");
+    }
+    let path = dir.join(PARAMS_FILE);
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// `text` with its top-level `retarget` and `target_spacing_secs` lines replaced by ASERT at
+/// `secs` (put first, where a key is always top-level; comments are kept).
+fn set_interval(text: &str, secs: u32) -> String {
+    let mut in_table = false;
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            let l = line.trim_start();
+            in_table |= l.starts_with('[');
+            let key = l.split('=').next().unwrap_or("").trim();
+            in_table || !matches!(key, "retarget" | "target_spacing_secs")
+        })
+        .collect();
+    format!(
+        "# testnet up --block-interval {secs}s\nretarget = \"asert\"\ntarget_spacing_secs = {secs}\n\n{}\n",
+        kept.join("\n")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::Retarget;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("5s"), Ok(5));
+        assert_eq!(parse_interval("5"), Ok(5));
+        assert_eq!(parse_interval("2m"), Ok(120));
+        for bad in ["0s", "", "1.5s", "-2", "5h"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_interval_replaces_the_spacing_of_any_file() {
+        let p = ChainParams::from_toml(&set_interval(DEVNET_TOML, 5)).unwrap();
+        assert_eq!((p.retarget, p.target_spacing_secs), (Retarget::Asert, 5));
+        assert_eq!(p.half_life_secs, ChainParams::devnet().half_life_secs);
+        // A fixed-difficulty file without the keys becomes ASERT at that interval.
+        let fixed = DEVNET_TOML
+            .replace("retarget = \"asert\"", "")
+            .replace("target_spacing_secs = 2", "");
+        let p = ChainParams::from_toml(&set_interval(&fixed, 7)).unwrap();
+        assert_eq!((p.retarget, p.target_spacing_secs), (Retarget::Asert, 7));
+        let dir = tempfile::tempdir().unwrap();
+        let path = with_block_interval(None, 3, dir.path()).unwrap();
+        let p = ChainParams::load(&path).unwrap();
+        assert_eq!(p.target_spacing_secs, 3);
+    }
+}
