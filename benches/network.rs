@@ -639,6 +639,7 @@ impl Liar {
             height: 1_000_000,
             chain_work: U256::MAX,
             role: Role::Central,
+            time: gossipcoin::node::unix_now(),
         };
         let stats = Arc::new(LiarStats::default());
         let s = stats.clone();

@@ -92,6 +92,7 @@ async fn identity(
                     height: 0,
                     chain_work: U256::from_u64(1),
                     role: Role::Wallet,
+                    time: gossipcoin::node::unix_now(),
                 }));
             }
         }

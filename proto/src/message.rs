@@ -63,6 +63,9 @@ pub struct Status {
     pub height: u32,
     pub chain_work: U256,
     pub role: Role,
+    /// The sender's clock when it sent this (Unix seconds; 0: not told). Peers compare it
+    /// with their own to notice a wrong clock, as Core does with `version`'s time.
+    pub time: u32,
 }
 
 /// A request over `/gossipcoin/sync/1`.
@@ -279,6 +282,7 @@ mod tests {
             height: 7,
             chain_work: U256::from_u64(99),
             role: Role::Miner,
+            time: 1_700_000_000,
         };
         for req in [
             Request::Status(status),

@@ -234,6 +234,7 @@ mod tests {
             height: 3,
             chain_work: U256::from_u64(4),
             role: Role::Central,
+            time: 5,
         }
     }
 

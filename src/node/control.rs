@@ -265,6 +265,7 @@ impl Control {
             height: tip.height,
             chain_work: tip.chain_work,
             role: i.config.role,
+            time: super::unix_now(),
         };
         let state = *i.chain.state().borrow();
         let peers = i.net.peers().await;

@@ -36,6 +36,7 @@
 mod arrivals;
 mod chain_actor;
 mod chain_handle;
+mod clock;
 mod control;
 mod genesis;
 mod ingest;

@@ -221,6 +221,7 @@ pub fn status_of(r: &impl ChainRead, role: Role) -> Result<Status, ReadError> {
         height: tip.height,
         chain_work: tip.chain_work,
         role,
+        time: super::unix_now(),
     })
 }
 

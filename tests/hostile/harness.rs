@@ -217,6 +217,7 @@ impl TestNode {
             height: s.height,
             chain_work: s.chain_work,
             role: s.role,
+            time: gossipcoin::node::unix_now(),
         }
     }
 

@@ -172,6 +172,7 @@ pub fn status(height: u32) -> Status {
         height,
         chain_work: U256::from_u64(u64::from(height) + 1),
         role: Role::Central,
+        time: gossipcoin::node::unix_now(),
     }
 }
 

@@ -81,6 +81,12 @@ async fn the_explorer_follows_the_chain_live_and_shows_hostile_text_as_text() {
     let b = Browser::start().await;
     b.goto(&format!("{api}/")).await;
     b.wait_text(30, "#height", "1").await;
+    // The difficulty the next block must meet, as /status gives it.
+    let difficulty = b.text("#difficulty").await.unwrap_or_default();
+    assert!(
+        difficulty.contains("× the limit (next bits 0x"),
+        "no difficulty shown: {difficulty:?}"
+    );
     b.wait_for(
         10,
         "the latest blocks",

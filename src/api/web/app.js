@@ -103,6 +103,8 @@
         ['Height', height],
         ['Tip', link('block', st.tip), { class: 'hash', id: 'tip' }],
         ['Chain work', st.chain_work, { class: 'hash' }],
+        ['Difficulty', st.difficulty + ' × the limit (next bits ' + st.bits + '); mean interval ' +
+          (st.mean_interval_secs === null ? '–' : st.mean_interval_secs + ' s') + ' over the last blocks', { id: 'difficulty' }],
         ['Sync', st.sync],
         ['Peers', link('peers', '', String(st.peers))],
         ['Mempool', link('mempool', '', st.mempool.txs + ' transactions, ' + st.mempool.bytes + ' bytes'), { id: 'mempool-size' }],

@@ -60,6 +60,8 @@ pub struct Sync {
     events: mpsc::Sender<Event>,
     progress: watch::Receiver<SyncProgress>,
     orphans: Mutex<Orphans>,
+    /// Our peers' clocks against ours.
+    clocks: std::sync::Mutex<super::clock::PeerClocks>,
 }
 
 impl Sync {
@@ -74,6 +76,7 @@ impl Sync {
             events: events.clone(),
             progress,
             orphans: Mutex::default(),
+            clocks: std::sync::Mutex::default(),
         });
         let weak = Arc::downgrade(&sync);
         tokio::spawn(announce::run(weak.clone(), chain.state()));
@@ -121,6 +124,17 @@ impl Sync {
             self.net
                 .report_peer(peer, Misbehaviour::Fatal, "different genesis");
             return false;
+        }
+        let skew = self.clocks.lock().unwrap_or_else(|e| e.into_inner()).note(
+            peer,
+            theirs.time,
+            super::unix_now(),
+            std::time::Instant::now(),
+        );
+        if let Some(offset) = skew {
+            warn!(target: "node", offset_secs = offset,
+                  "our clock is {} min {} the median of our peers' clocks: check this computer's date and time (block times are checked against it)",
+                  offset.unsigned_abs() / 60, if offset > 0 { "behind" } else { "ahead of" });
         }
         self.net.set_peer_status(peer, theirs);
         self.tell(Event::Status {
