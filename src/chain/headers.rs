@@ -2,7 +2,10 @@
 //! their blocks is known, so a peer's claimed work is proven (80 bytes and a hash per block)
 //! before anything big is downloaded.
 
-use gossipcoin_proto::{BlockHash, BlockHeader};
+use gossipcoin_proto::{BlockHash, BlockHeader, U256};
+
+/// A branch of headers is stored only if it ends within this many blocks' work of our tip.
+pub const ANTI_DOS_BLOCKS: u64 = 144;
 use tracing::debug;
 
 use super::{Chain, ChainError, difficulty};
@@ -76,6 +79,37 @@ impl Chain {
         }
     }
 
+    /// Whether a run of `headers` on stored header `parent` ends on a branch with so little
+    /// work that it is not worth storing: below our tip's work minus [`ANTI_DOS_BLOCKS`] of its
+    /// blocks' work (Core's `GetAntiDoSWorkThreshold`; a fresh node's threshold is its genesis).
+    /// Headers with real proof of work on an easy chain are cheap; a branch forking deep with
+    /// less work than ours is never one we would follow.
+    fn low_work(
+        &self,
+        w: &WriteView,
+        headers: &[BlockHeader],
+        parent: &IndexEntry,
+    ) -> Result<Option<ChainError>, StoreError> {
+        let Some(tip) = w.tip()? else {
+            return Ok(None);
+        };
+        let per_block = match w.index(&tip.hash)? {
+            Some(entry) => entry.header.work(),
+            None => return Ok(None),
+        };
+        let (overflow, margin) = per_block.widening_mul_u64(ANTI_DOS_BLOCKS);
+        let margin = if overflow == 0 { margin } else { U256::MAX };
+        let work = headers
+            .iter()
+            .fold(parent.chain_work, |w, h| w.saturating_add(h.work()));
+        Ok(
+            (work.saturating_add(margin) < tip.chain_work).then_some(ChainError::LowWorkHeaders {
+                work,
+                tip: tip.chain_work,
+            }),
+        )
+    }
+
     /// Inside one write transaction: indexes `headers` (with their `hashes`) up to the first
     /// that fails, and that one as failed if it is for good. An `Err` is a store failure only.
     fn index_headers(
@@ -94,6 +128,12 @@ impl Chain {
                 error,
             })
         };
+        if let Some(first) = headers.first()
+            && let Some(parent) = w.index(&first.prev)?
+            && let Some(low) = self.low_work(w, headers, &parent)?
+        {
+            return done(None, 0, Some(low));
+        }
         for (header, &hash) in headers.iter().zip(hashes) {
             if let Some(known) = w.index(&hash)? {
                 if w.status(&hash)?.is_some_and(BlockStatus::is_failed) {

@@ -16,7 +16,7 @@ use std::path::Path;
 use gossipcoin_proto::message::{
     MAX_BLOCKS_PER_REQUEST, MAX_BLOCKS_PER_RESPONSE, MAX_HEADERS_PER_RESPONSE, MAX_LOCATOR_HASHES,
 };
-use gossipcoin_proto::{Block, BlockHash, BlockHeader, OutPoint};
+use gossipcoin_proto::{Block, BlockHash, BlockHeader, OutPoint, U256};
 use tracing::{debug, info, warn};
 
 use crate::consensus::{self, ValidationError};
@@ -53,6 +53,11 @@ pub enum ChainError {
         failed: BlockHash,
         source: Box<ValidationError>,
     },
+    /// A run of headers whose branch ends with less work than our tip's minus
+    /// [`headers::ANTI_DOS_BLOCKS`] blocks' (Core's anti-DoS work threshold): not stored, not
+    /// misbehaviour (a peer on a stale fork), never followed.
+    #[error("headers ending at chain work {work} are too far below our tip's {tip} to be stored")]
+    LowWorkHeaders { work: U256, tip: U256 },
     /// [`Chain::accept_headers`] was given no header.
     #[error("no headers to accept")]
     NoHeaders,

@@ -951,3 +951,31 @@ fn headers_then_a_batch_of_their_blocks() {
     assert_eq!(report.headers_only, 0);
     assert_eq!(report.main_chain_blocks, 7);
 }
+
+/// Core's anti-DoS work threshold: a run of headers whose branch ends more than
+/// `ANTI_DOS_BLOCKS` blocks' work below our tip is neither stored nor held against its sender;
+/// one within it is stored.
+#[test]
+fn headers_of_a_branch_far_below_our_tip_are_not_stored() {
+    let (_d, chain, g) = new_chain();
+    let main = descendants(&g, 0, 200);
+    for b in &main {
+        chain.accept_block(b, NOW, Origin::Requested).unwrap();
+    }
+    // A branch from genesis, 10 headers long: ends 190 blocks below our tip.
+    let fork = child(&g, 1, &key(4), vec![], 0);
+    let mut deep = vec![fork.clone()];
+    deep.extend(descendants(&fork, 1, 9));
+    let err = chain.accept_headers(&headers_of(&deep), NOW).unwrap_err();
+    assert!(matches!(err, ChainError::LowWorkHeaders { .. }), "{err}");
+    assert!(!err.is_peer_misbehaviour());
+    assert_eq!(status_of(&chain, &fork.block_hash()), None);
+    // A branch from height 100, 10 headers long: ends 90 blocks below, within the threshold.
+    let at_100 = &main[99];
+    let near_fork = child(at_100, 101, &key(4), vec![], 0);
+    let mut near = vec![near_fork.clone()];
+    near.extend(descendants(&near_fork, 101, 9));
+    let accepted = chain.accept_headers(&headers_of(&near), NOW).unwrap();
+    assert_eq!((accepted.new, accepted.last.height), (10, 110));
+    chain.store().check_consistency().unwrap();
+}

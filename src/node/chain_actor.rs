@@ -276,6 +276,10 @@ impl ChainTask {
                 }
             }
             Err(ChainError::UnconnectedHeaders { prev }) => HeadersOutcome::Unconnected { prev },
+            Err(e @ ChainError::LowWorkHeaders { .. }) => {
+                debug!(target: "chain", from = source, headers = headers.len(), "{e}");
+                HeadersOutcome::LowWork
+            }
             Err(e) if e.is_fatal() => {
                 error!(target: "chain", from = source, "store failure while accepting headers: {e}; stopping the node");
                 self.fatal = Some(format!("chain store failure: {e}"));

@@ -51,6 +51,9 @@ pub enum HeadersOutcome {
     },
     /// The first header builds on a header we do not know.
     Unconnected { prev: BlockHash },
+    /// Not stored: the branch ends too far below our tip's work to be worth keeping. The peer
+    /// is on a stale fork; its claim is not followed (and not held against it).
+    LowWork,
     /// Refused; `blame` says whether the sender provably misbehaved. The headers before the
     /// one refused stay indexed.
     Invalid { reason: String, blame: bool },

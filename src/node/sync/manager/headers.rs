@@ -150,6 +150,16 @@ impl Manager {
                     return self.ask_headers(peer, Some(last)).await;
                 }
             }
+            HeadersOutcome::LowWork => {
+                // A stale fork far below our tip: its claim is not followed, nor judged.
+                debug!(target: "sync", %peer, "headers of a branch with too little work: not followed");
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.claimed = None;
+                    p.asking_headers = false;
+                    p.asked_claim = None;
+                }
+                return;
+            }
             HeadersOutcome::Unconnected { prev } => {
                 debug!(target: "sync", %peer, %prev, "headers that do not connect to ours");
                 self.net.report_peer(
