@@ -99,6 +99,12 @@ impl ChainError {
     }
 }
 
+/// Side blocks this many blocks below the tip are pruned to their headers
+/// ([`Chain::prune_side_blocks`]).
+pub const SIDE_PRUNE_DEPTH: u32 = 100;
+/// The chain actor prunes side blocks every this many heights.
+pub const SIDE_PRUNE_EVERY: u32 = 50;
+
 /// What accepting a block did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
@@ -198,6 +204,16 @@ impl Chain {
     }
 
     /// The hash of this chain's genesis block.
+    /// Prunes the data of side blocks more than [`SIDE_PRUNE_DEPTH`] blocks below the tip,
+    /// keeping their headers (a losing branch must not hold disk for ever). Returns how many.
+    pub fn prune_side_blocks(&self) -> Result<usize, ChainError> {
+        let below = self.tip()?.height.saturating_sub(SIDE_PRUNE_DEPTH);
+        if below == 0 {
+            return Ok(0);
+        }
+        Ok(self.store.write(|w| w.prune_side_blocks(below))?)
+    }
+
     pub fn genesis_hash(&self) -> Result<BlockHash, ChainError> {
         self.store
             .read()?

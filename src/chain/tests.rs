@@ -979,3 +979,55 @@ fn headers_of_a_branch_far_below_our_tip_are_not_stored() {
     assert_eq!((accepted.new, accepted.last.height), (10, 110));
     chain.store().check_consistency().unwrap();
 }
+
+/// A side block left on a losing branch gives back its disk once the tip is
+/// `SIDE_PRUNE_DEPTH` blocks past it: its data goes, its header stays; a recent side block and
+/// the main chain are untouched.
+#[test]
+fn side_blocks_far_below_the_tip_are_pruned_to_their_headers() {
+    let (_d, chain, g) = new_chain();
+    let main = descendants(&g, 0, 120);
+    let old_side = child(&main[3], 5, &key(4), vec![], 0);
+    let new_side = child(&main[113], 115, &key(4), vec![], 0);
+    for (i, b) in main.iter().enumerate() {
+        chain.accept_block(b, NOW, Origin::Requested).unwrap();
+        if i == 4 {
+            let side = chain
+                .accept_block(&old_side, NOW, Origin::Requested)
+                .unwrap();
+            assert!(matches!(side, Accepted::SideBranch { .. }), "{side:?}");
+        }
+        if i == 114 {
+            chain
+                .accept_block(&new_side, NOW, Origin::Requested)
+                .unwrap();
+        }
+    }
+    assert_eq!(chain.prune_side_blocks().unwrap(), 1);
+    assert_eq!(
+        status_of(&chain, &old_side.block_hash()),
+        Some(BlockStatus::HeaderValid)
+    );
+    assert_eq!(
+        status_of(&chain, &new_side.block_hash()),
+        Some(BlockStatus::DataStored)
+    );
+    assert_eq!(
+        status_of(&chain, &main[4].block_hash()),
+        Some(BlockStatus::FullyValid)
+    );
+    assert_eq!(
+        chain.prune_side_blocks().unwrap(),
+        0,
+        "nothing left to prune"
+    );
+    chain.store().check_consistency().unwrap();
+    // The pruned block can be stored again, should its branch ever come back.
+    chain
+        .accept_block(&old_side, NOW, Origin::Requested)
+        .unwrap();
+    assert_eq!(
+        status_of(&chain, &old_side.block_hash()),
+        Some(BlockStatus::DataStored)
+    );
+}

@@ -181,6 +181,21 @@ impl ChainTask {
         }
     }
 
+    /// Side blocks far below the tip give back their disk (their headers stay).
+    fn prune_side_blocks(&mut self) {
+        match self.chain.prune_side_blocks() {
+            Ok(0) => {}
+            Ok(pruned) => {
+                info!(target: "chain", pruned, depth = crate::chain::SIDE_PRUNE_DEPTH, "pruned side blocks far below the tip");
+            }
+            Err(e) if e.is_fatal() => {
+                error!(target: "chain", "store failure while pruning side blocks: {e}; stopping the node");
+                self.fatal = Some(format!("chain store failure: {e}"));
+            }
+            Err(e) => warn!(target: "chain", "could not prune side blocks: {e}"),
+        }
+    }
+
     fn on_block(&mut self, block: &Block, origin: Origin, source: &str) -> BlockOutcome {
         let hash = block.block_hash();
         let started = Instant::now();
@@ -199,6 +214,11 @@ impl ChainTask {
                     metrics().reorg(disconnected.len());
                 }
                 self.update_mempool(old_height, tip.height, &disconnected);
+                if tip.height / crate::chain::SIDE_PRUNE_EVERY
+                    != old_height / crate::chain::SIDE_PRUNE_EVERY
+                {
+                    self.prune_side_blocks();
+                }
                 BlockOutcome::NewTip {
                     height: tip.height,
                     reorg_depth: disconnected.len(),

@@ -111,6 +111,39 @@ impl WriteView<'_> {
         })
     }
 
+    /// Deletes the stored data of every block off the main chain at a height below `below`
+    /// (side blocks left on a losing branch), keeping their index entries as
+    /// [`BlockStatus::HeaderValid`]: they cost no more disk than a header, and can be fetched
+    /// again should their branch ever lead. Returns how many were pruned.
+    ///
+    /// One pass over the whole block index: call it now and then, not for every block.
+    pub fn prune_side_blocks(&mut self, below: u32) -> Result<usize, StoreError> {
+        let s = self.snap();
+        let mut side = Vec::new();
+        for item in s.t.block_index.iter(s.txn).lmdb()? {
+            let (key, value) = item.lmdb()?;
+            let hash = decode_hash(key, "block_index", key)?;
+            let entry: IndexEntry = decode_value(value, "block_index", key)?;
+            if entry.height < below {
+                side.push(hash);
+            }
+        }
+        self.atomically(|w| {
+            let mut pruned = 0;
+            for hash in &side {
+                if !w.status(hash)?.is_some_and(BlockStatus::has_data)
+                    || w.is_on_main_chain(hash)?
+                {
+                    continue;
+                }
+                w.delete(w.tables().blocks, &hash.0)?;
+                w.set_status(hash, BlockStatus::HeaderValid)?;
+                pruned += 1;
+            }
+            Ok(pruned)
+        })
+    }
+
     /// Whether the parent of `entry`'s block is failed (or descends from a failed block).
     fn parent_failed(&self, entry: &IndexEntry) -> Result<bool, StoreError> {
         Ok(self
