@@ -24,6 +24,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+/// The tests of this file run one at a time: each loads its victim with hundreds of sockets
+/// and dozens of handshakes, and two at once on a 2-core machine measure each other.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const HALF_OPEN: usize = 40;
 const IDENTITIES: usize = 50;
 /// The target for an honest peer during the lock-out attacks is under 5 s; this
@@ -143,6 +146,7 @@ fn peer_ids(api: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_honest_node_connects_while_one_address_holds_every_slot() {
+    let _serial = SERIAL.lock().await;
     let (victim, honest) = (Node::new(), Node::new());
     let owner = victim.new_address();
     victim.ok(&["createblockchain", "--address", &owner]);
@@ -236,6 +240,7 @@ async fn an_honest_node_connects_while_one_address_holds_every_slot() {
 /// biggest group gives up its place, so each honest probe from another address connects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_peers_connect_while_forty_addresses_hold_silent_sockets() {
+    let _serial = SERIAL.lock().await;
     const ADDRESSES: u8 = 40;
     const PER_ADDRESS: usize = 8;
     const PROBES: usize = 5;
