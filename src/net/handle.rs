@@ -232,6 +232,16 @@ impl NetHandle {
         .unwrap_or(false)
     }
 
+    /// Asks the network to close the connections to `peer` without waiting for it (the
+    /// node's own disconnects, e.g. of a peer that withholds blocks; no penalty by itself).
+    pub fn disconnect_soon(&self, peer: PeerId) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.send(Command::Disconnect {
+            peer: peer.0,
+            reply,
+        });
+    }
+
     /// The network group of `peer`'s address, for allowances kept per group as well as per
     /// identity: its IPv4 /16 or IPv6 /64, as an address; `None` for a local address (a
     /// loopback testnet is one address) or a peer we do not know.

@@ -115,6 +115,9 @@ pub(super) struct PeerRecord {
     pub(super) connections: HashMap<ConnectionId, Connection>,
     /// The address of the peer's first connection.
     pub(super) addr: Option<Multiaddr>,
+    /// The network group of `addr` ([`group_of`]), kept so that budgets do not parse the
+    /// address on every request.
+    group: Option<IpAddr>,
     pub(super) status: Option<Status>,
     pub(super) score: f64,
     /// Round-trip time of the last ping.
@@ -171,6 +174,7 @@ impl PeerManager {
         self.peers.entry(peer).or_insert_with(|| PeerRecord {
             connections: HashMap::new(),
             addr: None,
+            group: None,
             status: None,
             score: 0.0,
             ping: None,
@@ -195,6 +199,7 @@ impl PeerManager {
         let record = self.entry(peer, now);
         let first = record.connections.is_empty();
         if first {
+            record.group = group_of(&addr);
             record.addr = Some(addr.clone());
         }
         record.connections.insert(
@@ -245,10 +250,7 @@ impl PeerManager {
 
     /// The network group of the peer's first address ([`super::budgets::group_of`]).
     pub(super) fn group_of(&self, peer: &PeerId) -> Option<IpAddr> {
-        self.peers
-            .get(peer)
-            .and_then(|r| r.addr.as_ref())
-            .and_then(group_of)
+        self.peers.get(peer).and_then(|r| r.group)
     }
 
     /// The peer's score (0 for a peer we know nothing against).
@@ -419,7 +421,7 @@ impl PeerManager {
         if record.unsent >= MAX_UNSENT_RESPONSES || record.response_bytes.is_exhausted(now) {
             return Err(Refusal::Busy);
         }
-        let group = record.addr.as_ref().and_then(group_of);
+        let group = record.group;
         if self.upload.is_exhausted(group, now) {
             return Err(Refusal::Busy);
         }
@@ -432,7 +434,7 @@ impl PeerManager {
         let Some(record) = self.peers.get_mut(peer) else {
             return false;
         };
-        let group = record.addr.as_ref().and_then(group_of);
+        let group = record.group;
         record.response_bytes.is_exhausted(now) || self.upload.is_exhausted(group, now)
     }
 
@@ -442,7 +444,7 @@ impl PeerManager {
         let record = self.entry(peer, now);
         record.response_bytes.charge(bytes as f64, now);
         record.unsent += 1;
-        let group = record.addr.as_ref().and_then(group_of);
+        let group = record.group;
         self.upload.charge(group, bytes, now);
     }
 

@@ -102,7 +102,9 @@ impl Sync {
     }
 
     /// Like [`Self::tell`], but the event is never dropped: a departed peer must leave the
-    /// manager (or its headers would hold us in `syncing`), however busy the queue is.
+    /// manager (or its headers would hold us in `syncing`), however busy the queue is. Only
+    /// a full queue costs a task, one per departure: departures are bounded by the
+    /// connection slots, not by what a peer sends.
     fn tell_surely(&self, event: Event) {
         if let Err(mpsc::error::TrySendError::Full(event)) = self.events.try_send(event) {
             let events = self.events.clone();

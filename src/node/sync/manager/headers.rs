@@ -293,10 +293,7 @@ impl Manager {
         }
         self.window.release_peer(&peer);
         self.net.report_peer(peer, offence, why);
-        let net = self.net.clone();
-        tokio::spawn(async move {
-            net.disconnect(peer).await;
-        });
+        self.net.disconnect_soon(peer);
         self.recompute_best().await;
     }
 
