@@ -80,7 +80,12 @@ impl MempoolConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetSettings {
+    /// Inbound peers at most (the least useful is evicted to make room).
     pub max_peers: u32,
+    /// Outbound full-relay peers the node keeps (found through the DHT).
+    pub outbound_full_relay: u32,
+    /// Outbound block-relay-only peers the node keeps.
+    pub outbound_block_relay: u32,
     pub request_timeout_secs: u64,
     pub requests_per_second: u32,
     /// What all peers together may download from us, bytes per second.
@@ -90,7 +95,9 @@ pub struct NetSettings {
 impl Default for NetSettings {
     fn default() -> Self {
         Self {
-            max_peers: 50,
+            max_peers: 117,
+            outbound_full_relay: 8,
+            outbound_block_relay: 2,
             request_timeout_secs: 10,
             requests_per_second: 200,
             max_upload_bytes_per_sec: crate::net::DEFAULT_UPLOAD_BYTES_PER_SEC,
@@ -359,6 +366,11 @@ impl NodeConfig {
         }
         if self.mining.threads == 0 || self.mining.min_txs == 0 {
             return bad("mining.threads and mining.min_txs must be at least 1");
+        }
+        if !(1..=64).contains(&self.net.outbound_full_relay) || self.net.outbound_block_relay > 16 {
+            return bad(
+                "net.outbound_full_relay must be 1 to 64, net.outbound_block_relay 0 to 16",
+            );
         }
         if self.net.max_peers == 0 || self.net.requests_per_second == 0 {
             return bad("net.max_peers and net.requests_per_second must be at least 1");

@@ -3,7 +3,7 @@
 //! Loaded once from TOML (the built-in `config/devnet.toml`, or a file given with `--params`),
 //! validated, then passed by reference everywhere. Nothing else in the node hard-codes a rule.
 
-use gossipcoin_proto::{Amount, MAX_BLOCK_BYTES, Target};
+use gossipcoin_proto::{Amount, BlockHash, MAX_BLOCK_BYTES, Target};
 use serde::Deserialize;
 
 /// The devnet parameters, built into the binary.
@@ -78,7 +78,16 @@ pub struct ChainParams {
     /// its own, so block 1 carries the genesis bits).
     #[serde(default)]
     pub asert_anchor: Option<AnchorParams>,
+    /// The network's genesis block (Bitcoin's chainparams): a node with an empty store adopts
+    /// the block of this hash from any peer, and never another. `createblockchain` and
+    /// `testnet up` record it; without it a fresh node adopts the genesis of a dialled
+    /// bootstrap peer (the seed's scenario).
+    #[serde(default, deserialize_with = "hash")]
+    pub genesis: Option<BlockHash>,
 }
+
+/// The top-level key that names the genesis block.
+pub const GENESIS_KEY: &str = "genesis";
 
 /// Bitcoin Cash's values, also used by the published ASERT vectors.
 fn default_spacing() -> u32 {
@@ -87,6 +96,13 @@ fn default_spacing() -> u32 {
 
 fn default_half_life() -> u32 {
     172_800
+}
+
+fn hash<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<BlockHash>, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse::<BlockHash>()
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("genesis: {e}")))
 }
 
 fn coins<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Amount, D::Error> {
@@ -145,6 +161,37 @@ impl ChainParams {
             }
         }
         Ok(())
+    }
+
+    /// Records `genesis` in the parameters file at `path` (a top-level `genesis = "<hash>"`
+    /// line, written atomically). A file that already names this genesis is left as it is;
+    /// one that names another is refused: a new genesis is a new network.
+    pub fn record_genesis(path: &std::path::Path, genesis: BlockHash) -> Result<(), ParamsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ParamsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        match Self::from_toml(&text)?.genesis {
+            Some(g) if g == genesis => return Ok(()),
+            Some(g) => {
+                return Err(ParamsError::Invalid(format!(
+                    "{} already names the genesis block {g}: a chain with another genesis is \
+                     another network (remove the `{GENESIS_KEY}` line to start one)",
+                    path.display()
+                )));
+            }
+            None => {}
+        }
+        // first in the file, where a key is always top-level
+        let new = format!("{GENESIS_KEY} = \"{genesis}\"\n{text}");
+        Self::from_toml(&new)?;
+        let io = |source| ParamsError::Read {
+            path: path.display().to_string(),
+            source,
+        };
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, new).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
     }
 
     /// With fixed difficulty the target every block must meet; with ASERT the proof-of-work

@@ -106,6 +106,8 @@ pub fn peer(p: &PeerInfo) -> Value {
     json!({
         "peer_id": p.peer.to_string(),
         "address": p.addr,
+        "direction": if p.outbound { "outbound" } else { "inbound" },
+        "connection": p.kind.as_str(),
         "role": p.status.map(|s| s.role.to_string()),
         "height": p.status.map(|s| s.height),
         "tip": p.status.map(|s| s.tip.to_string()),

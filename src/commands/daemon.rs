@@ -73,8 +73,8 @@ pub(super) fn peers(api: &ApiClient) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<54} {:<8} {:>7} {:>7} {:>8}  address",
-        "peer id", "role", "height", "score", "ping ms"
+        "{:<54} {:<8} {:<19} {:>7} {:>7} {:>8}  address",
+        "peer id", "role", "connection", "height", "score", "ping ms"
     );
     for p in peers {
         let ping = p
@@ -86,9 +86,10 @@ pub(super) fn peers(api: &ApiClient) -> Result<()> {
             .and_then(Value::as_f64)
             .map_or("-".into(), |s| format!("{s:.1}"));
         println!(
-            "{:<54} {:<8} {:>7} {:>7} {:>8}  {}",
+            "{:<54} {:<8} {:<19} {:>7} {:>7} {:>8}  {}",
             text(&p, "peer_id"),
             text(&p, "role"),
+            text(&p, "connection"),
             text(&p, "height"),
             score,
             ping,

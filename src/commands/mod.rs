@@ -42,7 +42,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Createblockchain { address } => {
             let dir = dir()?;
             refuse_if_running(&dir, "createblockchain")?;
-            create_blockchain(&dir, params, address)
+            create_blockchain(&dir, params, cli.params.as_deref(), address)
         }
         Command::Getbalance { address } => get_balance(&dir()?, address),
         Command::Send {
@@ -218,8 +218,22 @@ fn list_addresses(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn create_blockchain(dir: &Path, params: ChainParams, address: &str) -> Result<()> {
+/// `createblockchain`: mines a genesis block paying `address` and creates the store with it;
+/// with `--params FILE`, records the new network's genesis in that file for its other nodes.
+fn create_blockchain(
+    dir: &Path,
+    params: ChainParams,
+    params_file: Option<&Path>,
+    address: &str,
+) -> Result<()> {
     let address = parse_address(address)?;
+    if let Some(existing) = params.genesis {
+        bail!(
+            "the chain parameters already name the genesis block {existing}: that network \
+             exists, so start a node to join it (a new genesis would be a new network; remove \
+             the `genesis` line from the parameters file to start one)"
+        );
+    }
     Store::remove_incomplete(chain_dir(dir))?;
     if Store::exists(chain_dir(dir)) {
         bail!(
@@ -241,7 +255,16 @@ fn create_blockchain(dir: &Path, params: ChainParams, address: &str) -> Result<(
     )?;
     genesis.header = mine_header(&genesis, 1)?;
     let chain = Chain::create(&chain_dir(dir), params, &genesis)?;
-    println!("Done! Genesis block {}", chain.tip()?.hash);
+    let hash = chain.tip()?.hash;
+    println!("Done! Genesis block {hash}");
+    if let Some(path) = params_file {
+        ChainParams::record_genesis(path, hash)?;
+        println!(
+            "Recorded genesis = \"{hash}\" in {}: nodes started with this file join only this \
+             network, and take its genesis from any peer.",
+            path.display()
+        );
+    }
     Ok(())
 }
 

@@ -48,7 +48,12 @@ impl Behaviour {
             .with_max_established_incoming(Some(
                 config.max_peers.saturating_add(slots::EVICTION_SLACK),
             ))
-            .with_max_established_outgoing(Some(config.max_peers))
+            // the targets, plus manual dials and the DHT's own queries
+            .with_max_established_outgoing(Some(
+                config.outbound_full_relay
+                    + config.outbound_block_relay
+                    + super::outbound::EXTRA_OUTBOUND,
+            ))
             // two, not one: when two peers dial each other at once, each side may keep a
             // different connection and a limit of one would close both
             .with_max_established_per_peer(Some(2));

@@ -24,8 +24,15 @@ pub struct NetConfig {
     /// The network to join before dialing, when the node already knows its genesis.
     /// A fresh node leaves it `None`, learns the genesis from a peer, then calls `join`.
     pub genesis: Option<BlockHash>,
-    /// At most this many connected peers in each direction; discovery dials up to it.
+    /// At most this many inbound peers (the least useful is evicted to make room).
     pub max_peers: u32,
+    /// Outbound full-relay connections the node keeps (Core: 8), found through the DHT.
+    pub outbound_full_relay: u32,
+    /// Outbound block-relay-only connections the node keeps (Core: 2).
+    pub outbound_block_relay: u32,
+    /// Where the block-relay peers are kept across restarts (`<data-dir>/anchors.json`);
+    /// `None` keeps no anchors.
+    pub anchors_file: Option<PathBuf>,
     /// How long an outbound request may take, and how long the node may take to answer one.
     pub request_timeout: Duration,
     /// Sustained inbound request rate allowed per peer (with a burst of as many).
@@ -60,7 +67,10 @@ impl NetConfig {
             bootstrap: Vec::new(),
             key_file: key_file.into(),
             genesis: None,
-            max_peers: 50,
+            max_peers: 117,
+            outbound_full_relay: 8,
+            outbound_block_relay: 2,
+            anchors_file: None,
             request_timeout: Duration::from_secs(30),
             requests_per_second_per_peer: 20,
             discovery: true,
@@ -78,6 +88,12 @@ impl NetConfig {
         let fail = |what: &str| Err(NetError::Config(what.to_owned()));
         if self.max_peers == 0 {
             return fail("max_peers must be at least 1");
+        }
+        if self.outbound_full_relay == 0 || self.outbound_full_relay > 64 {
+            return fail("outbound_full_relay must be between 1 and 64");
+        }
+        if self.outbound_block_relay > 16 {
+            return fail("outbound_block_relay must be at most 16");
         }
         if self.requests_per_second_per_peer == 0 {
             return fail("requests_per_second_per_peer must be at least 1");

@@ -1,29 +1,60 @@
-//! Dialing: the bootstrap peers, peers the DHT discovered, and addresses the node asks for.
+//! Dialing: the bootstrap peers, the anchors, the outbound targets from the DHT, and addresses
+//! the node asks for.
 //!
-//! Discovery runs every `discovery_interval`: a node left alone redials its bootstrap peers,
-//! and a node with room dials routing-table peers it is not connected to, up to `max_peers`.
-//! That is how the network survives losing the central node.
+//! Every second the node tops up its outbound connections ([`super::outbound`]):
+//! full-relay and block-relay-only peers chosen at random across network groups from the DHT's
+//! routing table (kad refreshes it by itself). A node left alone redials its bootstrap peers. That is how the network forms a graph of bounded degree and
+//! survives losing the central node.
+
+use std::time::Instant;
 
 use libp2p::Multiaddr;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use tokio::sync::oneshot;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
-use super::NetError;
+use super::outbound::{Candidate, DISCOVERY_GRACE};
 use super::service::Service;
+use super::{NetError, PeerKind};
 
 impl Service {
-    /// Dials the bootstrap peers (after `join`, so our subscriptions go out with the hello).
+    /// Dials the bootstrap peers (after `join`, so our subscriptions go out with the hello)
+    /// as full-relay peers.
     pub(super) fn dial_bootstrap(&mut self) {
         for addr in self.bootstrap.clone() {
+            let peer = split_peer(&addr).map(|(peer, _)| peer);
             if self.config.discovery
                 && let Some((peer, plain)) = split_peer(&addr)
             {
                 self.swarm.behaviour_mut().kad.add_address(&peer, plain);
             }
-            if let Err(e) = self.swarm.dial(addr.clone()) {
-                warn!(target: "net", addr = %addr, "cannot dial the bootstrap peer: {e}");
+            if peer.is_some_and(|p| self.peers.is_connected(&p)) {
+                continue;
             }
+            let opts = DialOpts::from(addr.clone());
+            let id = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => {
+                    self.outbound
+                        .dialing(id, peer, PeerKind::FullRelay, Instant::now());
+                }
+                Err(e) => warn!(target: "net", addr = %addr, "cannot dial the bootstrap peer: {e}"),
+            }
+        }
+    }
+
+    /// Dials the block-relay peers of the last run (`anchors.json`), before anyone else.
+    pub(super) fn dial_anchors(&mut self) {
+        let now = Instant::now();
+        for addr in self.outbound.take_anchors() {
+            let Some((peer, plain)) = split_peer(&addr) else {
+                continue;
+            };
+            if self.peers.is_banned(&peer) {
+                continue;
+            }
+            info!(target: "net", peer = %peer, addr = %plain, "dialing an anchor (a block-relay peer of the last run)");
+            self.dial_for(peer, vec![plain], PeerKind::BlockRelay, now);
         }
     }
 
@@ -51,44 +82,109 @@ impl Service {
         }
     }
 
-    /// Redials the bootstrap peers when alone; dials DHT peers we are not connected to.
+    /// Redials the bootstrap peers when alone; tops up the outbound targets.
     pub(super) fn discover(&mut self) {
         if self.peers.connected_count() == 0 && !self.bootstrap.is_empty() {
             debug!(target: "net", "no peers; redialing the bootstrap peers");
             self.dial_bootstrap();
         }
-        if self.config.discovery {
-            self.dial_known_peers();
-        }
+        self.fill_outbound();
     }
 
-    /// Dials peers from the routing table until `max_peers` are connected or dialing.
-    pub(super) fn dial_known_peers(&mut self) {
-        let room = (self.config.max_peers as usize).saturating_sub(self.peers.connected_count());
+    /// Tops up the outbound targets: first by promoting a connection the DHT opened, then by
+    /// dialling peers of the routing table (one per network group, at random).
+    pub(super) fn fill_outbound(&mut self) {
+        if !self.config.discovery {
+            return;
+        }
+        let now = Instant::now();
+        let (full, block) = self.outbound.missing();
+        if full + block == 0 {
+            return;
+        }
+        if full > 0 {
+            let promotable: Vec<_> = self
+                .peers
+                .iter_connected()
+                .filter(|(p, r)| r.kind == PeerKind::Discovery && !self.peers.is_banned(p))
+                .map(|(p, r)| (*p, r.addr.clone()))
+                .take(full)
+                .collect();
+            for (peer, addr) in promotable {
+                let addrs: Vec<Multiaddr> = addr.into_iter().collect();
+                self.outbound.promote(peer, &addrs, now);
+                self.peers.set_kind(&peer, PeerKind::FullRelay);
+                debug!(target: "net", peer = %peer, "a DHT connection becomes a full-relay peer");
+            }
+        }
         let local = *self.swarm.local_peer_id();
         let mut candidates = Vec::new();
         for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
             for entry in bucket.iter() {
                 let peer = *entry.node.key.preimage();
-                if peer != local && !self.peers.is_connected(&peer) {
-                    candidates.push((peer, entry.node.value.iter().cloned().collect()));
-                }
+                candidates.push(Candidate {
+                    peer,
+                    addrs: entry.node.value.iter().cloned().collect(),
+                });
             }
         }
-        for (peer, addrs) in candidates.into_iter().take(room) {
-            self.dial_peer(peer, addrs);
+        candidates.retain(|c| {
+            c.peer != local && !self.peers.is_connected(&c.peer) && !self.peers.is_banned(&c.peer)
+        });
+        for (c, kind) in self.outbound.choose(candidates, now) {
+            debug!(target: "net", peer = %c.peer, kind = %kind, "dialing a discovered peer");
+            self.dial_for(c.peer, c.addrs, kind, now);
         }
     }
 
-    /// Dials a discovered peer unless connected to or dialing it already.
-    pub(super) fn dial_peer(&mut self, peer: libp2p::PeerId, addrs: Vec<Multiaddr>) {
+    /// Dials `peer` for one of the outbound targets, unless connected to or dialing it.
+    fn dial_for(
+        &mut self,
+        peer: libp2p::PeerId,
+        addrs: Vec<Multiaddr>,
+        kind: PeerKind,
+        now: Instant,
+    ) {
         let opts = DialOpts::peer_id(peer)
             .addresses(addrs)
             .condition(PeerCondition::DisconnectedAndNotDialing)
             .build();
+        let id = opts.connection_id();
         if self.swarm.dial(opts).is_ok() {
-            debug!(target: "net", peer = %peer, "dialing a discovered peer");
+            self.outbound.dialing(id, Some(peer), kind, now);
         }
+    }
+
+    /// Closes the connections the DHT opened for its queries once they are
+    /// [`DISCOVERY_GRACE`] old and the full-relay target is met, so queries never grow the
+    /// degree.
+    pub(super) fn close_idle_discovery(&mut self, now: Instant) {
+        if !self.outbound.full_relay_met() {
+            return;
+        }
+        let idle: Vec<libp2p::PeerId> = self
+            .peers
+            .iter_connected()
+            .filter(|(_, r)| {
+                r.kind == PeerKind::Discovery && r.connected_for(now) >= DISCOVERY_GRACE
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in idle {
+            debug!(target: "net", peer = %peer, "closing a DHT connection: the outbound targets are met");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// Keeps the block-relay peers in `anchors.json` for the next start.
+    pub(super) fn save_anchors(&mut self) {
+        let peers = &self.peers;
+        self.outbound.save_anchors(|p| {
+            peers
+                .iter_connected()
+                .find(|(q, _)| *q == p)
+                .and_then(|(_, r)| r.addr.clone())
+        });
     }
 }
 

@@ -19,7 +19,7 @@ use super::codec::{Inbound, Outbound};
 use super::dial::split_peer;
 use super::peer_manager::bannable_ip;
 use super::service::{PendingReply, Service};
-use super::{MessageId, Misbehaviour, NetError, NetworkEvent, PeerId, Reply, Verdict};
+use super::{MessageId, Misbehaviour, NetError, NetworkEvent, PeerId, PeerKind, Reply, Verdict};
 
 impl Service {
     pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -51,10 +51,14 @@ impl Service {
                 endpoint,
                 ..
             } => {
-                if let Some((_, reply)) = self.dials.remove(&connection_id) {
-                    let _ = reply.send(Ok(()));
-                }
-                self.on_connected(peer_id, connection_id, endpoint);
+                let manual = match self.dials.remove(&connection_id) {
+                    Some((_, reply)) => {
+                        let _ = reply.send(Ok(()));
+                        true
+                    }
+                    None => false,
+                };
+                self.on_connected(peer_id, connection_id, endpoint, manual);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -70,6 +74,8 @@ impl Service {
                 error,
             } => {
                 debug!(target: "net", peer = ?peer_id, "dial failed: {error}");
+                self.outbound
+                    .dial_failed(connection_id, peer_id, Instant::now());
                 if let Some((addr, reply)) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Err(NetError::Dial {
                         addr: addr.to_string(),
@@ -91,7 +97,13 @@ impl Service {
         }
     }
 
-    fn on_connected(&mut self, peer: libp2p::PeerId, id: ConnectionId, endpoint: ConnectedPoint) {
+    fn on_connected(
+        &mut self,
+        peer: libp2p::PeerId,
+        id: ConnectionId,
+        endpoint: ConnectedPoint,
+        manual: bool,
+    ) {
         let (addr, outbound) = match endpoint {
             ConnectedPoint::Dialer { address, .. } => (address, true),
             ConnectedPoint::Listener { send_back_addr, .. } => (send_back_addr, false),
@@ -104,16 +116,30 @@ impl Service {
             return;
         }
         let now = Instant::now();
-        if !self.peers.connected(peer, id, addr.clone(), outbound, now) {
+        let kind = match (outbound, manual) {
+            (false, _) => PeerKind::Inbound,
+            (true, true) => PeerKind::Manual,
+            (true, false) => self.outbound.established(id, peer, &addr, now),
+        };
+        if !self.peers.connected(peer, id, addr.clone(), kind, now) {
             return;
         }
         let bootstrap = outbound && self.is_bootstrap(peer, &addr);
-        info!(target: "net", peer = %peer, addr = %addr, outbound, bootstrap, "peer connected");
+        let kind = self.peers.kind_of(&peer).unwrap_or(kind);
+        if kind == PeerKind::Discovery {
+            debug!(target: "net", peer = %peer, addr = %addr, "DHT connection opened");
+        } else {
+            info!(target: "net", peer = %peer, addr = %addr, outbound, bootstrap, kind = %kind, "peer connected");
+        }
+        if kind == PeerKind::BlockRelay {
+            self.save_anchors();
+        }
         self.emit(
             NetworkEvent::PeerConnected {
                 peer: PeerId(peer),
                 addr: addr.to_string(),
                 outbound,
+                kind,
                 bootstrap,
             },
             0,
@@ -138,6 +164,11 @@ impl Service {
     fn on_disconnected(&mut self, peer: libp2p::PeerId, id: ConnectionId, cause: String) {
         if !self.peers.disconnected(&peer, id) {
             return;
+        }
+        let held = self.outbound.kind_of(&peer);
+        self.outbound.closed(&peer, Instant::now());
+        if held == Some(PeerKind::BlockRelay) {
+            self.save_anchors();
         }
         if self.peers.is_banned(&peer) {
             // PeerBanned was the last word about it
@@ -392,6 +423,10 @@ impl Service {
         if !self.config.discovery || !info.protocols.contains(&KAD_PROTOCOL) {
             return;
         }
+        // no addresses from block-relay-only peers (Core: no address relay with them)
+        if self.outbound.kind_of(&peer_id) == Some(PeerKind::BlockRelay) {
+            return;
+        }
         let kad = &mut self.swarm.behaviour_mut().kad;
         for addr in info.listen_addrs.into_iter().filter(is_dialable) {
             kad.add_address(&peer_id, addr);
@@ -406,13 +441,8 @@ impl Service {
                 addresses,
                 ..
             } => {
-                debug!(target: "net", peer = %peer, "discovered peer");
-                if self.config.discovery
-                    && self.peers.connected_count() < self.config.max_peers as usize
-                    && !self.peers.is_connected(&peer)
-                {
-                    self.dial_peer(peer, addresses.into_vec());
-                }
+                debug!(target: "net", peer = %peer, addresses = addresses.len(), "discovered peer");
+                self.fill_outbound();
             }
             kad::Event::OutboundQueryProgressed {
                 result: kad::QueryResult::Bootstrap(result),

@@ -4,8 +4,10 @@
 //!   data), so the same block published by two nodes is one message.
 //! - Validation comes first (`validate_messages`): nothing is forwarded before the node says
 //!   Accept. The message cache keeps a message for [`REPORT_WINDOW`], the time to decide.
-//! - The mesh is sized for a handful of nodes (lo 2 / n 4 / hi 8 / outbound 1), with a short
-//!   heartbeat and flood publishing, so a new block reaches every direct peer at once.
+//! - The mesh fits the node's degree (8 full-relay + 2 block-relay outbound peers, and
+//!   inbound ones): lo 4 / n 6 / hi 12 / outbound 2, gossipsub's usual degrees, with a short
+//!   heartbeat and flood publishing, so a new block reaches every direct peer at once and
+//!   crosses a network of hundreds of nodes in a few hops.
 //! - Peer scoring: delivery-rate penalties (P3/P3b) are off (a slow PoW chain delivers rarely),
 //!   loopback is not penalised for sharing an IP, invalid messages (P4) cost a lot and are
 //!   remembered for minutes.
@@ -39,12 +41,12 @@ pub(super) struct Mesh {
     pub hi: usize,
 }
 
-/// The mesh of a small network.
+/// The mesh: about as many mesh peers as the node has full-relay outbound peers.
 pub(super) const MESH: Mesh = Mesh {
-    outbound_min: 1,
-    lo: 2,
-    n: 4,
-    hi: 8,
+    outbound_min: 2,
+    lo: 4,
+    n: 6,
+    hi: 12,
 };
 
 impl Mesh {

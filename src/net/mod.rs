@@ -14,6 +14,7 @@
 //! | `events.rs` | what the service does with each swarm event |
 //! | `publish.rs` | joining a network's topics, publishing and the publish queue |
 //! | `dial.rs` | bootstrap, discovery and explicit dials |
+//! | `outbound.rs` | the outbound targets (full-relay, block-relay-only), choice across groups, backoff, anchors |
 //! | `handle.rs` | [`NetHandle`] and the commands it sends |
 //! | `peer_manager.rs` | every peer's record (connections, Status, ping, budgets) and every penalty and ban |
 //! | `identity.rs` | the persistent ed25519 key in `node.key` |
@@ -39,6 +40,7 @@ mod events;
 mod gossip;
 mod handle;
 mod identity;
+mod outbound;
 mod peer_manager;
 mod publish;
 mod service;
@@ -55,7 +57,9 @@ pub use error::NetError;
 pub use gossip::REPORT_WINDOW;
 pub use handle::NetHandle;
 pub use peer_manager::BAN_SCORE;
-pub use types::{MessageId, Misbehaviour, NetworkEvent, PeerId, PeerInfo, Reply, Verdict};
+pub use types::{
+    MessageId, Misbehaviour, NetworkEvent, PeerId, PeerInfo, PeerKind, Reply, Verdict,
+};
 
 use behaviour::Behaviour;
 use service::Service;
@@ -114,6 +118,7 @@ pub async fn spawn(
         // subscribe before dialing, so the first hello already carries our subscriptions
         service.join(genesis)?;
     }
+    service.dial_anchors();
     service.dial_bootstrap();
     info!(target: "net", peer = %local_peer_id, "network service started");
     tokio::spawn(service.run(shutdown));

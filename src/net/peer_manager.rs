@@ -35,7 +35,7 @@ use tracing::{debug, warn};
 
 use super::budgets::{TokenBucket, UploadBudget, ban_scope, group_of};
 
-use super::Misbehaviour;
+use super::{Misbehaviour, PeerKind};
 
 /// At or below this score a peer is banned.
 pub const BAN_SCORE: f64 = -100.0;
@@ -115,6 +115,11 @@ pub(super) struct PeerRecord {
     pub(super) connections: HashMap<ConnectionId, Connection>,
     /// The address of the peer's first connection.
     pub(super) addr: Option<Multiaddr>,
+    /// What the peer's connections are for: the first one's kind, raised when a later
+    /// connection is one the node dialled for a target.
+    pub(super) kind: PeerKind,
+    /// When its first open connection opened.
+    connected_at: Instant,
     /// The network group of `addr` ([`group_of`]), kept so that budgets do not parse the
     /// address on every request.
     group: Option<IpAddr>,
@@ -131,6 +136,11 @@ pub(super) struct PeerRecord {
 }
 
 impl PeerRecord {
+    /// How long the peer has been connected.
+    pub(super) fn connected_for(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.connected_at)
+    }
+
     /// Whether one of the peer's connections is one we dialled.
     pub(super) fn is_outbound(&self) -> bool {
         self.connections.values().any(|c| c.outbound)
@@ -174,6 +184,8 @@ impl PeerManager {
         self.peers.entry(peer).or_insert_with(|| PeerRecord {
             connections: HashMap::new(),
             addr: None,
+            kind: PeerKind::Inbound,
+            connected_at: now,
             group: None,
             status: None,
             score: 0.0,
@@ -193,14 +205,24 @@ impl PeerManager {
         peer: PeerId,
         id: ConnectionId,
         addr: Multiaddr,
-        outbound: bool,
+        kind: PeerKind,
         now: Instant,
     ) -> bool {
+        let outbound = kind != PeerKind::Inbound;
         let record = self.entry(peer, now);
         let first = record.connections.is_empty();
         if first {
             record.group = group_of(&addr);
             record.addr = Some(addr.clone());
+            record.kind = kind;
+            record.connected_at = now;
+        } else if matches!(record.kind, PeerKind::Inbound | PeerKind::Discovery)
+            && matches!(
+                kind,
+                PeerKind::FullRelay | PeerKind::BlockRelay | PeerKind::Manual
+            )
+        {
+            record.kind = kind;
         }
         record.connections.insert(
             id,
@@ -227,6 +249,21 @@ impl PeerManager {
             self.peers.remove(peer);
         }
         true
+    }
+
+    /// What a connected peer is for.
+    pub(super) fn kind_of(&self, peer: &PeerId) -> Option<PeerKind> {
+        self.peers
+            .get(peer)
+            .filter(|r| !r.connections.is_empty())
+            .map(|r| r.kind)
+    }
+
+    /// Sets what a connected peer is for (a DHT connection promoted to full relay).
+    pub(super) fn set_kind(&mut self, peer: &PeerId, kind: PeerKind) {
+        if let Some(record) = self.peers.get_mut(peer) {
+            record.kind = kind;
+        }
     }
 
     /// How many peers have at least one connection.

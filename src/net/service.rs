@@ -34,6 +34,7 @@ use super::behaviour::Behaviour;
 use super::codec::{Inbound, Outbound};
 use super::gossip::Topics;
 use super::handle::Command;
+use super::outbound::OutboundPeers;
 use super::peer_manager::{Action, PeerManager};
 use super::publish::Unpublished;
 use super::{Misbehaviour, NetConfig, NetError, NetworkEvent, PeerId, PeerInfo, Verdict};
@@ -136,6 +137,8 @@ pub(super) struct Service {
     pub(super) listen_addrs: Vec<Multiaddr>,
     /// Whether a kad bootstrap query has been started since the node was last alone.
     pub(super) bootstrapped: bool,
+    /// The outbound targets and who fills them.
+    pub(super) outbound: OutboundPeers,
     last_tick: Instant,
     last_discovery: Instant,
     /// While the node has no peer: when it last redialed the bootstrap peers, and how long it
@@ -153,6 +156,11 @@ impl Service {
         events: mpsc::Sender<NetworkEvent>,
     ) -> Self {
         let now = Instant::now();
+        let outbound = OutboundPeers::new(
+            config.outbound_full_relay,
+            config.outbound_block_relay,
+            config.anchors_file.clone(),
+        );
         Self {
             swarm,
             peers: {
@@ -174,6 +182,7 @@ impl Service {
             bootstrap,
             listen_addrs: Vec::new(),
             bootstrapped: false,
+            outbound,
             last_tick: now,
             last_discovery: now,
             last_alone_dial: now,
@@ -230,6 +239,7 @@ impl Service {
                 _ = tick.tick() => self.on_tick(),
             }
         }
+        self.save_anchors();
         info!(target: "net", "network service stopped");
     }
 
@@ -479,6 +489,7 @@ impl Service {
                     .map(|a| a.to_string())
                     .unwrap_or_default(),
                 outbound: state.is_outbound(),
+                kind: state.kind,
                 status: state.status,
                 score: state.score,
                 gossip_score: gossipsub.peer_score(peer),
@@ -593,9 +604,13 @@ impl Service {
             self.alone_retry = (self.alone_retry * 2).min(self.config.discovery_interval);
             self.dial_bootstrap();
         }
+        self.outbound.expire(now);
         if now.saturating_duration_since(self.last_discovery) >= self.config.discovery_interval {
             self.last_discovery = now;
             self.discover();
+        } else if self.config.discovery {
+            self.fill_outbound();
         }
+        self.close_idle_discovery(now);
     }
 }

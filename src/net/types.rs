@@ -14,6 +14,45 @@ use tokio::sync::oneshot;
 use super::NetError;
 use super::codec::Outbound;
 
+/// What a connection to a peer is for (Bitcoin Core's connection types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeerKind {
+    /// The peer dialled us.
+    Inbound,
+    /// Opened by the DHT for one of its queries; closed soon unless the node needs a peer.
+    Discovery,
+    /// Dialled on request (`connect`, `testnet heal`): outside the targets.
+    Manual,
+    /// One of the node's block-relay-only peers: blocks, no mempool exchange, no addresses.
+    BlockRelay,
+    /// One of the node's full-relay outbound peers (the bootstrap peer is one).
+    FullRelay,
+}
+
+impl PeerKind {
+    /// The name shown in `/peers` and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Discovery => "discovery",
+            Self::Manual => "manual",
+            Self::BlockRelay => "block-relay-only",
+            Self::FullRelay => "outbound-full-relay",
+        }
+    }
+
+    /// Whether transactions and mempools are exchanged with such a peer.
+    pub fn relays_transactions(self) -> bool {
+        self != Self::BlockRelay
+    }
+}
+
+impl fmt::Display for PeerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A peer's identity: the hash of its public key, shown in base58 (`12D3KooW...`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub(super) libp2p::PeerId);
@@ -106,6 +145,8 @@ pub struct PeerInfo {
     pub addr: String,
     /// We dialled it (one of its connections is outbound).
     pub outbound: bool,
+    /// What the connection is for.
+    pub kind: PeerKind,
     /// The peer's last [`Status`], once the sync layer has set it.
     pub status: Option<Status>,
     /// Our score of the peer: 0 is neutral, penalties lower it, at
@@ -152,6 +193,8 @@ pub enum NetworkEvent {
         addr: String,
         /// We dialled it (an inbound connection is `false`).
         outbound: bool,
+        /// What the connection is for.
+        kind: PeerKind,
         /// We dialled one of `NetConfig::bootstrap` (by address or by its `/p2p/` id): the only
         /// kind of peer an empty node may adopt a genesis from.
         bootstrap: bool,

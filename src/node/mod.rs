@@ -12,7 +12,7 @@
 //! | file | owns |
 //! |---|---|
 //! | `mod.rs` | [`start`] and [`Node::run`]: channels, tasks, shutdown order |
-//! | `genesis.rs` | adopting a bootstrap peer's genesis into an empty store |
+//! | `genesis.rs` | adopting the network's genesis (by hash from any peer, or a bootstrap peer's) into an empty store |
 //! | `router.rs` | the switchboard: network events → ingest, sync |
 //! | `queue.rs` | [`queue::FairQueue`]: bounded, per-peer, round-robin |
 //! | `ingest.rs` | the queues between network and chain, and their workers |
@@ -113,10 +113,19 @@ pub async fn start(
         Some(chain) => Some(chain.genesis_hash()?),
         None => None,
     };
-    if let (Some(have), Some(pinned)) = (genesis, config.genesis)
+    let pinned = match (config.genesis, params.genesis) {
+        (Some(flag), Some(param)) if flag != param => {
+            bail!("--genesis {flag} contradicts the chain parameters, whose genesis is {param}")
+        }
+        (flag, param) => flag.or(param),
+    };
+    if let (Some(have), Some(pinned)) = (genesis, pinned)
         && have != pinned
     {
-        bail!("this data directory holds the chain of genesis {have}, not the pinned {pinned}");
+        bail!(
+            "this data directory holds the chain of genesis {have}, not {pinned} (the network's \
+             genesis in --genesis or the chain parameters)"
+        );
     }
 
     let mut net_config = NetConfig::new(dir.join("node.key"));
@@ -124,6 +133,9 @@ pub async fn start(
     net_config.bootstrap = config.bootstrap.clone();
     net_config.genesis = genesis;
     net_config.max_peers = config.net.max_peers;
+    net_config.outbound_full_relay = config.net.outbound_full_relay;
+    net_config.outbound_block_relay = config.net.outbound_block_relay;
+    net_config.anchors_file = Some(dir.join("anchors.json"));
     net_config.request_timeout = Duration::from_secs(config.net.request_timeout_secs);
     net_config.requests_per_second_per_peer = config.net.requests_per_second;
     net_config.max_upload_bytes_per_sec = config.net.max_upload_bytes_per_sec;
@@ -140,7 +152,7 @@ pub async fn start(
                 &mut events,
                 &chain_dir,
                 &params,
-                config.genesis,
+                pinned,
                 shutdown.clone(),
             )
             .await?

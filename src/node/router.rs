@@ -32,7 +32,7 @@ pub async fn run(
     // from) are greeted now; later ones on `PeerConnected`. A peer is greeted once per
     // connection: its `PeerConnected` may still be queued behind us.
     for info in router.net.peers().await {
-        router.on_connected(info.peer);
+        router.on_connected(info.peer, info.kind.relays_transactions());
     }
     loop {
         tokio::select! {
@@ -60,7 +60,9 @@ impl Router {
         match event {
             NetworkEvent::Listening { .. } => {}
             NetworkEvent::PeerDisconnected { peer } => self.on_disconnected(peer),
-            NetworkEvent::PeerConnected { peer, .. } => self.on_connected(peer),
+            NetworkEvent::PeerConnected { peer, kind, .. } => {
+                self.on_connected(peer, kind.relays_transactions())
+            }
             NetworkEvent::PeerBanned { peer } => self.on_banned(peer).await,
             NetworkEvent::GossipBlock {
                 id,
@@ -82,15 +84,15 @@ impl Router {
         }
     }
 
-    /// A new peer: exchange Status, then learn its mempool (one task per connection;
-    /// connections are bounded).
-    fn on_connected(&mut self, peer: PeerId) {
+    /// A new peer: exchange Status, then learn its mempool unless it is a block-relay-only
+    /// peer (one task per connection; connections are bounded).
+    fn on_connected(&mut self, peer: PeerId, relay_txs: bool) {
         if !self.greeted.insert(peer) {
             return;
         }
         let (sync, ingest) = (self.sync.clone(), self.ingest.clone());
         tokio::spawn(async move {
-            if sync.greet(peer).await {
+            if sync.greet(peer).await && relay_txs {
                 tx_exchange::run(peer, ingest).await;
             }
         });

@@ -1,5 +1,7 @@
-//! `testnet up --block-interval`: the chain parameters every node of the testnet gets, with
-//! ASERT aiming at the chosen interval, written to `<dir>/params.toml`.
+//! The chain parameters every node of a testnet shares, in `<dir>/params.toml`: the
+//! `--params` file or the built-in devnet's, with ASERT aiming at `--block-interval` if given,
+//! and the network's genesis once the central node has created it (so every other node takes
+//! the genesis from any peer, not only from the central node).
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,43 @@ pub fn parse_interval(text: &str) -> Result<u32, String> {
         Some(secs) if secs >= 1 => Ok(secs),
         _ => Err(format!("{text:?}: the interval must be 1 s or more")),
     }
+}
+
+/// Writes the testnet's parameters file from `base` (a `--params` file, or the built-in
+/// devnet's) and `--block-interval`, keeping the genesis of the testnet's existing file (the
+/// network the nodes already belong to). An existing file is reused as it is when neither is
+/// given. Returns the file's path.
+pub fn prepare(base: Option<&Path>, interval: Option<u32>, dir: &Path) -> Result<PathBuf> {
+    let path = dir.join(PARAMS_FILE);
+    let existing = path
+        .exists()
+        .then(|| ChainParams::load(&path))
+        .transpose()
+        .with_context(|| format!("the testnet's {}", path.display()))?;
+    if existing.is_some() && base.is_none() && interval.is_none() {
+        return Ok(path);
+    }
+    let written = match interval {
+        Some(secs) => with_block_interval(base, secs, dir)?,
+        None => {
+            let text = match base {
+                Some(p) => std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read the --params file {}", p.display()))?,
+                None => DEVNET_TOML.to_string(),
+            };
+            ChainParams::from_toml(&text)?;
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            path
+        }
+    };
+    if let Some(genesis) = existing.and_then(|p| p.genesis) {
+        let given = ChainParams::load(&written)?.genesis;
+        if given.is_none() {
+            ChainParams::record_genesis(&written, genesis)?;
+        }
+    }
+    Ok(written)
 }
 
 /// The parameters of `base` (a `--params` file, or the built-in devnet's) with
@@ -95,5 +134,28 @@ mod tests {
         let path = with_block_interval(None, 3, dir.path()).unwrap();
         let p = ChainParams::load(&path).unwrap();
         assert_eq!(p.target_spacing_secs, 3);
+    }
+
+    #[test]
+    fn the_testnet_file_keeps_its_genesis_and_is_reused_when_nothing_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = prepare(None, None, dir.path()).unwrap();
+        assert_eq!(ChainParams::load(&path).unwrap().genesis, None);
+        let genesis: gossipcoin_proto::BlockHash =
+            "00000a3f00000000000000000000000000000000000000000000000000000000"
+                .parse()
+                .unwrap();
+        ChainParams::record_genesis(&path, genesis).unwrap();
+        // recording twice is harmless, another genesis is refused
+        ChainParams::record_genesis(&path, genesis).unwrap();
+        let other = "11".repeat(32).parse().unwrap();
+        assert!(ChainParams::record_genesis(&path, other).is_err());
+        // reused as it is
+        assert_eq!(prepare(None, None, dir.path()).unwrap(), path);
+        assert_eq!(ChainParams::load(&path).unwrap().genesis, Some(genesis));
+        // rewritten with another interval: same network
+        prepare(None, Some(4), dir.path()).unwrap();
+        let p = ChainParams::load(&path).unwrap();
+        assert_eq!((p.genesis, p.target_spacing_secs), (Some(genesis), 4));
     }
 }

@@ -140,10 +140,9 @@ pub fn up(opts: &UpOptions) -> Result<()> {
         .context("cannot find the --params file")?;
     refuse_if_running(&opts.dir, &dir, &state)?;
     check_ports(&state)?;
-    if let Some(secs) = opts.block_interval_secs {
-        let written = super::params::with_block_interval(state.params.as_deref(), secs, &dir)?;
-        state.params = Some(written);
-    }
+    // one parameters file for the whole testnet, where the central node records the genesis
+    let written = super::params::prepare(state.params.as_deref(), opts.block_interval_secs, &dir)?;
+    state.params = Some(written);
 
     let exe = std::env::current_exe().context("cannot find the gossipcoin binary")?;
     let params = state.params.clone();

@@ -14,7 +14,7 @@ fn manager() -> PeerManager {
 
 fn connect(m: &mut PeerManager, addr: &str, now: Instant) -> PeerId {
     let p = PeerId::random();
-    assert!(m.connected(p, conn(1), addr.parse().unwrap(), true, now));
+    assert!(m.connected(p, conn(1), addr.parse().unwrap(), PeerKind::FullRelay, now));
     p
 }
 
@@ -159,7 +159,7 @@ fn scores_recover_and_a_debt_survives_a_reconnect() {
         q,
         conn(2),
         "/ip4/127.0.0.1/tcp/3".parse().unwrap(),
-        false,
+        PeerKind::Inbound,
         now
     ));
     assert_eq!(m.score(&q), -10.0);
