@@ -91,7 +91,7 @@ impl Service {
         self.fill_outbound();
     }
 
-    /// Tops up the outbound targets: first by promoting a connection the DHT opened, then by
+    /// Tops up the outbound targets: first by keeping connections the DHT opened, then by
     /// dialling peers of the routing table (one per network group, at random).
     pub(super) fn fill_outbound(&mut self) {
         if !self.config.discovery {
@@ -102,20 +102,27 @@ impl Service {
         if full + block == 0 {
             return;
         }
-        if full > 0 {
-            let promotable: Vec<_> = self
-                .peers
-                .iter_connected()
-                .filter(|(p, r)| r.kind == PeerKind::Discovery && !self.peers.is_banned(p))
-                .map(|(p, r)| (*p, r.addr.clone()))
-                .take(full)
-                .collect();
-            for (peer, addr) in promotable {
-                let addrs: Vec<Multiaddr> = addr.into_iter().collect();
-                self.outbound.promote(peer, &addrs, now);
-                self.peers.set_kind(&peer, PeerKind::FullRelay);
-                debug!(target: "net", peer = %peer, "a DHT connection becomes a full-relay peer");
-            }
+        let promotable: Vec<_> = self
+            .peers
+            .iter_connected()
+            .filter(|(p, r)| r.kind == PeerKind::Discovery && !self.peers.is_banned(p))
+            .map(|(p, r)| (*p, r.addr.clone()))
+            .take(full + block)
+            .collect();
+        for (i, (peer, addr)) in promotable.into_iter().enumerate() {
+            // full-relay first, then block-relay-only
+            let kind = if i < full {
+                PeerKind::FullRelay
+            } else {
+                PeerKind::BlockRelay
+            };
+            let addrs: Vec<Multiaddr> = addr.into_iter().collect();
+            self.outbound.promote(peer, kind, &addrs, now);
+            self.peers.set_kind(&peer, kind);
+            debug!(target: "net", peer = %peer, kind = %kind, "a DHT connection is kept as an outbound peer");
+        }
+        if block > 0 {
+            self.save_anchors();
         }
         let local = *self.swarm.local_peer_id();
         let mut candidates = Vec::new();

@@ -14,8 +14,8 @@
 //! - **Backoff.** A peer whose dial failed, or whose outbound connection closed, is not dialled
 //!   again for a while (5 s, doubling to 10 min while it keeps failing), so a full peer that
 //!   evicts us is not redialled at once, and a dead address costs one dial in minutes.
-//! - **Connections the DHT opens** for its own queries are [`PeerKind::Discovery`]: one of them
-//!   is promoted when the node needs a peer, the others are closed after
+//! - **Connections the DHT opens** for its own queries are [`PeerKind::Discovery`]: they are
+//!   kept as outbound peers while the node needs some, the others are closed after
 //!   [`DISCOVERY_GRACE`], so queries never grow the degree.
 //! - **Anchors.** The block-relay peers are written to `anchors.json` when they change; at
 //!   start the file is read, removed, and those peers are dialled first, as block-relay peers
@@ -227,9 +227,15 @@ impl OutboundPeers {
         }
     }
 
-    /// Takes a connected peer (the DHT's, or an inbound one) as a full-relay peer.
-    pub(super) fn promote(&mut self, peer: PeerId, addrs: &[Multiaddr], now: Instant) {
-        self.hold(peer, PeerKind::FullRelay, addrs, now);
+    /// Keeps a connection the DHT opened as one of the targets' peers.
+    pub(super) fn promote(
+        &mut self,
+        peer: PeerId,
+        kind: PeerKind,
+        addrs: &[Multiaddr],
+        now: Instant,
+    ) {
+        self.hold(peer, kind, addrs, now);
     }
 
     fn hold(&mut self, peer: PeerId, kind: PeerKind, addrs: &[Multiaddr], now: Instant) {

@@ -255,6 +255,15 @@ impl Service {
                 request,
                 reply,
             } => {
+                // request-response would dial a peer that left: a request never opens a
+                // connection (the outbound targets decide whom the node connects to)
+                if !self.peers.is_connected(&peer) {
+                    let _ = reply.send(Err(NetError::RequestFailed {
+                        peer: PeerId(peer),
+                        reason: "not connected".into(),
+                    }));
+                    return;
+                }
                 let sync = &mut self.swarm.behaviour_mut().sync;
                 let id = sync.send_request(&peer, Inbound::Valid(request));
                 self.requests.insert(id, (peer, reply));

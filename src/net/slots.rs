@@ -52,8 +52,9 @@ use tracing::{debug, info};
 pub(super) const PENDING_PER_IP: usize = 8;
 /// Established inbound connections from one non-loopback IP.
 pub(super) const ESTABLISHED_PER_IP: usize = 4;
-/// Established inbound connections from one loopback IP (a local testnet shares 127.0.0.1).
-pub(super) const ESTABLISHED_PER_LOOPBACK_IP: usize = 64;
+/// Established inbound connections from one loopback IP: a local testnet of hundreds of
+/// nodes shares 127.0.0.1, so only the inbound cap (`max_peers`) and eviction bound them.
+pub(super) const ESTABLISHED_PER_LOOPBACK_IP: usize = 1024;
 /// Inbound connections in their handshake, from everyone: high enough that the per-IP limit,
 /// not this one, stops a single attacker.
 pub(super) const MAX_PENDING_INBOUND: u32 = 128;

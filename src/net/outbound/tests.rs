@@ -45,7 +45,7 @@ fn a_held_group_is_reused_only_when_no_other_is_known() {
     let mut out = OutboundPeers::new(8, 0, None);
     let now = Instant::now();
     let held = PeerId::random();
-    out.promote(held, &[addr(10, 1)], now);
+    out.promote(held, PeerKind::FullRelay, &[addr(10, 1)], now);
     // only candidates of the held group: they are taken (better than no peers at all)
     let same: Vec<Candidate> = (0..3).map(|_| cand(addr(10, 1))).collect();
     assert_eq!(out.choose(same.clone(), now).len(), 3);
@@ -93,7 +93,7 @@ fn dials_in_flight_count_and_established_connections_take_their_kind() {
     let q = PeerId::random();
     assert_eq!(out.established(iq, q, &local(), now), PeerKind::Discovery);
     assert_eq!(out.missing(), (1, 0));
-    out.promote(q, &[local()], now);
+    out.promote(q, PeerKind::FullRelay, &[local()], now);
     assert_eq!(out.missing(), (0, 0));
     assert!(out.full_relay_met());
     assert!(out.choose(vec![cand(local())], now).is_empty());
@@ -117,7 +117,7 @@ fn failed_and_closed_peers_back_off_doubling_and_stable_ones_reset() {
     assert!(!out.is_backed_off(&p, t1 + Duration::from_secs(11)));
     // a connection that lasted resets the backoff to its first step
     let t2 = t1 + Duration::from_secs(20);
-    out.promote(p, &[local()], t2);
+    out.promote(p, PeerKind::FullRelay, &[local()], t2);
     let t3 = t2 + Duration::from_secs(120);
     out.closed(&p, t3);
     assert!(out.is_backed_off(&p, t3 + Duration::from_secs(4)));
