@@ -135,8 +135,15 @@ impl Service {
                 });
             }
         }
+        // a peer connected to us inbound only is still a candidate: our outbound peers are
+        // our own choice (Core connects out to an address that also connected in)
         candidates.retain(|c| {
-            c.peer != local && !self.peers.is_connected(&c.peer) && !self.peers.is_banned(&c.peer)
+            c.peer != local
+                && self
+                    .peers
+                    .kind_of(&c.peer)
+                    .is_none_or(|k| k == PeerKind::Inbound)
+                && !self.peers.is_banned(&c.peer)
         });
         for (c, kind) in self.outbound.choose(candidates, now) {
             debug!(target: "net", peer = %c.peer, kind = %kind, "dialing a discovered peer");
@@ -144,7 +151,7 @@ impl Service {
         }
     }
 
-    /// Dials `peer` for one of the outbound targets, unless connected to or dialing it.
+    /// Dials `peer` for one of the outbound targets, unless dialing it already.
     fn dial_for(
         &mut self,
         peer: libp2p::PeerId,
@@ -154,7 +161,7 @@ impl Service {
     ) {
         let opts = DialOpts::peer_id(peer)
             .addresses(addrs)
-            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .condition(PeerCondition::NotDialing)
             .build();
         let id = opts.connection_id();
         if self.swarm.dial(opts).is_ok() {
