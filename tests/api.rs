@@ -686,11 +686,12 @@ fn api_files_are_private_and_removed_at_stop_and_a_busy_port_is_a_clear_error() 
     // Another node on the same API port fails at start, naming the port.
     let port = api.rsplit(':').next().unwrap();
     let other = Node::new();
-    funded(&other, &params);
+    let other_params = easy_params(&other);
+    funded(&other, &other_params);
     let listen = addr(free_port());
     let r = other.run(&[
         "--params",
-        &params,
+        &other_params,
         "startnode",
         "--listen",
         &listen,

@@ -3,7 +3,7 @@
 //! central node's death. Blocks use an easy PoW target (`--params`) so chains build quickly.
 
 mod common;
-use common::{Daemon, Node, addr, easy_params, free_port, wait_until};
+use common::{Daemon, Node, addr, easy_params, free_port, http_get, wait_until};
 
 fn start(node: &Node, params: &str, role: &str, port: u16, extra: &[&str]) -> Daemon {
     let mut args = vec!["--params", params, "--role", role, "--listen"];
@@ -66,11 +66,19 @@ fn a_node_of_another_network_is_refused_and_nothing_of_it_is_stored() {
     let params = easy_params(&ours);
     let a = ours.new_address();
     ours.ok(&["--params", &params, "createblockchain", "--address", &a]);
+    // each network has its own parameters file, where createblockchain records its genesis
+    let their_params = easy_params(&theirs);
     let b = theirs.new_address();
-    theirs.ok(&["--params", &params, "createblockchain", "--address", &b]);
     theirs.ok(&[
         "--params",
-        &params,
+        &their_params,
+        "createblockchain",
+        "--address",
+        &b,
+    ]);
+    theirs.ok(&[
+        "--params",
+        &their_params,
         "generate",
         "--blocks",
         "3",
@@ -92,7 +100,7 @@ fn a_node_of_another_network_is_refused_and_nothing_of_it_is_stored() {
     let boot = addr(p);
     let their_node = start(
         &theirs,
-        &params,
+        &their_params,
         "wallet",
         free_port(),
         &["--bootstrap", &boot],
@@ -115,10 +123,23 @@ fn a_node_of_another_network_is_refused_and_nothing_of_it_is_stored() {
         free_port(),
         &["--bootstrap", &boot, "--genesis", &other],
     );
-    wait_until(60, "the pinned node to refuse the peer's genesis", || {
-        pinned_node.log_text().contains("not the pinned one")
+    // it reached our node (which lists it) and was answered "no such block" for its genesis
+    let pinned_addr = pinned.dir.join("node.addr");
+    wait_until(30, "the pinned node's address", || pinned_addr.exists());
+    let text = std::fs::read_to_string(&pinned_addr).unwrap();
+    let pinned_id = text.trim().rsplit('/').next().unwrap().to_string();
+    wait_until(60, "the pinned node connected to ours", || {
+        http_get(
+            &format!("{}/peers", our_node.api()),
+            Some(&our_node.cookie()),
+        )
+        .body["peers"]
+            .as_array()
+            .is_some_and(|peers| peers.iter().any(|p| p["peer_id"] == pinned_id.as_str()))
     });
     assert_eq!(pinned.height(), None);
+    drop(pinned_node);
+    assert_eq!(pinned.height(), None, "nothing adopted before it stopped");
     assert_ne!(our_genesis, other);
 }
 
@@ -155,9 +176,24 @@ fn miner_and_wallet_keep_going_when_the_central_node_dies() {
     let wp = free_port();
     let wallet_node = start(&wallet, &params, "wallet", wp, &["--bootstrap", &boot]);
     // The miner and the wallet node find each other through the central node (kad).
-    let connections = |d: &Daemon| d.log_text().matches("peer connected").count();
+    let peer_id = |d: &Daemon| {
+        http_get(&format!("{}/status", d.api()), Some(&d.cookie())).body["peer_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let peers_of = |d: &Daemon| {
+        http_get(&format!("{}/peers", d.api()), Some(&d.cookie())).body["peers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p["peer_id"].as_str().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    let (miner_id, wallet_id) = (peer_id(&miner_node), peer_id(&wallet_node));
     wait_until(90, "miner and wallet to connect to each other", || {
-        connections(&miner_node) >= 2 && connections(&wallet_node) >= 2
+        peers_of(&miner_node).contains(&wallet_id) && peers_of(&wallet_node).contains(&miner_id)
     });
     central_node.kill();
 

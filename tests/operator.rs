@@ -25,15 +25,22 @@ fn a_busy_p2p_port_is_refused_and_named() {
     let params = easy_params(&first);
     let a = first.new_address();
     first.ok(&["--params", &params, "createblockchain", "--address", &a]);
+    let second_params = easy_params(&second);
     let b = second.new_address();
-    second.ok(&["--params", &params, "createblockchain", "--address", &b]);
+    second.ok(&[
+        "--params",
+        &second_params,
+        "createblockchain",
+        "--address",
+        &b,
+    ]);
     let port = free_port();
     let _running = start(&first, &params, "central", port, &[]);
     wait_listening(&first);
 
     let listen = addr(port);
     let mut child = second
-        .cmd(&["startnode", "--params", &params, "--role", "central"])
+        .cmd(&["startnode", "--params", &second_params, "--role", "central"])
         .args(["--listen", &listen, "--api-listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -343,6 +343,8 @@ fn sigkills_during_createblockchain_never_leave_an_unusable_data_dir() {
     let typical = t.elapsed().as_micros() as u64;
     for round in 0..30 {
         let node = Node::new();
+        // a network of its own: createblockchain records its genesis in the parameters file
+        let params = easy_params(&node);
         let a = node.new_address();
         let mut child = node
             .cmd(&["--params", &params, "createblockchain", "--address", &a])
@@ -413,6 +415,7 @@ fn an_incomplete_store_left_by_an_older_version_is_removed_by_startnode_and_crea
     assert!(d.stop().success());
 
     let node = Node::new();
+    let params = easy_params(&node);
     let a = node.new_address();
     tableless_store(&node);
     node.ok(&["--params", &params, "createblockchain", "--address", &a]);

@@ -227,18 +227,18 @@ fn create_blockchain(
     address: &str,
 ) -> Result<()> {
     let address = parse_address(address)?;
-    if let Some(existing) = params.genesis {
-        bail!(
-            "the chain parameters already name the genesis block {existing}: that network \
-             exists, so start a node to join it (a new genesis would be a new network; remove \
-             the `genesis` line from the parameters file to start one)"
-        );
-    }
     Store::remove_incomplete(chain_dir(dir))?;
     if Store::exists(chain_dir(dir)) {
         bail!(
             "a blockchain already exists in {}",
             chain_dir(dir).display()
+        );
+    }
+    if let Some(existing) = params.genesis {
+        bail!(
+            "the chain parameters already name the genesis block {existing}: that network \
+             exists, so start a node to join it (a new genesis would be a new network; remove \
+             the `genesis` line from the parameters file to start one)"
         );
     }
     create_dir(dir)?;

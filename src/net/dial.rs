@@ -63,6 +63,12 @@ impl Service {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<(), NetError>>,
     ) {
+        // already connected to the peer the address names: nothing to do (a third
+        // connection would only be refused by the per-peer limit)
+        if split_peer(&addr).is_some_and(|(peer, _)| self.peers.is_connected(&peer)) {
+            let _ = reply.send(Ok(()));
+            return;
+        }
         let opts = DialOpts::from(addr.clone());
         let id = opts.connection_id();
         match self.swarm.dial(opts) {
@@ -117,9 +123,12 @@ impl Service {
                 PeerKind::BlockRelay
             };
             let addrs: Vec<Multiaddr> = addr.into_iter().collect();
+            // a DHT connection kept as an outbound peer: connected as far as a reader of the
+            // log is concerned ("DHT connection opened" is at debug)
             self.outbound.promote(peer, kind, &addrs, now);
             self.peers.set_kind(&peer, kind);
-            debug!(target: "net", peer = %peer, kind = %kind, "a DHT connection is kept as an outbound peer");
+            info!(target: "net", peer = %peer, addr = ?addrs.first().map(ToString::to_string),
+                  outbound = true, bootstrap = false, kind = %kind, "peer connected");
         }
         if block > 0 {
             self.save_anchors();

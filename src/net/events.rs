@@ -225,6 +225,7 @@ impl Service {
         id: gossipsub::MessageId,
         message: gossipsub::Message,
     ) {
+        self.recent.insert(id.clone(), Instant::now());
         if self.peers.is_banned(&source) {
             return self.validate(id, source, Verdict::Ignore);
         }

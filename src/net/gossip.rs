@@ -99,10 +99,15 @@ fn history_length(heartbeat: Duration) -> usize {
 
 /// Names a message by its content: SHA-256 of the topic, a zero byte, and the data.
 fn message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
+    content_id(&message.topic, &message.data)
+}
+
+/// The id gossipsub gives a message of `data` on `topic` ([`message_id`]).
+pub(super) fn content_id(topic: &TopicHash, data: &[u8]) -> gossipsub::MessageId {
     let digest = Sha256::new()
-        .chain_update(message.topic.as_str().as_bytes())
+        .chain_update(topic.as_str().as_bytes())
         .chain_update([0u8])
-        .chain_update(&message.data)
+        .chain_update(data)
         .finalize();
     gossipsub::MessageId::new(&digest)
 }

@@ -3,11 +3,16 @@
 //!
 //! `publish` right after start fails with `NoPeersSubscribedToTopic`: the message is queued and
 //! retried when a peer subscribes (and every second), so nothing the node publishes is lost
-//! while the mesh forms. A duplicate publish is harmless and only logged.
+//! while the mesh forms. A message gossipsub has seen within its duplicate window (published
+//! by us, or received) is not handed to it again: [`RecentMessages`] skips it, so gossipsub
+//! never logs its "already been published" warning for an honest re-announcement.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use gossipcoin_proto::BlockHash;
 use gossipcoin_proto::message::TopicKind;
-use libp2p::gossipsub::PublishError;
+use libp2p::gossipsub::{MessageId, PublishError};
 use tracing::{debug, info, warn};
 
 use super::NetError;
@@ -16,6 +21,50 @@ use super::service::Service;
 
 /// At most this many messages wait for a subscribed peer; older ones are dropped first.
 const MAX_UNPUBLISHED: usize = 1024;
+
+/// How long gossipsub remembers a message id as a duplicate (its `duplicate_cache_time`).
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(60);
+/// At most this many ids are remembered (a minute of a busy network).
+const MAX_RECENT: usize = 16_384;
+
+/// The ids of messages gossipsub saw within its duplicate window, oldest first.
+#[derive(Default)]
+pub(super) struct RecentMessages {
+    ids: HashSet<MessageId>,
+    order: VecDeque<(Instant, MessageId)>,
+}
+
+impl RecentMessages {
+    /// Remembers `id` as seen at `now`.
+    pub(super) fn insert(&mut self, id: MessageId, now: Instant) {
+        self.expire(now);
+        if self.ids.insert(id.clone()) {
+            if self.order.len() >= MAX_RECENT
+                && let Some((_, old)) = self.order.pop_front()
+            {
+                self.ids.remove(&old);
+            }
+            self.order.push_back((now, id));
+        }
+    }
+
+    /// Whether gossipsub would call `id` a duplicate at `now`.
+    pub(super) fn contains(&mut self, id: &MessageId, now: Instant) -> bool {
+        self.expire(now);
+        self.ids.contains(id)
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((t, _)) = self.order.front() {
+            if now.saturating_duration_since(*t) < DUPLICATE_WINDOW {
+                break;
+            }
+            if let Some((_, id)) = self.order.pop_front() {
+                self.ids.remove(&id);
+            }
+        }
+    }
+}
 
 /// A message waiting for a subscribed peer (or for `join`).
 pub(super) struct Unpublished {
@@ -59,6 +108,11 @@ impl Service {
             return self.queue(item);
         };
         let topic = topics.hash_of(item.kind);
+        let id = gossip::content_id(&topic, &item.data);
+        let now = Instant::now();
+        if self.recent.contains(&id, now) {
+            return log_gossip(item.kind, &item.name, "already gossiped");
+        }
         let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
         // Retries come every second: do not sign and copy a message only to hear "no peers".
         if !gossipsub
@@ -68,7 +122,10 @@ impl Service {
             return self.queue(item);
         }
         match gossipsub.publish(topic, item.data.clone()) {
-            Ok(_) => log_gossip(item.kind, &item.name, "published"),
+            Ok(_) => {
+                self.recent.insert(id, now);
+                log_gossip(item.kind, &item.name, "published")
+            }
             Err(PublishError::Duplicate) => log_gossip(item.kind, &item.name, "already published"),
             Err(PublishError::NoPeersSubscribedToTopic | PublishError::AllQueuesFull(_)) => {
                 self.queue(item)
@@ -98,5 +155,26 @@ fn log_gossip(kind: TopicKind, name: &str, what: &str) {
     match kind {
         TopicKind::Block => info!(target: "net", hash = %name, "{what} block"),
         TopicKind::Tx => debug!(target: "net", txid = %name, "{what} transaction"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_messages_expire_with_the_duplicate_window_and_are_bounded() {
+        let mut recent = RecentMessages::default();
+        let t0 = Instant::now();
+        let id = MessageId::new(b"a");
+        recent.insert(id.clone(), t0);
+        assert!(recent.contains(&id, t0 + Duration::from_secs(59)));
+        assert!(!recent.contains(&id, t0 + DUPLICATE_WINDOW));
+        for i in 0..MAX_RECENT + 10 {
+            recent.insert(MessageId::new(&i.to_le_bytes()), t0);
+        }
+        assert!(recent.ids.len() <= MAX_RECENT && recent.order.len() <= MAX_RECENT);
+        assert!(!recent.contains(&MessageId::new(&0usize.to_le_bytes()), t0));
+        assert!(recent.contains(&MessageId::new(&(MAX_RECENT + 9).to_le_bytes()), t0));
     }
 }

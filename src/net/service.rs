@@ -36,7 +36,7 @@ use super::gossip::Topics;
 use super::handle::Command;
 use super::outbound::OutboundPeers;
 use super::peer_manager::{Action, PeerManager};
-use super::publish::Unpublished;
+use super::publish::{RecentMessages, Unpublished};
 use super::{Misbehaviour, NetConfig, NetError, NetworkEvent, PeerId, PeerInfo, Verdict};
 use crate::metrics::metrics;
 
@@ -127,6 +127,8 @@ pub(super) struct Service {
     pub(super) peers: PeerManager,
     pub(super) topics: Option<Topics>,
     pub(super) unpublished: VecDeque<Unpublished>,
+    /// Messages gossipsub would refuse to publish as duplicates.
+    pub(super) recent: RecentMessages,
     pub(super) requests:
         HashMap<OutboundRequestId, (libp2p::PeerId, oneshot::Sender<Result<Response, NetError>>)>,
     pub(super) replies: FuturesUnordered<BoxFuture<'static, PendingReply>>,
@@ -175,6 +177,7 @@ impl Service {
             outbox: Outbox::default(),
             topics: None,
             unpublished: VecDeque::new(),
+            recent: RecentMessages::default(),
             requests: HashMap::new(),
             replies: FuturesUnordered::new(),
             unsent: HashMap::new(),

@@ -61,3 +61,80 @@ async fn peers_of_the_central_node_find_each_other_and_survive_its_loss() {
         t1.elapsed()
     );
 }
+
+/// Polls `node`'s peers (every 20 ms, within the deadline) until `want` holds for them.
+async fn wait_peers(
+    handle: &gossipcoin::net::NetHandle,
+    what: &str,
+    want: impl Fn(&[gossipcoin::net::PeerInfo]) -> bool,
+) {
+    crate::within(what, async {
+        loop {
+            if want(&handle.peers().await) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_targets_are_kept_and_block_relay_peers_are_redialled_first_after_a_restart() {
+    use gossipcoin::net::PeerKind;
+
+    let a = start(&[]).await;
+    let c = start(&[&a.addr]).await;
+    let d = start(&[&a.addr]).await;
+    // B keeps one full-relay peer (its bootstrap, A) and one block-relay peer, found via A
+    let dir = tempfile::tempdir().unwrap();
+    let anchors = dir.path().join("anchors.json");
+    let settings = |bootstrap: &[&str]| gossipcoin::net::NetConfig {
+        outbound_full_relay: 1,
+        outbound_block_relay: 1,
+        anchors_file: Some(anchors.clone()),
+        ..crate::config(&dir, bootstrap)
+    };
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let (b, _events) = gossipcoin::net::spawn(settings(&[&a.addr]), rx)
+        .await
+        .unwrap();
+    let kind_of = |peers: &[gossipcoin::net::PeerInfo], id| {
+        peers.iter().find(|p| p.peer == id).map(|p| p.kind)
+    };
+    wait_peers(&b, "B's block-relay peer", |peers| {
+        kind_of(peers, a.id) == Some(PeerKind::FullRelay)
+            && peers.iter().any(|p| p.kind == PeerKind::BlockRelay)
+    })
+    .await;
+    let peers = b.peers().await;
+    let relay = peers
+        .iter()
+        .find(|p| p.kind == PeerKind::BlockRelay)
+        .unwrap()
+        .peer;
+    assert!(
+        relay == c.id || relay == d.id,
+        "the block-relay peer is C or D"
+    );
+    let count = |k| peers.iter().filter(|p| p.kind == k).count();
+    assert_eq!(
+        (count(PeerKind::FullRelay), count(PeerKind::BlockRelay)),
+        (1, 1)
+    );
+    let saved = std::fs::read_to_string(&anchors).expect("anchors.json written");
+    assert!(saved.contains(&relay.to_string()), "{saved}");
+
+    // restart B with no bootstrap peer at all: it finds its block-relay peer again by itself
+    stop.send(true).unwrap();
+    drop(b);
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let (b, _events) = gossipcoin::net::spawn(settings(&[]), rx).await.unwrap();
+    wait_peers(&b, "B's anchor", |peers| {
+        kind_of(peers, relay) == Some(PeerKind::BlockRelay)
+    })
+    .await;
+    let saved = std::fs::read_to_string(&anchors).expect("anchors.json written again");
+    assert!(saved.contains(&relay.to_string()), "{saved}");
+    drop(stop);
+}
