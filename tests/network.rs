@@ -116,9 +116,11 @@ fn a_node_of_another_network_is_refused_and_nothing_of_it_is_stored() {
 
     // A fresh node pinned to another genesis refuses this one and stays empty.
     let other = "11".repeat(32);
+    // (parameters without a genesis: --genesis alone names the network)
+    let pinned_params = easy_params(&pinned);
     let pinned_node = start(
         &pinned,
-        &params,
+        &pinned_params,
         "wallet",
         free_port(),
         &["--bootstrap", &boot, "--genesis", &other],
