@@ -213,6 +213,31 @@ fn receive_generate_immature_and_send_are_listed_after_a_restart() {
         out.contains("Rescanned 5 blocks") && out.contains("6 wallet transactions"),
         "{out}"
     );
+    // Alice's page: received 10 + 10 + 10 + 10 + 4, sent 10 (the genesis coin, change back
+    // included), oldest first; another address is not the wallet's.
+    let page = http_get(
+        &format!("{}/wallet/address/{alice}", d0.api()),
+        Some(&d0.cookie()),
+    );
+    assert_eq!(page.status, 200, "{page:?}");
+    let b = &page.body;
+    assert_eq!(
+        (b["received"].as_str(), b["sent"].as_str()),
+        (Some("52"), Some("10")),
+        "{b}"
+    );
+    let heights: Vec<u64> = b["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["height"].as_u64().unwrap())
+        .collect();
+    assert_eq!(heights, [0, 2, 3, 4, 4, 4], "{b}");
+    let r = http_get(
+        &format!("{}/wallet/address/{bob}", d0.api()),
+        Some(&d0.cookie()),
+    );
+    assert_eq!(r.status, 404, "{r:?}");
     // Without the cookie: refused.
     let r = http_get(&format!("{}/wallet/balance", d0.api()), None);
     assert_eq!(r.status, 401, "{r:?}");

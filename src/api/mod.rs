@@ -14,7 +14,7 @@
 //! | `host.rs`   | the Host-header rule (no DNS rebinding): 421 for foreign names       |
 //! | `client.rs` | the CLI's side: find a running node's API and call it               |
 //! | `bans.rs`   | disconnect, ban, unban a peer; list bans (Core's `setban` & co.)    |
-//! | `wallet.rs` | `/wallet/transactions` (the wallet's history), `/wallet/balance`, `/wallet/addresses`, `/wallet/rescan` |
+//! | `wallet.rs` | `/wallet/transactions` (the wallet's history), `/wallet/balance`, `/wallet/addresses`, `/wallet/address/{a}`, `/wallet/rescan` |
 //!
 //! Endpoints that spend or change state need the cookie; read-only ones are open (on loopback).
 //! Every request must name this server in its Host header ([`host`]), and every answer says
@@ -157,6 +157,7 @@ fn router(state: ApiState, auth: auth::Auth, hosts: host::HostRule) -> Router {
         .route("/wallet/transactions", get(wallet::transactions))
         .route("/wallet/balance", get(wallet::balance))
         .route("/wallet/addresses", get(wallet::addresses))
+        .route("/wallet/address/{address}", get(wallet::address))
         .route("/wallet/rescan", post(wallet::rescan))
         .route("/tx", post(query::submit_raw))
         .route("/peers/disconnect", post(bans::disconnect))

@@ -6,13 +6,15 @@
 //!   conflicted by which confirmed transaction, orphan) and time;
 //! - `GET /wallet/balance`: confirmed, unconfirmed, immature and outgoing coins, and the total;
 //! - `GET /wallet/addresses`: each address with its balances;
+//! - `GET /wallet/address/{address}`: one wallet address's confirmed received and sent totals
+//!   and its history in height order (oldest first);
 //! - `POST /wallet/rescan`: the history read again from the whole chain (`rescanwallet`).
 
 use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use gossipcoin_proto::Amount;
 use serde::Deserialize;
@@ -139,6 +141,24 @@ pub async fn addresses(State(s): State<ApiState>) -> Json<Value> {
         })
         .collect();
     Json(json!({ "addresses": listed }))
+}
+
+/// `GET /wallet/address/{address}`.
+pub async fn address(
+    State(s): State<ApiState>,
+    Path(text): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let address = super::flask::parse_address(&text, "address")?;
+    let (received, sent, lines) = s
+        .control
+        .wallet_address_history(&address)
+        .ok_or_else(|| ApiError::not_found(format!("{address} is not in this node's wallet")))?;
+    let mut v = balances(&s.control.wallet_balances(Some(&address)));
+    v["address"] = json!(address.to_string());
+    v["received"] = json!(received.to_string());
+    v["sent"] = json!(sent.to_string());
+    v["history"] = json!(lines.iter().map(line).collect::<Vec<_>>());
+    Ok(Json(v))
 }
 
 /// `POST /wallet/rescan`.
