@@ -84,9 +84,10 @@ pub enum Command {
     },
     /// Prints the balance of ADDRESS (works while a node runs on the same data directory).
     Getbalance {
-        /// Any address (Base58Check, starting with 1).
+        /// Any address (Base58Check, starting with 1). Without it: the running node's wallet,
+        /// confirmed, unconfirmed and immature.
         #[arg(long)]
-        address: String,
+        address: Option<String>,
     },
     /// Sends AMOUNT coins from an address of this wallet to another address.
     Send {
@@ -206,6 +207,9 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         count: usize,
     },
+    /// Reads the whole chain again for the running node's wallet history (for keys added by
+    /// copying a wallet file in).
+    Rescanwallet,
     /// Shows the built-in configuration: the chain parameters in effect (`--params`, else
     /// config/devnet.toml) and the role files `startnode --role` uses.
     Config {

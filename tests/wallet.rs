@@ -25,14 +25,20 @@ fn pay(d: &Daemon, from: &str, to: &str, amount: u64) -> common::Http {
     )
 }
 
-/// The node's payments, newest first.
+/// The node's payments (its wallet history's sends), newest first.
 fn payments(d: &Daemon) -> Vec<Value> {
     let r = http_get(
         &format!("{}/wallet/transactions", d.api()),
         Some(&d.cookie()),
     );
     assert_eq!(r.status, 200, "{r:?}");
-    r.body["transactions"].as_array().unwrap().clone()
+    r.body["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["category"] == "send")
+        .cloned()
+        .collect()
 }
 
 fn payment(d: &Daemon, txid: &str) -> Option<Value> {
@@ -157,7 +163,9 @@ fn a_restarted_node_rebroadcasts_its_pending_payment_and_never_reports_it_twice(
     wait_until(30, "the restarted node to offer its payment again", || {
         in_mempool(&d, &txid)
     });
-    assert_eq!(payment(&d, &txid).unwrap()["state"], "pending");
+    wait_until(10, "the payment in the wallet's history, pending", || {
+        payment(&d, &txid).is_some_and(|p| p["state"] == "pending" && p["in_mempool"] == true)
+    });
 
     // The same request again is not a new payment: its coin is spent by the pending one.
     let again = pay(&d, &alice, &bob, 10);

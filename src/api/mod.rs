@@ -14,7 +14,7 @@
 //! | `host.rs`   | the Host-header rule (no DNS rebinding): 421 for foreign names       |
 //! | `client.rs` | the CLI's side: find a running node's API and call it               |
 //! | `bans.rs`   | disconnect, ban, unban a peer; list bans (Core's `setban` & co.)    |
-//! | `wallet.rs` | `/wallet/transactions`: this node's payments and what became of them |
+//! | `wallet.rs` | `/wallet/transactions` (the wallet's history), `/wallet/balance`, `/wallet/addresses`, `/wallet/address/{a}`, `/wallet/rescan` |
 //!
 //! Endpoints that spend or change state need the cookie; read-only ones are open (on loopback).
 //! Every request must name this server in its Host header ([`host`]), and every answer says
@@ -155,6 +155,10 @@ fn router(state: ApiState, auth: auth::Auth, hosts: host::HostRule) -> Router {
         .route("/nodes/resolve", get(flask::resolve))
         .route("/wallet/create", get(flask::wallet_create))
         .route("/wallet/transactions", get(wallet::transactions))
+        .route("/wallet/balance", get(wallet::balance))
+        .route("/wallet/addresses", get(wallet::addresses))
+        .route("/wallet/address/{address}", get(wallet::address))
+        .route("/wallet/rescan", post(wallet::rescan))
         .route("/tx", post(query::submit_raw))
         .route("/peers/disconnect", post(bans::disconnect))
         .route("/peers/ban", post(bans::ban))

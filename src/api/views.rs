@@ -4,13 +4,12 @@
 //! prints them; hashes are hex.
 
 use gossipcoin_proto::encode::to_bytes;
-use gossipcoin_proto::{Address, Block, Coin, OutPoint, PubkeyHash, Transaction, TxIn, Txid};
+use gossipcoin_proto::{Address, Block, Coin, OutPoint, PubkeyHash, Transaction, TxIn};
 use serde_json::{Value, json};
 
 use crate::mempool::MempoolEntry;
 use crate::net::PeerInfo;
 use crate::node::NodeStatus;
-use crate::wallet::{Payment, PaymentState};
 
 pub fn block(block: &Block, height: u32) -> Value {
     let h = &block.header;
@@ -116,30 +115,4 @@ pub fn peer(p: &PeerInfo) -> Value {
         "subscribed": p.subscribed,
         "ping_ms": p.ping_ms,
     })
-}
-
-/// One payment of the node's wallet, with its state as of the tip at `tip`.
-pub fn payment(txid: &Txid, p: &Payment, tip: u32) -> Value {
-    let paid = p.paid();
-    let mut v = json!({
-        "txid": txid.to_string(),
-        "from": p.from().map(|a| a.to_string()),
-        "to": paid.map(|(a, _)| a.to_string()),
-        "amount": paid.map(|(_, v)| v.to_string()),
-        "fee": p.fee.map(|f| f.to_string()),
-        "state": p.state.as_str(),
-        "submitted_at": p.submitted_at,
-    });
-    match p.state {
-        PaymentState::Pending => {}
-        PaymentState::Confirmed { block, height } => {
-            v["block"] = json!(block.to_string());
-            v["height"] = json!(height);
-            v["confirmations"] = json!(tip.saturating_sub(height) + 1);
-        }
-        PaymentState::Conflicted { by, .. } => {
-            v["conflicted_by"] = json!(by.map(|t| t.to_string()));
-        }
-    }
-    v
 }

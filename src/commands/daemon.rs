@@ -315,7 +315,7 @@ pub(super) fn list_transactions(api: &ApiClient, count: usize) -> Result<()> {
         .cloned()
         .unwrap_or_default();
     if list.is_empty() {
-        println!("No payments from this node's wallet.");
+        println!("No transactions in this node's wallet.");
         return Ok(());
     }
     for p in &list {
@@ -329,14 +329,43 @@ pub(super) fn list_transactions(api: &ApiClient, count: usize) -> Result<()> {
             Some(other) => other.to_owned(),
             None => "-".into(),
         };
-        println!(
-            "{}  {} to {} (fee {})  {}",
-            text(p, "txid"),
-            text(p, "amount"),
-            text(p, "to"),
-            text(p, "fee"),
-            state
-        );
+        let category = text(p, "category");
+        let what = match category.as_str() {
+            "send" => format!(
+                "{} to {} (fee {})",
+                text(p, "amount"),
+                text(p, "address"),
+                text(p, "fee")
+            ),
+            _ => format!("{} to {}", text(p, "amount"), text(p, "address")),
+        };
+        println!("{}  {category:<8}  {what}  {state}", text(p, "txid"));
     }
+    Ok(())
+}
+
+/// `getbalance` without an address: the running node's wallet.
+pub(super) fn wallet_balance(api: &ApiClient) -> Result<()> {
+    let b = api.get("/wallet/balance")?;
+    println!(
+        "Wallet balance: {} confirmed, {} unconfirmed, {} immature ({} being spent); total {}",
+        text(&b, "confirmed"),
+        text(&b, "unconfirmed"),
+        text(&b, "immature"),
+        text(&b, "outgoing"),
+        text(&b, "total")
+    );
+    Ok(())
+}
+
+/// `rescanwallet`: the running node reads its whole chain again for its wallet.
+pub(super) fn rescan_wallet(api: &ApiClient) -> Result<()> {
+    let r = api.post("/wallet/rescan", &serde_json::json!({}))?;
+    println!(
+        "Rescanned {} blocks in {} s: {} wallet transactions.",
+        text(&r, "blocks"),
+        text(&r, "secs"),
+        text(&r, "transactions")
+    );
     Ok(())
 }

@@ -44,7 +44,11 @@ pub fn run(cli: Cli) -> Result<()> {
             refuse_if_running(&dir, "createblockchain")?;
             create_blockchain(&dir, params, cli.params.as_deref(), address)
         }
-        Command::Getbalance { address } => get_balance(&dir()?, address),
+        Command::Getbalance {
+            address: Some(address),
+        } => get_balance(&dir()?, address),
+        Command::Getbalance { address: None } => daemon::wallet_balance(&api_client()?),
+        Command::Rescanwallet => daemon::rescan_wallet(&api_client()?),
         Command::Send {
             from,
             to,

@@ -19,6 +19,7 @@ use super::chain_handle::{BlockOutcome, ChainGone, ChainHandle, ChainState};
 use super::reads::{ReadError, Reads};
 use super::sync::{Sync, SyncProgress};
 use super::wallet::{NodeWallet, PayError};
+use super::wallet_history::{HistoryError, Rescanned};
 use crate::chain::Origin;
 use crate::config::NodeConfig;
 use crate::mempool::{MempoolEntry, MempoolError};
@@ -27,6 +28,7 @@ use crate::miner;
 use crate::net::{NetHandle, PeerInfo};
 use crate::params::ChainParams;
 use crate::store::{ChainRead, ReadView, StoreError};
+use crate::wallet::ledger::{Balances, Listed};
 use crate::wallet::{Payment, WalletError};
 
 /// Why an operator's request failed.
@@ -83,6 +85,16 @@ impl From<WalletError> for ControlError {
             | WalletError::DataDirNotADirectory { .. } => Self::Internal(e.to_string()),
             WalletError::TooManyPayments { .. } => Self::Unavailable(e.to_string()),
             other => Self::BadRequest(other.to_string()),
+        }
+    }
+}
+
+impl From<HistoryError> for ControlError {
+    fn from(e: HistoryError) -> Self {
+        match e {
+            HistoryError::Read(e) => e.into(),
+            HistoryError::Gone(e) => e.into(),
+            HistoryError::Wallet(e) => e.into(),
         }
     }
 }
@@ -373,6 +385,44 @@ impl Control {
     /// This node's wallet's payments, newest first.
     pub fn payments(&self) -> Vec<(Txid, Payment)> {
         self.inner.wallet.payments()
+    }
+
+    /// The wallet's history (every transaction paying to or spending from it), newest first:
+    /// up to `count` lines after `skip`, the number of lines, the height followed to.
+    pub fn wallet_history(&self, skip: usize, count: usize) -> (Vec<Listed>, usize, u32) {
+        self.inner.wallet.history(skip, count)
+    }
+
+    /// The wallet's balances, in all or of one of its addresses.
+    pub fn wallet_balances(&self, of: Option<&Address>) -> Balances {
+        self.inner
+            .wallet
+            .balances(of.map(|a| a.pubkey_hash()).as_ref())
+    }
+
+    /// The wallet's addresses with their balances, oldest first.
+    pub fn wallet_addresses(&self) -> Vec<(Address, Balances)> {
+        let w = &self.inner.wallet;
+        w.addresses()
+            .into_iter()
+            .map(|a| (a, w.balances(Some(&a.pubkey_hash()))))
+            .collect()
+    }
+
+    /// A wallet address's confirmed received and sent totals and its history, oldest first;
+    /// `None` for an address that is not the wallet's.
+    pub fn wallet_address_history(
+        &self,
+        address: &Address,
+    ) -> Option<(Amount, Amount, Vec<Listed>)> {
+        let key = address.pubkey_hash();
+        let w = &self.inner.wallet;
+        w.is_mine(&key).then(|| w.key_history(&key))
+    }
+
+    /// Reads the whole chain again for the wallet's keys (`rescanwallet`).
+    pub async fn rescan_wallet(&self) -> Result<Rescanned, ControlError> {
+        Ok(self.inner.wallet.rescan().await?)
     }
 
     /// A new key in this node's wallet; only its address leaves the node.

@@ -51,6 +51,7 @@ mod tx_exchange;
 mod tx_orphans;
 mod tx_relay;
 mod wallet;
+mod wallet_history;
 
 use std::path::Path;
 use std::time::Duration;
@@ -70,6 +71,7 @@ pub use sync::SyncProgress;
 pub use tx_orphans::{MAX_ORPHAN_BYTES, MAX_ORPHAN_TXS, ORPHAN_EXPIRY, SharedTxOrphans};
 pub use tx_relay::OrphanTxs;
 pub use wallet::{NodeWallet, Paid, PayError};
+pub use wallet_history::{HistoryError, Rescanned};
 
 use crate::chain::Chain;
 use crate::config::NodeConfig;

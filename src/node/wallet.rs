@@ -15,16 +15,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use gossipcoin_proto::{Address, Amount, Coin, OutPoint, Transaction, Txid};
+use gossipcoin_proto::{Address, Amount, Coin, OutPoint, PubkeyHash, Transaction, Txid};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::chain_handle::{ChainGone, ChainHandle};
 use super::reads::{ReadError, Reads};
+use super::wallet_history::{History, HistoryError, MIN_FOLLOW_INTERVAL, Rescanned};
 use crate::mempool::MempoolError;
 use crate::net::NetHandle;
 use crate::params::ChainParams;
 use crate::store::ChainRead;
+use crate::wallet::ledger::{Balances, Listed};
 use crate::wallet::pending::{Event, PENDING_FILE};
 use crate::wallet::{self, Keyring, Payment, PaymentState, Pending, WalletError};
 
@@ -82,6 +84,8 @@ struct Shared {
     net: NetHandle,
     reads: Reads,
     keys: RwLock<Keyring>,
+    /// Every wallet transaction, from the chain and the mempool.
+    history: History,
     /// Held to choose coins and sign, and to change the payments in memory; never for I/O.
     state: Mutex<State>,
     /// Appends and rewrites of `wallet.pending` by this process, one at a time.
@@ -129,6 +133,7 @@ impl NodeWallet {
         if payments.needs_rewrite() {
             payments.compact(dir)?;
         }
+        let history = History::open(dir, params.clone(), keys.pubkey_hashes());
         info!(target: "wallet", keys = keys.len(), payments = payments.len(),
               pending = payments.pending().count(), "wallet loaded");
         Ok(Self {
@@ -139,6 +144,7 @@ impl NodeWallet {
                 net,
                 reads,
                 keys: RwLock::new(keys),
+                history,
                 state: Mutex::new(State {
                     payments,
                     reserved: HashSet::new(),
@@ -161,12 +167,14 @@ impl NodeWallet {
     /// Adds a key to `wallet.dat` (atomically) and to memory.
     pub async fn create_address(&self) -> Result<Address, WalletError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let address = tokio::task::spawn_blocking(move || {
             let mut keys = this.inner.keys.write().unwrap_or_else(|p| p.into_inner());
             keys.create_address(&this.inner.dir)
         })
         .await
-        .map_err(|e| WalletError::io("create a key in", &self.inner.dir)(e.into()))?
+        .map_err(|e| WalletError::io("create a key in", &self.inner.dir)(e.into()))??;
+        self.inner.history.add_key(address.pubkey_hash());
+        Ok(address)
     }
 
     /// The signing key of `from`, reading `wallet.dat` again once if another process changed it.
@@ -186,6 +194,11 @@ impl NodeWallet {
                 .map_err(|e| WalletError::io("read", &self.inner.dir)(e.into()))??;
             let mut keys = self.inner.keys.write().unwrap_or_else(|p| p.into_inner());
             *keys = fresh;
+            // Keys another process created are fresh: they have no history to look for (a
+            // wallet copied in needs `rescanwallet`).
+            for k in keys.pubkey_hashes() {
+                self.inner.history.add_key(k);
+            }
             if let Some(k) = keys.key_for(&pkh) {
                 return Ok(k.clone());
             }
@@ -334,6 +347,7 @@ impl NodeWallet {
 
     /// Records an accepted payment in memory (its inputs were reserved) and in the file.
     async fn record(&self, tx: Transaction, fee: Amount, tip: u32) -> Result<(), PayError> {
+        self.inner.history.add_payment(&tx, fee);
         let payment = Payment::new(tx, fee, crate::node::now_ms() / 1000, tip);
         {
             let mut state = lock(&self.inner.state);
@@ -387,6 +401,65 @@ impl NodeWallet {
             .rev()
             .map(|(t, p)| (*t, p.clone()))
             .collect()
+    }
+
+    /// The wallet's history, newest first: up to `count` lines after `skip`, how many there
+    /// are in all, and the height they were followed to.
+    pub fn history(&self, skip: usize, count: usize) -> (Vec<Listed>, usize, u32) {
+        self.inner.history.list(skip, count)
+    }
+
+    /// The wallet's balances (of one key when given).
+    pub fn balances(&self, only: Option<&PubkeyHash>) -> Balances {
+        self.inner.history.balances(only)
+    }
+
+    /// Whether `key` is one of the wallet's.
+    pub fn is_mine(&self, key: &PubkeyHash) -> bool {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .key_for(key)
+            .is_some()
+    }
+
+    /// The wallet's addresses, oldest first.
+    pub fn addresses(&self) -> Vec<Address> {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .addresses()
+    }
+
+    /// One wallet key's confirmed received and sent totals and its history, oldest first.
+    pub fn key_history(&self, key: &PubkeyHash) -> (Amount, Amount, Vec<Listed>) {
+        self.inner.history.of_key(key)
+    }
+
+    /// Brings the history up to the chain's tip and the mempool.
+    pub async fn follow_history(&self) -> Result<(), HistoryError> {
+        self.inner
+            .history
+            .follow(&self.inner.reads, &self.inner.chain)
+            .await
+            .map(|_| ())
+    }
+
+    /// Reads the whole chain again for the wallet's keys (reading `wallet.dat` again first, for
+    /// keys another process added): Bitcoin Core's `rescanblockchain`.
+    pub async fn rescan(&self) -> Result<Rescanned, HistoryError> {
+        let dir = self.inner.dir.clone();
+        let fresh = tokio::task::spawn_blocking(move || Keyring::load(&dir))
+            .await
+            .map_err(|e| WalletError::io("read", &self.inner.dir)(e.into()))??;
+        let keys = fresh.pubkey_hashes();
+        *self.inner.keys.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        self.inner
+            .history
+            .rescan(keys, &self.inner.reads, &self.inner.chain)
+            .await
     }
 
     /// Follows each payment on the chain (confirmed, conflicted, pruned), saves what changed,
@@ -502,17 +575,24 @@ impl NodeWallet {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tips = self.inner.chain.state();
         let mut tip = tips.borrow_and_update().tip;
+        self.follow_history_logged().await;
+        let mut last_follow = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
                     if let Err(e) = self.resend_round().await {
                         warn!(target: "wallet", "cannot save the wallet's payments: {e}");
                     }
+                    if let Err(e) = self.inner.history.save().await {
+                        warn!(target: "wallet", "cannot save the wallet's history: {e}");
+                    }
                 }
                 changed = tips.changed() => {
                     if changed.is_err() {
                         break;
                     }
+                    // Changes that come meanwhile are coalesced by the watch channel.
+                    tokio::time::sleep_until(last_follow + MIN_FOLLOW_INTERVAL).await;
                     let now = tips.borrow_and_update().tip;
                     if now != tip {
                         tip = now;
@@ -520,6 +600,8 @@ impl NodeWallet {
                             warn!(target: "wallet", "cannot save the wallet's payments: {e}");
                         }
                     }
+                    self.follow_history_logged().await;
+                    last_follow = tokio::time::Instant::now();
                 }
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {
@@ -531,6 +613,15 @@ impl NodeWallet {
         // Leave a compact, fsynced file behind.
         if let Err(e) = self.compact().await {
             warn!(target: "wallet", "cannot save the wallet's payments: {e}");
+        }
+        if let Err(e) = self.inner.history.save().await {
+            warn!(target: "wallet", "cannot save the wallet's history: {e}");
+        }
+    }
+
+    async fn follow_history_logged(&self) {
+        if let Err(e) = self.follow_history().await {
+            warn!(target: "wallet", "cannot follow the wallet's history: {e}");
         }
     }
 }

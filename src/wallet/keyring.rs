@@ -56,6 +56,16 @@ impl Keyring {
         self.by_pkh.get(pkh).map(|&i| &self.keys[i])
     }
 
+    /// The public key hashes of every key.
+    pub fn pubkey_hashes(&self) -> std::collections::HashSet<PubkeyHash> {
+        self.by_pkh.keys().copied().collect()
+    }
+
+    /// The addresses of every key, oldest first.
+    pub fn addresses(&self) -> Vec<Address> {
+        self.keys.iter().map(PrivateKey::address).collect()
+    }
+
     /// The oldest key's address.
     pub fn first_address(&self) -> Option<Address> {
         self.keys.first().map(PrivateKey::address)

@@ -7,6 +7,9 @@
 //! - [`coins`]: [`coins::spendable`], which coins a payment may spend (one rule for all)
 //! - [`pending`]: [`Pending`], the payments made and what became of them (`wallet.pending`)
 //! - [`keyring`]: [`Keyring`], the keys held in memory by the daemon, by public key hash
+//! - [`ledger`]: [`Ledger`], the wallet's history derived from the chain and the mempool
+//!   (send, receive, generate, immature, orphan; pending, confirmed, conflicted)
+//! - [`history_file`]: `wallet.history`, the ledger as last saved
 //!
 //! The wallet never prints or logs a private key: [`crate::keys::PrivateKey`]'s `Debug` shows
 //! only its address, and errors name files and amounts, never key bytes.
@@ -14,7 +17,9 @@
 pub mod builder;
 pub mod coins;
 pub mod file;
+pub mod history_file;
 pub mod keyring;
+pub mod ledger;
 pub mod pending;
 
 use std::path::PathBuf;
@@ -24,6 +29,7 @@ use gossipcoin_proto::{Amount, OutPoint};
 pub use builder::build_payment;
 pub use file::Wallet;
 pub use keyring::Keyring;
+pub use ledger::Ledger;
 pub use pending::{Payment, PaymentState, Pending};
 
 /// Everything that can go wrong reading, writing or spending from a wallet.
