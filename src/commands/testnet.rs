@@ -18,6 +18,7 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
             base_port,
             timeout,
             block_interval,
+            hosts,
         } => {
             testnet::stop_on_ctrl_c();
             testnet::up(&testnet::UpOptions {
@@ -29,6 +30,7 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
                 params: params.map(Path::to_path_buf),
                 block_interval_secs: *block_interval,
                 hints: true,
+                hosts: hosts.wan(),
             })
         }
         TestnetCommand::Down { dir, timeout } => testnet::down(&testnet::DownOptions {
@@ -66,5 +68,10 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
         }
         TestnetCommand::Partition { dir, groups } => testnet::partition(&dir.path, groups),
         TestnetCommand::Heal { dir } => testnet::heal(&dir.path),
+        TestnetCommand::Router { dir } => {
+            testnet::hosts::run_router(&testnet::hosts::RouterOptions {
+                dir: dir.path.clone(),
+            })
+        }
     }
 }

@@ -213,6 +213,7 @@ mod tests {
             peer_id: None,
             address: None,
             log: PathBuf::from("/t/node.log"),
+            ip: None,
         }
     }
 

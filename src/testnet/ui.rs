@@ -250,6 +250,7 @@ mod tests {
             peer_id: Some(peer.into()),
             address: Some(address.into()),
             log: PathBuf::from("/t/node.log"),
+            ip: None,
         }
     }
 
