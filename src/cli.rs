@@ -301,6 +301,12 @@ pub enum TestnetCommand {
         /// Redraw every second until Ctrl-C.
         #[arg(long)]
         watch: bool,
+        /// Every node, however many (by default above 20 nodes: a summary and the unusual ones).
+        #[arg(long, conflicts_with = "summary")]
+        all: bool,
+        /// The summary and only the unusual nodes, however few nodes there are.
+        #[arg(long)]
+        summary: bool,
     },
     /// Serves the testnet page: every node as a card, the peer graph, and when each of the
     /// latest blocks reached each node. Runs until Ctrl-C.

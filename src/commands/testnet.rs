@@ -37,9 +37,19 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
             dir: dir.path.clone(),
             timeout: Duration::from_secs(*timeout),
         }),
-        TestnetCommand::Status { dir, watch } => testnet::status(&testnet::StatusOptions {
+        TestnetCommand::Status {
+            dir,
+            watch,
+            all,
+            summary,
+        } => testnet::status(&testnet::StatusOptions {
             dir: dir.path.clone(),
             watch: *watch,
+            detail: match (all, summary) {
+                (true, _) => testnet::Detail::All,
+                (_, true) => testnet::Detail::Summary,
+                _ => testnet::Detail::Auto,
+            },
         }),
         TestnetCommand::Ui { dir, listen } => testnet::ui(&testnet::UiOptions {
             dir: dir.path.clone(),

@@ -10,7 +10,8 @@
 //! ```
 //! - `up.rs` creates the nodes, starts one process each and waits, watching from outside
 //!   (`ready.rs`), until all are connected and on the central node's tip;
-//! - `status.rs` shows each node, forks and partitions; `down.rs` stops them; `logs.rs` merges
+//! - `status.rs` shows each node, forks and partitions (`summary.rs`: a summary and only the
+//!   unusual nodes for a large testnet); `down.rs` stops them; `logs.rs` merges
 //!   their logs by time (peer ids shown as node names); `trace.rs` follows one txid or block
 //!   through them;
 //! - `node.rs` kills or starts one node; `partition.rs` cuts the network in groups and heals it
@@ -34,6 +35,7 @@ mod probe;
 mod process;
 mod ready;
 mod status;
+mod summary;
 mod trace;
 mod ui;
 mod up;
@@ -51,7 +53,7 @@ pub use node::{kill, start};
 pub use params::parse_interval;
 pub use partition::{heal, partition};
 pub use process::is_running;
-pub use status::{StatusOptions, status};
+pub use status::{Detail, StatusOptions, status};
 pub use trace::{TraceOptions, trace};
 pub use ui::{UiOptions, ui};
 pub use up::{UpOptions, stop_on_ctrl_c, up};
