@@ -75,6 +75,16 @@ pub fn partition(dir: &Path, args: &[String]) -> Result<()> {
     let groups = groups(&state, args)?;
     if let Some(h) = &state.hosts {
         let cut = hosts::cut(&Names::from_tag(&h.tag), &groups)?;
+        // Each group stays connected: its nodes dial each other (a node that knew only the
+        // central node across the cut would be alone otherwise).
+        for group in &groups {
+            for &i in group {
+                let api = api(&state.nodes[i])?;
+                for &j in group.iter().filter(|&&j| j != i) {
+                    connect(&api, &state.nodes[j]);
+                }
+            }
+        }
         let named = names_of(&state, &groups);
         state.partition = Some(named.clone());
         state.save(dir)?;
