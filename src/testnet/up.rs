@@ -187,10 +187,10 @@ pub fn up(opts: &UpOptions) -> Result<()> {
             n.pid = None;
         }
         state.save(&dir)?;
-        if let Some(h) = &state.hosts {
-            if let Err(e) = hosts::network::remove(h) {
-                warn!(target: "testnet", "cannot remove the testnet's network: {e:#}");
-            }
+        if let Some(h) = &state.hosts
+            && let Err(e) = hosts::network::remove(h)
+        {
+            warn!(target: "testnet", "cannot remove the testnet's network: {e:#}");
         }
         if interrupted() {
             bail!(
