@@ -287,6 +287,8 @@ pub enum TestnetCommand {
         /// other chain parameters to DIR/params.toml for every node.
         #[arg(long, value_name = "SECS", value_parser = crate::testnet::parse_interval)]
         block_interval: Option<u32>,
+        #[command(flatten)]
+        hosts: HostsArgs,
     },
     /// Stops every node (SIGTERM, then SIGKILL after the timeout); keeps data and logs.
     Down {
@@ -303,6 +305,12 @@ pub enum TestnetCommand {
         /// Redraw every second until Ctrl-C.
         #[arg(long)]
         watch: bool,
+        /// Every node, however many (by default above 20 nodes: a summary and the unusual ones).
+        #[arg(long, conflicts_with = "summary")]
+        all: bool,
+        /// The summary and only the unusual nodes, however few nodes there are.
+        #[arg(long)]
+        summary: bool,
     },
     /// Serves the testnet page: every node as a card, the peer graph, and when each of the
     /// latest blocks reached each node. Runs until Ctrl-C.
@@ -365,11 +373,55 @@ pub enum TestnetCommand {
         #[arg(required = true, num_args = 2.., value_name = "NODES")]
         groups: Vec<String>,
     },
-    /// Undoes `partition`: lifts the bans between the testnet's nodes and reconnects them.
+    /// Undoes `partition`: lifts the bans (or, with `--hosts`, removes the firewall rules)
+    /// between the testnet's nodes and reconnects them.
     Heal {
         #[command(flatten)]
         dir: TestnetDir,
     },
+    /// The user-space router of `up --hosts` with WAN conditions (started by `up`).
+    #[command(hide = true)]
+    Router {
+        #[command(flatten)]
+        dir: TestnetDir,
+    },
+}
+
+/// `testnet up --hosts` and its WAN conditions.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostsArgs {
+    /// Each node a host of its own: a Linux network namespace with its own address on a bridge
+    /// (10.77.0.0/16, nothing leaves the machine). Needs root (CAP_NET_ADMIN), iproute2, nftables.
+    #[arg(long)]
+    pub hosts: bool,
+    /// One-way delay of every packet between two hosts (e.g. 80ms); a ping's round trip is twice it.
+    #[arg(long, requires = "hosts", value_name = "MS", value_parser = crate::testnet::hosts::parse_millis)]
+    pub latency: Option<u32>,
+    /// Uniform jitter added to the latency (± this; e.g. 20ms).
+    #[arg(long, requires = "hosts", value_name = "MS", value_parser = crate::testnet::hosts::parse_millis)]
+    pub jitter: Option<u32>,
+    /// Share of packets lost on every link (e.g. 1%).
+    #[arg(long, requires = "hosts", value_name = "PCT", value_parser = crate::testnet::hosts::parse_loss)]
+    pub loss: Option<u32>,
+    /// A named group of nodes for --latency-between (`eu=central,miner-1,wallet-1..50`); repeatable.
+    #[arg(long = "group", requires = "hosts", value_name = "NAME=NODES", value_parser = crate::testnet::hosts::parse_group)]
+    pub groups: Vec<(String, Vec<String>)>,
+    /// The latency between two groups instead of --latency (`eu,us:150ms`); repeatable.
+    #[arg(long, requires = "hosts", value_name = "A,B:MS", value_parser = crate::testnet::hosts::parse_latency_between)]
+    pub latency_between: Vec<crate::testnet::hosts::GroupLatency>,
+}
+
+impl HostsArgs {
+    /// `None` without `--hosts`; else the WAN conditions (all zero when none is given).
+    pub fn wan(&self) -> Option<crate::testnet::hosts::Wan> {
+        self.hosts.then(|| crate::testnet::hosts::Wan {
+            latency_ms: self.latency.unwrap_or(0),
+            jitter_ms: self.jitter.unwrap_or(0),
+            loss_ppm: self.loss.unwrap_or(0),
+            groups: self.groups.clone(),
+            between: self.latency_between.clone(),
+        })
+    }
 }
 
 /// Testnet subcommands that act on one node, or cut and heal the network.

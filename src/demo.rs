@@ -237,6 +237,7 @@ fn scenario(dir: &Path, began: Instant) -> Result<()> {
         params: None,
         block_interval_secs: None,
         hints: false,
+        hosts: None,
     })
     .context("step 1 (starting the network)")?;
     let state = State::load_existing(dir)?;

@@ -637,8 +637,9 @@ fn a_payment_is_traced_across_every_node() {
     net.gossipcoin(&["mine", "--data-dir", &miner]);
     let wallet = dir("wallet-1");
     wait_until(60, "the payment confirmed on wallet-1", || {
+        // not `contains("confirmed")`: "unconfirmed" contains it
         net.gossipcoin(&["gettransaction", &txid, "--data-dir", &wallet])
-            .contains("confirmed")
+            .contains("confirmations  1")
     });
     let shown = net.gossipcoin(&["gettransaction", &txid, "--data-dir", &wallet]);
     assert!(

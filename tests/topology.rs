@@ -63,6 +63,8 @@ impl Drop for Testnet {
 
 fn node_api(dir: &Path, name: &str) -> (String, String) {
     let node = dir.join(name);
+    // `testnet up` waits for the P2P side; the API may be a moment later
+    wait_until(60, "the node's api.addr", || node.join("api.addr").exists());
     let api = std::fs::read_to_string(node.join("api.addr")).unwrap();
     let cookie = std::fs::read_to_string(node.join("api.cookie")).unwrap();
     (api.trim().to_string(), cookie.trim().to_string())

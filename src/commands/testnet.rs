@@ -18,6 +18,7 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
             base_port,
             timeout,
             block_interval,
+            hosts,
         } => {
             testnet::stop_on_ctrl_c();
             testnet::up(&testnet::UpOptions {
@@ -29,15 +30,26 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
                 params: params.map(Path::to_path_buf),
                 block_interval_secs: *block_interval,
                 hints: true,
+                hosts: hosts.wan(),
             })
         }
         TestnetCommand::Down { dir, timeout } => testnet::down(&testnet::DownOptions {
             dir: dir.path.clone(),
             timeout: Duration::from_secs(*timeout),
         }),
-        TestnetCommand::Status { dir, watch } => testnet::status(&testnet::StatusOptions {
+        TestnetCommand::Status {
+            dir,
+            watch,
+            all,
+            summary,
+        } => testnet::status(&testnet::StatusOptions {
             dir: dir.path.clone(),
             watch: *watch,
+            detail: match (all, summary) {
+                (true, _) => testnet::Detail::All,
+                (_, true) => testnet::Detail::Summary,
+                _ => testnet::Detail::Auto,
+            },
         }),
         TestnetCommand::Ui { dir, listen } => testnet::ui(&testnet::UiOptions {
             dir: dir.path.clone(),
@@ -66,5 +78,10 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
         }
         TestnetCommand::Partition { dir, groups } => testnet::partition(&dir.path, groups),
         TestnetCommand::Heal { dir } => testnet::heal(&dir.path),
+        TestnetCommand::Router { dir } => {
+            testnet::hosts::run_router(&testnet::hosts::RouterOptions {
+                dir: dir.path.clone(),
+            })
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! `testnet down`: SIGTERM to every recorded node that runs, a grace period (polled), SIGKILL for
-//! whoever is left; the pids are cleared from `testnet.json`. Data directories and logs stay.
+//! whoever is left; the pids are cleared from `testnet.json`. With `--hosts`, then the router is
+//! stopped and every namespace and link of the testnet removed (also when a crash left them
+//! without a state file). Data directories and logs stay.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -7,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use tracing::{debug, warn};
 
+use super::hosts::{self, Names, network};
 use super::process::{self, wait_until_gone};
 use super::{State, table};
 
@@ -48,6 +51,16 @@ impl Outcome {
 /// Runs `testnet down`.
 pub fn down(opts: &DownOptions) -> Result<()> {
     let begun = Instant::now();
+    if State::load(&opts.dir)?.is_none()
+        && let Some(removed) = remove_orphan_network(&opts.dir)?
+    {
+        println!(
+            "No testnet.json in {}, but its network was left over: removed {}.",
+            opts.dir.display(),
+            removed.join(", ")
+        );
+        return Ok(());
+    }
     let Stopped {
         state,
         outcomes,
@@ -65,6 +78,14 @@ pub fn down(opts: &DownOptions) -> Result<()> {
     debug!(target: "testnet", stopped = running, secs, "testnet down");
     if !survivors.is_empty() {
         bail!("processes {survivors:?} are still running after SIGKILL");
+    }
+    if let Some(hosts) = &state.hosts {
+        let removed = network::remove(hosts)?;
+        println!(
+            "Removed the testnet's network: {} namespaces and links ({}).",
+            removed.len(),
+            hosts.tag
+        );
     }
     if running == 0 {
         println!("Nothing to stop: no node of this testnet was running.");
@@ -87,7 +108,26 @@ pub fn down_quietly(opts: &DownOptions) -> Result<()> {
             stopped.survivors
         );
     }
+    if let Some(hosts) = &stopped.state.hosts {
+        network::remove(hosts)?;
+    }
     Ok(())
+}
+
+/// With no state file: the namespaces and links named after `dir`, removed when there are
+/// any (a testnet whose `testnet.json` was lost); `None` when there are none, or no `ip`.
+fn remove_orphan_network(dir: &std::path::Path) -> Result<Option<Vec<String>>> {
+    let Ok(dir) = dir.canonicalize() else {
+        return Ok(None);
+    };
+    let names = Names::of_dir(&dir);
+    let Ok(left) = hosts::leftovers(&names) else {
+        return Ok(None);
+    };
+    if left.is_empty() {
+        return Ok(None);
+    }
+    hosts::teardown(&names).map(Some)
 }
 
 /// What [`stop_all`] did.

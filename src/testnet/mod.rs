@@ -10,12 +10,15 @@
 //! ```
 //! - `up.rs` creates the nodes, starts one process each and waits, watching from outside
 //!   (`ready.rs`), until all are connected and on the central node's tip;
-//! - `status.rs` shows each node, forks and partitions; `down.rs` stops them; `logs.rs` merges
+//! - `status.rs` shows each node, forks and partitions (`summary.rs`: a summary and only the
+//!   unusual nodes for a large testnet); `down.rs` stops them; `logs.rs` merges
 //!   their logs by time (peer ids shown as node names); `trace.rs` follows one txid or block
 //!   through them;
 //! - `node.rs` kills or starts one node; `partition.rs` cuts the network in groups and heals it
 //!   through the nodes' APIs (bans);
 //! - `ui.rs` serves the testnet page (cards, peer graph, block arrival times) from the nodes' APIs;
+//! - `hosts/` makes each node a host of its own (`up --hosts`: network namespaces on a bridge,
+//!   partitions by firewall rules, WAN latency and loss through a user-space router);
 //! - `probe.rs` reads a node from outside (its store read-only, `node.addr`, its HTTP API);
 //!   `process.rs` finds the process holding a node's lock and signals it.
 //!
@@ -23,6 +26,7 @@
 //! except the read-only store.
 
 mod down;
+pub mod hosts;
 mod logs;
 mod node;
 mod params;
@@ -31,10 +35,12 @@ mod probe;
 mod process;
 mod ready;
 mod status;
+mod summary;
 mod trace;
 mod ui;
 mod up;
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -47,7 +53,7 @@ pub use node::{kill, start};
 pub use params::parse_interval;
 pub use partition::{heal, partition};
 pub use process::is_running;
-pub use status::{StatusOptions, status};
+pub use status::{Detail, StatusOptions, status};
 pub use trace::{TraceOptions, trace};
 pub use ui::{UiOptions, ui};
 pub use up::{UpOptions, stop_on_ctrl_c, up};
@@ -79,12 +85,25 @@ pub struct NodeRecord {
     pub address: Option<String>,
     /// The node's JSON log.
     pub log: PathBuf,
+    /// Its own address with `--hosts` (in its network namespace); loopback otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
 }
 
 impl NodeRecord {
+    /// The address the node listens on (P2P and API).
+    pub fn listen_ip(&self) -> Ipv4Addr {
+        self.ip.unwrap_or(Ipv4Addr::LOCALHOST)
+    }
+
     /// The URL the node's HTTP API is expected at.
     pub fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        format!("http://{}:{}", self.listen_ip(), self.api_port)
+    }
+
+    /// The node's P2P listen address, without the peer id.
+    pub fn multiaddr(&self) -> String {
+        format!("/ip4/{}/tcp/{}", self.listen_ip(), self.p2p_port)
     }
 }
 
@@ -98,6 +117,9 @@ pub struct State {
     /// The groups of `testnet partition`, until `heal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<Vec<Vec<String>>>,
+    /// The namespaces and links of `up --hosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<hosts::HostsRecord>,
 }
 
 impl State {
@@ -205,6 +227,7 @@ mod tests {
             peer_id: None,
             address: None,
             log: PathBuf::from("/t").join(name).join(LOG_FILE),
+            ip: None,
         }
     }
 

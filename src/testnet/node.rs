@@ -66,8 +66,7 @@ pub fn start(dir: &Path, name: &str, timeout: Duration) -> Result<()> {
         let _ = std::fs::remove_file(node.dir.join(stale));
     }
     let exe = std::env::current_exe().context("cannot find the gossipcoin binary")?;
-    let central = state.nodes[0].p2p_port;
-    let mut child = super::up::spawn(&exe, state.params.as_deref(), node, central)?;
+    let mut child = super::up::spawn(&exe, &state, i)?;
     let pid = child.id();
     state.nodes[i].pid = Some(pid);
     state.save(dir)?;

@@ -10,6 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use super::hosts::{self, Names};
 use super::{NodeRecord, State};
 use crate::api::client::ApiClient;
 
@@ -72,6 +73,31 @@ fn connect(from: &ApiClient, to: &NodeRecord) -> bool {
 pub fn partition(dir: &Path, args: &[String]) -> Result<()> {
     let mut state = State::load_existing(dir)?;
     let groups = groups(&state, args)?;
+    if let Some(h) = &state.hosts {
+        let cut = hosts::cut(&Names::from_tag(&h.tag), &groups)?;
+        // Each group stays connected: its nodes dial each other (a node that knew only the
+        // central node across the cut would be alone otherwise).
+        for group in &groups {
+            for &i in group {
+                let api = api(&state.nodes[i])?;
+                for &j in group.iter().filter(|&&j| j != i) {
+                    connect(&api, &state.nodes[j]);
+                }
+            }
+        }
+        let named = names_of(&state, &groups);
+        state.partition = Some(named.clone());
+        state.save(dir)?;
+        let shown: Vec<String> = named.iter().map(|g| g.join(",")).collect();
+        println!(
+            "Partitioned: {} (firewall rules in {cut} namespaces drop every packet between the \
+             groups). Watch it with `gossipcoin testnet status --dir {d}`; heal with \
+             `gossipcoin testnet heal --dir {d}`.",
+            shown.join(" | "),
+            d = dir.display()
+        );
+        return Ok(());
+    }
     let mut bans = 0;
     for (g, group) in groups.iter().enumerate() {
         for &i in group {
@@ -94,10 +120,7 @@ pub fn partition(dir: &Path, args: &[String]) -> Result<()> {
             }
         }
     }
-    let named: Vec<Vec<String>> = groups
-        .iter()
-        .map(|g| g.iter().map(|&i| state.nodes[i].name.clone()).collect())
-        .collect();
+    let named = names_of(&state, &groups);
     state.partition = Some(named.clone());
     state.save(dir)?;
     let shown: Vec<String> = named.iter().map(|g| g.join(",")).collect();
@@ -111,9 +134,21 @@ pub fn partition(dir: &Path, args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The node names of each group.
+fn names_of(state: &State, groups: &[Vec<usize>]) -> Vec<Vec<String>> {
+    groups
+        .iter()
+        .map(|g| g.iter().map(|&i| state.nodes[i].name.clone()).collect())
+        .collect()
+}
+
 /// Runs `testnet heal`.
 pub fn heal(dir: &Path) -> Result<()> {
     let mut state = State::load_existing(dir)?;
+    let mended = match &state.hosts {
+        Some(h) => Some(hosts::mend(&Names::from_tag(&h.tag), state.nodes.len())?),
+        None => None,
+    };
     let ours: Vec<&str> = state
         .nodes
         .iter()
@@ -159,10 +194,13 @@ pub fn heal(dir: &Path) -> Result<()> {
     }
     state.partition = None;
     state.save(dir)?;
+    let undone = match mended {
+        Some(n) => format!("firewall rules removed in {n} namespaces"),
+        None => format!("{lifted} bans lifted"),
+    };
     println!(
-        "Healed: {lifted} bans lifted, {dialed} connections made across the groups. The nodes \
-         converge on the chain with the most work; watch it with `gossipcoin testnet status \
-         --dir {}`.",
+        "Healed: {undone}, {dialed} connections made across the groups. The nodes converge on \
+         the chain with the most work; watch it with `gossipcoin testnet status --dir {}`.",
         dir.display()
     );
     Ok(())

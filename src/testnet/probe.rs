@@ -72,6 +72,20 @@ pub fn api_status(node_dir: &Path) -> Option<ApiStatus> {
     api_get(base, "/status").ok()
 }
 
+/// The peer ids of the node's `GET /peers`, or `None` when its API does not answer.
+pub fn api_peers(node_dir: &Path) -> Option<Vec<String>> {
+    let base = std::fs::read_to_string(node_dir.join(API_ADDR_FILE)).ok()?;
+    let base = base.lines().next()?.trim().trim_end_matches('/');
+    let v: serde_json::Value = api_get(base, "/peers").ok()?;
+    Some(
+        v["peers"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["peer_id"].as_str().map(str::to_string))
+            .collect(),
+    )
+}
+
 /// One JSON GET against a node's API, with a short timeout.
 fn api_get<T: serde::de::DeserializeOwned>(base: &str, path: &str) -> Result<T> {
     let value = ApiClient::new(base, None).timeout(API_TIMEOUT).get(path)?;

@@ -12,6 +12,7 @@ use anyhow::Result;
 
 use super::probe::{self, ApiStatus};
 use super::process::lock_holder;
+use super::summary::summary;
 use super::{NodeRecord, State, table};
 use crate::store::Tip;
 
@@ -20,24 +21,57 @@ const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// Hex digits of the tip hash shown.
 const SHORT_HASH: usize = 16;
 
+/// Above this many nodes `testnet status` prints the summary instead of every node.
+pub const SUMMARY_ABOVE: usize = 20;
+/// Nodes looked at in parallel.
+const WORKERS: usize = 16;
+
+/// How much `testnet status` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    /// The summary above [`SUMMARY_ABOVE`] nodes, every node below.
+    #[default]
+    Auto,
+    Summary,
+    All,
+}
+
 /// What `testnet status` shows.
 #[derive(Debug, Clone)]
 pub struct StatusOptions {
     pub dir: PathBuf,
     /// Redraw every second until interrupted.
     pub watch: bool,
+    pub detail: Detail,
 }
 
 /// One node as seen now.
-struct Row<'a> {
-    node: &'a NodeRecord,
+pub(super) struct Row<'a> {
+    pub node: &'a NodeRecord,
     /// The pid of the process holding the node's lock.
-    pid: Option<u32>,
-    up: bool,
-    tip: Option<Tip>,
+    pub pid: Option<u32>,
+    pub up: bool,
+    pub tip: Option<Tip>,
     /// Why the store could not be read, if it could not.
-    store_error: Option<String>,
-    api: Option<ApiStatus>,
+    pub store_error: Option<String>,
+    pub api: Option<ApiStatus>,
+    /// The peer ids of its `/peers`, when its API answered.
+    pub peers: Option<Vec<String>>,
+}
+
+/// Every node looked at, [`WORKERS`] at a time, in the order of `nodes`.
+fn look_all(nodes: &[NodeRecord]) -> Vec<Row<'_>> {
+    let chunk = nodes.len().div_ceil(WORKERS).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(look).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 fn look(node: &NodeRecord) -> Row<'_> {
@@ -48,17 +82,19 @@ fn look(node: &NodeRecord) -> Row<'_> {
         Ok(tip) => (tip, None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };
+    let (api, peers) = if up {
+        (probe::api_status(&node.dir), probe::api_peers(&node.dir))
+    } else {
+        (None, None)
+    };
     Row {
         node,
         pid,
         up,
         tip,
         store_error,
-        api: if up {
-            probe::api_status(&node.dir)
-        } else {
-            None
-        },
+        api,
+        peers,
     }
 }
 
@@ -173,12 +209,21 @@ fn network(rows: &[Row], partition: Option<&[Vec<String>]>) -> String {
 pub fn status(opts: &StatusOptions) -> Result<()> {
     loop {
         let state = State::load_existing(&opts.dir)?;
-        let rows: Vec<Row> = state.nodes.iter().map(look).collect();
-        let text = format!(
-            "{}\n{}",
-            render(&rows),
-            network(&rows, state.partition.as_deref())
-        );
+        let rows = look_all(&state.nodes);
+        let brief = match opts.detail {
+            Detail::Auto => rows.len() > SUMMARY_ABOVE,
+            Detail::Summary => true,
+            Detail::All => false,
+        };
+        let text = if brief {
+            summary(&rows, state.partition.as_deref())
+        } else {
+            format!(
+                "{}\n{}",
+                render(&rows),
+                network(&rows, state.partition.as_deref())
+            )
+        };
         if !opts.watch {
             print!("{text}");
             return Ok(());
@@ -213,6 +258,7 @@ mod tests {
             peer_id: None,
             address: None,
             log: PathBuf::from("/t/node.log"),
+            ip: None,
         }
     }
 
@@ -234,6 +280,7 @@ mod tests {
             tip,
             store_error: None,
             api,
+            peers: None,
         };
         let api = ApiStatus {
             height: 3,

@@ -86,7 +86,9 @@ async fn snapshot(State(dir): State<PathBuf>) -> impl IntoResponse {
                 .map(|h| h.join().unwrap_or_default())
                 .collect()
         });
-        Ok(assemble(&dir.display().to_string(), &state.nodes, &seen))
+        let mut page = assemble(&dir.display().to_string(), &state.nodes, &seen);
+        page["partition"] = json!(state.partition);
+        Ok(page)
     })
     .await;
     match built {
@@ -225,12 +227,73 @@ fn assemble(dir: &str, nodes: &[NodeRecord], seen: &[Seen]) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut page = json!({
         "dir": dir,
         "nodes": cards,
-        "edges": edges.into_iter().map(|(a, b)| json!([a, b])).collect::<Vec<_>>(),
+        "edges": edges.iter().map(|(a, b)| json!([a, b])).collect::<Vec<_>>(),
         "blocks": timeline,
-    })
+    });
+    health(&mut page, &edges);
+    page
+}
+
+/// Adds what the page's banner says: the tips of the running nodes (more than one is a fork),
+/// each card's place against the best tip (`"chain": "best" | "behind" | "fork"`), and the
+/// parts of the peer graph among the running nodes.
+fn health(page: &mut Value, edges: &BTreeSet<(String, String)>) {
+    let Some(cards) = page["nodes"].as_array_mut() else {
+        return;
+    };
+    // Tips by height, then by how many nodes are on them (heights, not work: what /status says).
+    let mut tips: Vec<(u64, String, usize)> = Vec::new();
+    for c in cards.iter().filter(|c| c["up"] == true) {
+        let (Some(h), Some(t)) = (c["height"].as_u64(), c["tip"].as_str()) else {
+            continue;
+        };
+        match tips.iter_mut().find(|(_, k, _)| k == t) {
+            Some((_, _, n)) => *n += 1,
+            None => tips.push((h, t.to_owned(), 1)),
+        }
+    }
+    tips.sort_by(|a, b| b.0.cmp(&a.0).then(b.2.cmp(&a.2)));
+    let best = tips.first().cloned();
+    for c in cards.iter_mut() {
+        let chain = match (&best, c["height"].as_u64(), c["tip"].as_str()) {
+            (Some((_, b, _)), Some(_), Some(t)) if t == b => "best",
+            (Some((bh, _, _)), Some(h), Some(_)) if h < *bh => "behind",
+            (Some(_), Some(_), Some(_)) => "fork",
+            _ => "unknown",
+        };
+        c["chain"] = json!(chain);
+    }
+    // Parts of the graph: union-find over the running nodes by name.
+    let up: Vec<String> = cards
+        .iter()
+        .filter(|c| c["up"] == true)
+        .filter_map(|c| c["name"].as_str().map(str::to_owned))
+        .collect();
+    let mut part: BTreeMap<&str, usize> = up
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    for (a, b) in edges {
+        let (Some(&pa), Some(&pb)) = (part.get(a.as_str()), part.get(b.as_str())) else {
+            continue;
+        };
+        if pa != pb {
+            for v in part.values_mut().filter(|v| **v == pb) {
+                *v = pa;
+            }
+        }
+    }
+    let parts: BTreeSet<usize> = part.values().copied().collect();
+    page["tips"] = json!(
+        tips.iter()
+            .map(|(h, t, n)| json!({"height": h, "tip": t, "nodes": n}))
+            .collect::<Vec<_>>()
+    );
+    page["graph_parts"] = json!(parts.len());
 }
 
 #[cfg(test)]
@@ -250,6 +313,7 @@ mod tests {
             peer_id: Some(peer.into()),
             address: Some(address.into()),
             log: PathBuf::from("/t/node.log"),
+            ip: None,
         }
     }
 
@@ -292,5 +356,46 @@ mod tests {
         let v = assemble("/t", &nodes, &only_b);
         assert_eq!(v["blocks"][0]["arrivals"][1]["delay_ms"], Value::Null);
         assert_eq!(v["nodes"][0]["up"], false);
+    }
+
+    #[test]
+    fn two_tips_are_a_fork_and_the_split_graph_is_counted() {
+        let nodes: Vec<NodeRecord> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| node(n, &format!("P{n}"), n))
+            .collect();
+        let at = |height: u64, tip: &str, peers: &[&str]| Seen {
+            up: true,
+            status: Some(
+                json!({"height": height, "tip": tip, "peers": peers.len(), "sync": "synced"}),
+            ),
+            peers: peers.iter().map(|p| p.to_string()).collect(),
+            ..Seen::default()
+        };
+        // a-b on tip X (height 2), c-d on tip Y (height 1): a partition with two chains.
+        let seen = [
+            at(2, "X", &["Pb"]),
+            at(2, "X", &["Pa"]),
+            at(1, "Y", &["Pd"]),
+            at(1, "Y", &["Pc"]),
+        ];
+        let v = assemble("/t", &nodes, &seen);
+        assert_eq!(v["tips"].as_array().unwrap().len(), 2, "{v}");
+        assert_eq!(v["tips"][0]["tip"], "X");
+        assert_eq!(v["graph_parts"], 2);
+        let chain: Vec<&str> = (0..4)
+            .map(|i| v["nodes"][i]["chain"].as_str().unwrap())
+            .collect();
+        assert_eq!(chain, ["best", "best", "behind", "behind"]);
+        // Same height, another block: a fork, not merely behind.
+        let seen = [
+            at(2, "X", &["Pb", "Pc"]),
+            at(2, "X", &["Pa"]),
+            at(2, "Z", &["Pa", "Pd"]),
+            at(2, "X", &["Pc"]),
+        ];
+        let v = assemble("/t", &nodes, &seen);
+        assert_eq!(v["nodes"][2]["chain"], "fork");
+        assert_eq!(v["graph_parts"], 1);
     }
 }

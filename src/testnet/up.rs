@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use gossipcoin_proto::message::Role;
-use tracing::debug;
+use tracing::{debug, warn};
 
+use super::hosts::{self, HostsRecord, Names, Wan};
 use super::ready::{Progress, Started, stop, wait_ready};
 use super::{LOG_FILE, NodeRecord, OUT_FILE, State, table};
 use crate::api::ADDR_FILE as API_ADDR_FILE;
@@ -60,9 +61,12 @@ pub fn stop_on_ctrl_c() {
     let _ = ready_rx.recv_timeout(Duration::from_secs(5));
 }
 
-/// `startnode`'s API flags for a node whose API listens on `api_port`.
-fn api_args(api_port: u16) -> Vec<String> {
-    vec!["--api-listen".into(), format!("127.0.0.1:{api_port}")]
+/// `startnode`'s API flags for `node`.
+fn api_args(node: &NodeRecord) -> Vec<String> {
+    vec![
+        "--api-listen".into(),
+        format!("{}:{}", node.listen_ip(), node.api_port),
+    ]
 }
 
 /// What `testnet up` starts.
@@ -82,6 +86,8 @@ pub struct UpOptions {
     pub block_interval_secs: Option<u32>,
     /// Print the "what next" hints after the table.
     pub hints: bool,
+    /// Each node in its own network namespace (`--hosts`), with these WAN conditions.
+    pub hosts: Option<Wan>,
 }
 
 /// The testnet to start in `dir`: central, miners, wallets on consecutive ports, none running.
@@ -107,6 +113,7 @@ fn plan(dir: &Path, miners: u16, wallets: u16, base_port: u16) -> Result<State> 
             let node_dir = dir.join(&name);
             Ok(NodeRecord {
                 log: node_dir.join(LOG_FILE),
+                ip: None,
                 dir: node_dir,
                 name,
                 role,
@@ -138,8 +145,23 @@ pub fn up(opts: &UpOptions) -> Result<()> {
         .map(|p| p.canonicalize())
         .transpose()
         .context("cannot find the --params file")?;
+    if let Some(wan) = &opts.hosts {
+        hosts::check_can_make_hosts(true)?;
+        for (i, node) in state.nodes.iter_mut().enumerate() {
+            node.ip = Some(hosts::node_ip(i)?);
+        }
+        let names: Vec<String> = state.nodes.iter().map(|n| n.name.clone()).collect();
+        wan.links(&names)?; // the groups name nodes that exist, before anything is made
+        state.hosts = Some(HostsRecord {
+            tag: Names::of_dir(&dir).tag,
+            wan: wan.is_active().then(|| wan.clone()),
+            router_pid: None,
+        });
+    }
     refuse_if_running(&opts.dir, &dir, &state)?;
-    check_ports(&state)?;
+    if state.hosts.is_none() {
+        check_ports(&state)?;
+    }
     // one parameters file for the whole testnet, where the central node records the genesis
     let written = super::params::prepare(state.params.as_deref(), opts.block_interval_secs, &dir)?;
     state.params = Some(written);
@@ -153,12 +175,22 @@ pub fn up(opts: &UpOptions) -> Result<()> {
 
     let deadline = begun + opts.timeout;
     let mut started = Vec::new();
-    if let Err(e) = start_all(&exe, params, &mut state, &dir, &mut started, deadline) {
+    let network = match state.hosts.is_some() {
+        true => hosts::network::create(&exe, &mut state, &dir, deadline),
+        false => Ok(()),
+    };
+    let result = network.and_then(|()| start_all(&exe, &mut state, &dir, &mut started, deadline));
+    if let Err(e) = result {
         stop(&mut started);
         for n in &mut state.nodes {
             n.pid = None;
         }
         state.save(&dir)?;
+        if let Some(h) = &state.hosts
+            && let Err(e) = hosts::network::remove(h)
+        {
+            warn!(target: "testnet", "cannot remove the testnet's network: {e:#}");
+        }
         if interrupted() {
             bail!(
                 "interrupted: stopped the {} node(s) `testnet up` had started; data and logs \
@@ -326,21 +358,19 @@ fn run(exe: &Path, dir: &Path, params: Option<&Path>, args: &[&str]) -> Result<S
 /// Every process started is pushed on `started`, and recorded in the state file at once.
 fn start_all(
     exe: &Path,
-    params: Option<&Path>,
     state: &mut State,
     dir: &Path,
     started: &mut Vec<Started>,
     deadline: Instant,
 ) -> Result<()> {
     let mut progress = Progress::new();
-    let central_port = state.nodes[0].p2p_port;
     for i in 0..state.nodes.len() {
         if interrupted() {
             bail!("interrupted");
         }
         let node = &state.nodes[i];
         let offset = std::fs::metadata(&node.log).map_or(0, |m| m.len());
-        let child = spawn(exe, params, node, central_port)?;
+        let child = spawn(exe, state, i)?;
         debug!(target: "testnet", node = %node.name, pid = child.id(), port = node.p2p_port, "started node");
         started.push(Started::new(i, node, child, offset));
         state.nodes[i].pid = Some(started[i].pid());
@@ -355,34 +385,33 @@ fn start_all(
 }
 
 /// Starts `startnode` for `node`, detached from the terminal's process group.
-pub(super) fn spawn(
-    exe: &Path,
-    params: Option<&Path>,
-    node: &NodeRecord,
-    central_port: u16,
-) -> Result<Child> {
-    let out_path = node.dir.join(OUT_FILE);
+pub(super) fn spawn(exe: &Path, state: &State, i: usize) -> Result<Child> {
+    let params = state.params.as_deref();
+    let out_path = state.nodes[i].dir.join(OUT_FILE);
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&out_path)
         .with_context(|| format!("cannot open {}", out_path.display()))?;
-    let multiaddr = |port: u16| format!("/ip4/127.0.0.1/tcp/{port}");
-    let mut cmd = Command::new(exe);
+    let node = &state.nodes[i];
+    let mut cmd = match &state.hosts {
+        Some(h) => hosts::in_netns(&Names::from_tag(&h.tag), i, exe),
+        None => Command::new(exe),
+    };
     cmd.arg("startnode")
         .arg("--data-dir")
         .arg(&node.dir)
         .args(["--role", &node.role.to_string()])
-        .args(["--listen", &multiaddr(node.p2p_port)]);
+        .args(["--listen", &node.multiaddr()]);
     if node.role != Role::Central {
-        cmd.args(["--bootstrap", &multiaddr(central_port)]);
+        cmd.args(["--bootstrap", &state.nodes[0].multiaddr()]);
     }
     if node.role == Role::Miner
         && let Some(address) = &node.address
     {
         cmd.args(["--miner-address", address]);
     }
-    cmd.args(api_args(node.api_port));
+    cmd.args(api_args(node));
     if let Some(p) = params {
         cmd.arg("--params").arg(p);
     }

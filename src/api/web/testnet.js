@@ -1,11 +1,14 @@
 // The testnet page: reads /snapshot (built by `gossipcoin testnet ui` from every node's API)
 // every second and draws the nodes as cards, the peer graph as SVG, and for the latest blocks
-// when each node had them. Everything goes in as text nodes or SVG attributes set one by one.
+// when each node had them; a banner says when the nodes are on more than one tip (a fork), when
+// the network is partitioned, or the peer graph split. Above TABLE_ABOVE nodes the cards and
+// the graph give way to one table. Everything goes in as text nodes or attributes set one by one.
 'use strict';
 
 (function () {
   const SVG = 'http://www.w3.org/2000/svg';
   const EVERY_MS = 1000;
+  const TABLE_ABOVE = 30;
   const live = document.getElementById('live');
 
   function el(tag, attrs, ...children) {
@@ -28,10 +31,19 @@
   const short = (h) => (typeof h === 'string' && h.length > 20 ? h.slice(0, 10) + '…' + h.slice(-6) : (h || '–'));
   const dash = (v) => (v === null || v === undefined ? '–' : v);
 
+  // What a node's state badge says: a node off the best tip is not "synced", whatever it thinks.
+  function stateOf(n) {
+    if (!n.up) return ['down', false];
+    if (n.error) return ['no answer', false];
+    if (n.chain === 'fork') return ['on another tip', false];
+    if (n.chain === 'behind') return ['behind', false];
+    return [dash(n.sync), true];
+  }
+
   function card(n) {
-    const state = n.up ? (n.error ? 'no answer' : dash(n.sync)) : 'down';
+    const [state, good] = stateOf(n);
     const c = el('div', { class: n.up ? 'card' : 'card down', 'data-node': n.name, 'data-up': n.up },
-      el('span', { class: 'state ' + (n.up && !n.error ? 'ok' : 'bad') }, state),
+      el('span', { class: 'state ' + (good ? 'ok' : 'bad') }, state),
       el('h3', {}, n.name),
       el('dl', { class: 'facts' },
         el('dt', {}, 'role'), el('dd', {}, n.role),
@@ -66,6 +78,46 @@
     return root;
   }
 
+  function banner(s) {
+    const lines = [];
+    const tips = s.tips || [];
+    if (tips.length > 1) {
+      lines.push('FORK: the running nodes are on ' + tips.length + ' tips — ' + tips.slice(0, 4)
+        .map((t) => short(t.tip) + ' at height ' + t.height + ' (' + t.nodes + ' nodes)').join(', '));
+    }
+    if (s.partition) {
+      lines.push('PARTITIONED into ' + s.partition.length + ' groups: ' + s.partition
+        .map((g) => (g.length > 6 ? g.slice(0, 6).join(', ') + ' … (' + g.length + ')' : g.join(', ')))
+        .join(' | ') + ' — undo with testnet heal');
+    }
+    if ((s.graph_parts || 0) > 1) lines.push('The peer graph is split into ' + s.graph_parts + ' parts.');
+    const b = document.getElementById('banner');
+    b.replaceChildren(...lines.map((l) => el('p', {}, l)));
+    b.hidden = lines.length === 0;
+  }
+
+  // Above TABLE_ABOVE nodes: one row per node, the unusual ones first.
+  function nodeTable(nodes, edges) {
+    const degree = new Map(nodes.map((n) => [n.name, 0]));
+    for (const [a, b] of edges) {
+      degree.set(a, (degree.get(a) || 0) + 1);
+      degree.set(b, (degree.get(b) || 0) + 1);
+    }
+    const sorted = [...nodes].sort((a, b) => Number(stateOf(a)[1]) - Number(stateOf(b)[1]));
+    const head = el('tr', {}, ...['Node', 'Role', 'State', 'Height', 'Tip', 'Peers', 'Mempool']
+      .map((h) => el('th', {}, h)));
+    const rows = sorted.map((n) => {
+      const [state, good] = stateOf(n);
+      return el('tr', { 'data-node': n.name, 'data-up': n.up },
+        el('td', {}, n.name), el('td', {}, n.role),
+        el('td', { class: 'state ' + (good ? 'ok' : 'bad') }, state),
+        el('td', { class: 'num' }, dash(n.height)), el('td', { class: 'hash' }, short(n.tip)),
+        el('td', { class: 'num' }, dash(n.peers) + ' (' + degree.get(n.name) + ' in testnet)'),
+        el('td', { class: 'num' }, dash(n.mempool_txs)));
+    });
+    return el('table', { id: 'node-table' }, el('thead', {}, head), el('tbody', {}, ...rows));
+  }
+
   function timeline(nodes, blocks) {
     if (!blocks.length) return el('p', { class: 'muted' }, 'No block has arrived since the nodes started.');
     const head = el('tr', {}, el('th', {}, 'Height'), el('th', {}, 'Block'), el('th', {}, 'Mined by'),
@@ -91,8 +143,16 @@
       if (!r.ok) throw new Error('HTTP ' + r.status);
       const s = await r.json();
       document.getElementById('where').textContent = s.dir;
-      document.getElementById('cards').replaceChildren(...s.nodes.map(card));
-      document.getElementById('graph').replaceChildren(graph(s.nodes, s.edges));
+      banner(s);
+      if (s.nodes.length > TABLE_ABOVE) {
+        document.getElementById('cards').replaceChildren(nodeTable(s.nodes, s.edges));
+        document.getElementById('graph').replaceChildren(el('p', { class: 'muted' },
+          s.nodes.length + ' nodes, ' + s.edges.length + ' connections: too many to draw; '
+          + ((s.graph_parts || 0) > 1 ? 'split into ' + s.graph_parts + ' parts.' : 'connected.')));
+      } else {
+        document.getElementById('cards').replaceChildren(...s.nodes.map(card));
+        document.getElementById('graph').replaceChildren(graph(s.nodes, s.edges));
+      }
       document.getElementById('timeline').replaceChildren(timeline(s.nodes, s.blocks));
       live.textContent = 'updated ' + new Date().toISOString().slice(11, 19);
       live.className = 'live on';
