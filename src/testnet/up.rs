@@ -384,6 +384,22 @@ fn start_all(
     Ok(())
 }
 
+/// The nodes node `i` bootstraps from: the central node, and up to two nodes started before it
+/// (spread pseudo-randomly), as DNS seeds hand Bitcoin nodes several addresses. With the
+/// network's genesis in the parameters any of them can hand it over, and a newcomer that the
+/// central node evicts when its inbound slots are full (past ~117 nodes) still has a way in.
+fn seeds(i: usize) -> Vec<usize> {
+    let mut seeds = vec![0];
+    for k in [7919u64, 104_729] {
+        let mixed = ((i as u64) ^ k).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33;
+        let s = (mixed % i.max(1) as u64) as usize;
+        if s != 0 && !seeds.contains(&s) {
+            seeds.push(s);
+        }
+    }
+    seeds
+}
+
 /// Starts `startnode` for `node`, detached from the terminal's process group.
 pub(super) fn spawn(exe: &Path, state: &State, i: usize) -> Result<Child> {
     let params = state.params.as_deref();
@@ -404,7 +420,9 @@ pub(super) fn spawn(exe: &Path, state: &State, i: usize) -> Result<Child> {
         .args(["--role", &node.role.to_string()])
         .args(["--listen", &node.multiaddr()]);
     if node.role != Role::Central {
-        cmd.args(["--bootstrap", &state.nodes[0].multiaddr()]);
+        for seed in seeds(i) {
+            cmd.args(["--bootstrap", &state.nodes[seed].multiaddr()]);
+        }
     }
     if node.role == Role::Miner
         && let Some(address) = &node.address
@@ -430,6 +448,17 @@ pub(super) fn spawn(exe: &Path, state: &State, i: usize) -> Result<Child> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn seeds_are_the_central_node_and_earlier_nodes() {
+        assert_eq!(super::seeds(1), vec![0]);
+        for i in 2..400 {
+            let s = super::seeds(i);
+            assert_eq!(s[0], 0);
+            assert!(s.len() <= 3 && s.iter().all(|&n| n < i), "{i}: {s:?}");
+        }
+        assert!((2..400).filter(|&i| super::seeds(i).len() == 3).count() > 300);
+    }
+
     use super::*;
 
     #[test]
