@@ -33,6 +33,9 @@ impl Mempool {
     /// settled), with its descendants. Pool children of the confirmed transactions stay: they
     /// now spend the UTXO set.
     pub fn remove_for_block(&mut self, block: &Block) {
+        if let Some(height) = block.coinbase_height() {
+            self.record_confirmed(block, height);
+        }
         let (mut confirmed, mut conflicts) = (0, 0);
         for tx in &block.txs {
             if self.remove_one(&tx.compute_txid()) {

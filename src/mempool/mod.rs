@@ -39,6 +39,7 @@ mod block;
 #[cfg(test)]
 mod block_tests;
 mod error;
+mod fees;
 mod packages;
 pub mod policy;
 #[cfg(test)]
@@ -57,6 +58,7 @@ use crate::consensus::{self, ValidationError};
 use crate::params::ChainParams;
 
 pub use error::MempoolError;
+pub use fees::{FeeEstimate, MAX_ESTIMATE_BLOCKS, fit_fee};
 pub use packages::Package;
 pub use policy::{FeeRate, MempoolLimits};
 use replace::Replacements;
@@ -72,6 +74,8 @@ pub struct MempoolEntry {
     fee: Amount,
     /// When it arrived, seconds since 1970 (the pool's clock).
     time: u64,
+    /// The height of the block it was first checked for (to count the blocks it waited).
+    height: u32,
     /// Arrival order, to break fee-rate ties.
     seq: u64,
     /// Itself and its in-pool ancestors.
@@ -195,6 +199,7 @@ pub struct Mempool {
     now: u64,
     rolling: RollingFee,
     replaced: Replacements,
+    history: fees::FeeHistory,
 }
 
 impl Mempool {
@@ -213,6 +218,7 @@ impl Mempool {
             now: 0,
             rolling: RollingFee::default(),
             replaced: Replacements::default(),
+            history: fees::FeeHistory::default(),
         }
     }
 
@@ -376,6 +382,7 @@ impl Mempool {
             memory,
             fee,
             time: self.now,
+            height: next_height,
             seq,
             ancestors: anc,
             descendants: own,
