@@ -225,6 +225,8 @@ pub struct Overrides {
     pub miner_address: Option<String>,
     pub genesis: Option<String>,
     pub threads: Option<usize>,
+    /// `--min-fee-rate`, units/vB.
+    pub min_fee_rate: Option<f64>,
     pub node_id: Option<u16>,
     /// `--api-listen HOST:PORT`.
     pub api_listen: Option<String>,
@@ -399,7 +401,10 @@ impl NodeConfig {
             bootstrap,
             miner_address,
             genesis,
-            mempool: file.mempool,
+            mempool: MempoolConfig {
+                min_fee_rate: o.min_fee_rate.unwrap_or(file.mempool.min_fee_rate),
+                ..file.mempool
+            },
             net: file.net,
             mining,
             wallet: file.wallet,

@@ -142,11 +142,14 @@ pub(super) fn mine(api: &ApiClient, address: Option<&str>) -> Result<()> {
 }
 
 /// `send` through the running node: it builds, signs and relays from its wallet.
-pub(super) fn send(api: &ApiClient, from: &str, to: &str, amount: &str, fee: &str) -> Result<()> {
-    let answer = api.post(
-        "/transactions/new",
-        &json!({ "sender": from, "recipient": to, "amount": amount, "fee": fee }),
-    )?;
+pub(super) fn send(
+    api: &ApiClient,
+    from: &str,
+    to: &str,
+    amount: &str,
+    fee: Option<&str>,
+) -> Result<()> {
+    let answer = api.post("/transactions/new", &payment(from, to, amount, fee))?;
     println!(
         "Success! txid {} accepted by {}",
         text(&answer, "txid"),
@@ -186,13 +189,11 @@ pub(super) fn generate(api: &ApiClient, blocks: u32, address: &str) -> Result<()
 /// mempool (which holds the payment) and relays both.
 pub(super) fn send_and_mine(
     api: &ApiClient,
-    [from, to, amount, fee]: [&str; 4],
+    [from, to, amount]: [&str; 3],
+    fee: Option<&str>,
     miner: Option<&str>,
 ) -> Result<()> {
-    let paid = api.post(
-        "/transactions/new",
-        &json!({ "sender": from, "recipient": to, "amount": amount, "fee": fee }),
-    )?;
+    let paid = api.post("/transactions/new", &payment(from, to, amount, fee))?;
     let txid = text(&paid, "txid");
     let path = format!("/mine?address={}", miner.unwrap_or(from));
     let block = api.get(&path)?.get("block").cloned().unwrap_or_default();
@@ -337,5 +338,26 @@ pub(super) fn list_transactions(api: &ApiClient, count: usize) -> Result<()> {
             state
         );
     }
+    Ok(())
+}
+
+/// The body of `POST /transactions/new`; without a fee the node estimates it.
+fn payment(from: &str, to: &str, amount: &str, fee: Option<&str>) -> serde_json::Value {
+    let mut body = json!({ "sender": from, "recipient": to, "amount": amount });
+    if let Some(fee) = fee {
+        body["fee"] = json!(fee);
+    }
+    body
+}
+
+/// `estimatefee BLOCKS` through the running node: `GET /fee?blocks=N`.
+pub(super) fn estimate_fee(api: &ApiClient, blocks: u32) -> Result<()> {
+    let answer = api.get(&format!("/fee?blocks={blocks}"))?;
+    let rate = |key: &str| answer.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+    println!(
+        "Fee rate to be mined within {blocks} block(s): {:.3} units/vB (the mempool's minimum: {:.3} units/vB)",
+        rate("fee_rate"),
+        rate("min_fee_rate")
+    );
     Ok(())
 }

@@ -29,6 +29,7 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
                 params: params.map(Path::to_path_buf),
                 block_interval_secs: *block_interval,
                 hints: true,
+                free_relay: false,
             })
         }
         TestnetCommand::Down { dir, timeout } => testnet::down(&testnet::DownOptions {

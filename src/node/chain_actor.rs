@@ -149,6 +149,11 @@ impl ChainTask {
                     txids.retain(|t| !self.mempool.contains(t));
                     let _ = reply.send(txids);
                 }
+                ChainCommand::EstimateFee { blocks, reply } => {
+                    self.mempool.tick(u64::from(unix_now()));
+                    let block_bytes = self.chain.params().max_block_size.saturating_sub(1000);
+                    let _ = reply.send(self.mempool.estimate_fee(blocks, block_bytes));
+                }
                 ChainCommand::Shutdown { reply } => {
                     closed = Some(reply);
                     break;

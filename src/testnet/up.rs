@@ -82,7 +82,13 @@ pub struct UpOptions {
     pub block_interval_secs: Option<u32>,
     /// Print the "what next" hints after the table.
     pub hints: bool,
+    /// Every node relays payments without a fee (`--min-fee-rate 0`), remembered in
+    /// `<dir>/free_relay` for restarts: the seed's scenario spends whole balances.
+    pub free_relay: bool,
 }
+
+/// The marker file of a testnet whose nodes run with `--min-fee-rate 0`.
+pub const FREE_RELAY_FILE: &str = "free_relay";
 
 /// The testnet to start in `dir`: central, miners, wallets on consecutive ports, none running.
 fn plan(dir: &Path, miners: u16, wallets: u16, base_port: u16) -> Result<State> {
@@ -140,6 +146,14 @@ pub fn up(opts: &UpOptions) -> Result<()> {
         .context("cannot find the --params file")?;
     refuse_if_running(&opts.dir, &dir, &state)?;
     check_ports(&state)?;
+    let marker = dir.join(FREE_RELAY_FILE);
+    if opts.free_relay {
+        std::fs::write(&marker, "nodes run with --min-fee-rate 0\n")
+            .with_context(|| format!("cannot write {}", marker.display()))?;
+    } else if marker.exists() {
+        std::fs::remove_file(&marker)
+            .with_context(|| format!("cannot remove {}", marker.display()))?;
+    }
     if let Some(secs) = opts.block_interval_secs {
         let written = super::params::with_block_interval(state.params.as_deref(), secs, &dir)?;
         state.params = Some(written);
@@ -384,6 +398,13 @@ pub(super) fn spawn(
         cmd.args(["--miner-address", address]);
     }
     cmd.args(api_args(node.api_port));
+    if node
+        .dir
+        .parent()
+        .is_some_and(|d| d.join(FREE_RELAY_FILE).exists())
+    {
+        cmd.args(["--min-fee-rate", "0"]);
+    }
     if let Some(p) = params {
         cmd.arg("--params").arg(p);
     }
