@@ -141,6 +141,9 @@ pub fn payment(txid: &Txid, p: &Payment, tip: u32) -> Value {
         PaymentState::Conflicted { by, .. } => {
             v["conflicted_by"] = json!(by.map(|t| t.to_string()));
         }
+        PaymentState::Replaced { by } => {
+            v["replaced_by"] = json!(by.to_string());
+        }
     }
     v
 }

@@ -448,6 +448,9 @@ impl NodeWallet {
                 PaymentState::Pending => {
                     info!(target: "wallet", %txid, "payment pending again (its block left the main chain)")
                 }
+                PaymentState::Replaced { by } => {
+                    warn!(target: "wallet", %txid, %by, "payment replaced in the mempool")
+                }
             }
         }
         let wants_compaction = {
@@ -497,6 +500,16 @@ impl NodeWallet {
                         self.inner.net.publish_tx(&tx).await;
                     }
                     Ok(Err(MempoolError::MissingInputs { .. })) => waiting.push((txid, tx)),
+                    Ok(Err(MempoolError::Replaced { by, .. })) => {
+                        warn!(target: "wallet", %txid, %by, "payment replaced in the mempool by one paying more");
+                        let state = PaymentState::Replaced { by };
+                        lock(&self.inner.state)
+                            .payments
+                            .set_states(&[(txid, state)]);
+                        if let Err(e) = self.append(vec![Event::State(txid, state)]).await {
+                            warn!(target: "wallet", "cannot save the wallet's payments: {e}");
+                        }
+                    }
                     Ok(Err(e)) => {
                         debug!(target: "wallet", %txid, "not rebroadcast: {e}");
                     }
