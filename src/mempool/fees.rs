@@ -42,7 +42,7 @@ pub(super) struct FeeHistory {
 
 impl FeeHistory {
     fn record(&mut self, mut confirmed: Vec<Confirmed>) {
-        confirmed.sort_by(|a, b| b.rate.cmp(&a.rate));
+        confirmed.sort_by_key(|c| std::cmp::Reverse(c.rate));
         confirmed.truncate(SAMPLES_PER_BLOCK);
         self.blocks.push_back(confirmed);
         while self.blocks.len() > BLOCKS_KEPT {
@@ -59,7 +59,7 @@ impl FeeHistory {
         if all.len() < MIN_SAMPLES {
             return None;
         }
-        all.sort_by(|a, b| b.rate.cmp(&a.rate));
+        all.sort_by_key(|c| std::cmp::Reverse(c.rate));
         let mut best = None;
         let (mut seen, mut in_time) = (0usize, 0usize);
         let mut top = all[0].rate.milli_units_per_vb();

@@ -156,6 +156,9 @@ impl RateKey {
     }
 }
 
+/// The inputs of a transaction other pool transactions spend: (input, spender).
+type Conflicts = Vec<(OutPoint, Txid)>;
+
 /// What an accepted transaction did to the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Added {
@@ -418,7 +421,7 @@ impl Mempool {
         txid: Txid,
         utxo: &impl Fn(&OutPoint) -> Option<Coin>,
         next_height: u32,
-    ) -> Result<(Vec<Coin>, Vec<(OutPoint, Txid)>), MempoolError> {
+    ) -> Result<(Vec<Coin>, Conflicts), MempoolError> {
         let mut coins = Vec::with_capacity(tx.inputs.len());
         let mut missing = Vec::new();
         let mut conflicts = Vec::new();

@@ -382,5 +382,8 @@ pub fn units(coins: &str) -> u64 {
 /// 1 unit/vB) and under 10,000 units (a few hundred bytes at a few units/vB).
 #[allow(dead_code)]
 pub fn assert_default_fee(paid: u64) {
-    assert!((100..10_000).contains(&paid), "a default fee of {paid} units");
+    assert!(
+        (100..10_000).contains(&paid),
+        "a default fee of {paid} units"
+    );
 }
