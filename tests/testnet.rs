@@ -636,9 +636,10 @@ fn a_payment_is_traced_across_every_node() {
     });
     net.gossipcoin(&["mine", "--data-dir", &miner]);
     let wallet = dir("wallet-1");
+    // "confirmations", not "confirmed": a transaction in the mempool is shown "unconfirmed".
     wait_until(60, "the payment confirmed on wallet-1", || {
         net.gossipcoin(&["gettransaction", &txid, "--data-dir", &wallet])
-            .contains("confirmed")
+            .contains("confirmations")
     });
     let shown = net.gossipcoin(&["gettransaction", &txid, "--data-dir", &wallet]);
     assert!(

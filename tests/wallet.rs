@@ -185,7 +185,7 @@ fn a_restarted_node_rebroadcasts_its_pending_payment_and_never_reports_it_twice(
     });
     assert_eq!(
         http_get(&format!("{}/wallet/balance/{bob}", d.api()), None).body["balance"],
-        "10"
+        "9.99"
     );
 }
 
