@@ -112,10 +112,11 @@ pub(super) fn mempool(api: &ApiClient) -> Result<()> {
         .flatten()
     {
         println!(
-            "{}  {:>6} bytes  fee {}",
+            "{}  {:>6} bytes  fee {}  {} units/vB",
             text(tx, "txid"),
             text(tx, "size"),
-            text(tx, "fee")
+            text(tx, "fee"),
+            text(tx, "fee_rate")
         );
     }
     Ok(())
@@ -235,6 +236,9 @@ pub(super) fn get_transaction(api: &ApiClient, txid: &str) -> Result<()> {
     }
     println!("size           {} bytes", text(&tx, "size"));
     println!("fee            {}", text(&t, "fee"));
+    if let Some(rate) = t.get("fee_rate").and_then(Value::as_f64) {
+        println!("fee rate       {rate:.3} units/vB");
+    }
     let list = |key: &str| {
         tx.get(key)
             .and_then(Value::as_array)
