@@ -89,6 +89,13 @@ pub enum Command {
         #[arg(long)]
         address: Option<String>,
     },
+    /// Prints the fee rate (units/vB) to pay to be mined within BLOCKS blocks, as the node
+    /// running on this data directory estimates it (Bitcoin Core's estimatesmartfee).
+    Estimatefee {
+        /// Blocks to be mined within, 1 to 1008.
+        #[arg(default_value_t = 2)]
+        blocks: u32,
+    },
     /// Sends AMOUNT coins from an address of this wallet to another address.
     Send {
         /// The paying address: one of this data directory's wallet (see listaddresses).
@@ -100,9 +107,11 @@ pub enum Command {
         /// Coins, e.g. 10 or 0.5.
         #[arg(long, allow_hyphen_values = true)]
         amount: String,
-        /// Fee in coins, paid to the miner (default 0 on the devnet).
-        #[arg(long, default_value = "0", allow_hyphen_values = true)]
-        fee: String,
+        /// Fee in coins, paid to the miner. Default: through a running node, its fee estimate
+        /// for the next 2 blocks (never below its minimum relay fee rate); straight to a node,
+        /// 2 units/vB; with --mine and no running node, 0 (the payer mines it at once).
+        #[arg(long, allow_hyphen_values = true)]
+        fee: Option<String>,
         /// Mine a block with this transaction at once, on this node.
         #[arg(long)]
         mine: bool,
@@ -140,6 +149,10 @@ pub enum Command {
         /// Mining threads (miner role).
         #[arg(long)]
         threads: Option<usize>,
+        /// The mempool's minimum relay fee rate in units/vB (overrides the role file's
+        /// `mempool.min_fee_rate`; 0 relays free payments until the pool fills).
+        #[arg(long, value_name = "UNITS_PER_VB")]
+        min_fee_rate: Option<f64>,
         /// HTTP API socket. Default: 127.0.0.1 at the p2p port + 1000 (3000 → 4000).
         #[arg(long, value_name = "HOST:PORT")]
         api_listen: Option<String>,

@@ -7,6 +7,8 @@ use std::time::Duration;
 use gossipcoin_proto::{Address, BlockHash, message::Role};
 use serde::Deserialize;
 
+use crate::mempool::{FeeRate, MempoolLimits};
+
 /// The built-in role files.
 const CENTRAL_TOML: &str = include_str!("../config/central.toml");
 const MINER_TOML: &str = include_str!("../config/miner.toml");
@@ -49,12 +51,28 @@ struct RoleFile {
     wallet: WalletConfig,
 }
 
-/// Mempool bounds.
+/// Mempool bounds and relay policy (see [`crate::mempool::MempoolLimits`]). Fee rates are in
+/// units/vB (base units per encoded byte), fractions allowed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MempoolConfig {
+    /// Memory the pool's transactions may take, bytes (Core's `-maxmempool`).
     pub max_bytes: usize,
-    pub min_fee_rate: u64,
+    /// The lowest fee rate accepted and relayed (Core's `-minrelaytxfee`).
+    pub min_fee_rate: f64,
+    /// What a replacement adds over the fees it replaces, per byte, and the step of the rolling
+    /// minimum (Core's `-incrementalrelayfee`).
+    pub incremental_fee_rate: f64,
+    /// Outputs worth less than spending them costs at this rate are refused (`-dustrelayfee`).
+    pub dust_fee_rate: f64,
+    pub max_ancestors: usize,
+    pub max_ancestor_bytes: usize,
+    pub max_descendants: usize,
+    pub max_descendant_bytes: usize,
+    /// Seconds a transaction may stay unconfirmed (Core's `-mempoolexpiry`, 14 days).
+    pub expiry_secs: u64,
+    /// Half-life of the rolling minimum fee rate after the pool was full, seconds.
+    pub rolling_fee_halflife_secs: u64,
     /// How often the mempool is written to `mempool.dat` when it changed (it is also written
     /// at shutdown), in seconds.
     pub save_interval_secs: u64,
@@ -62,15 +80,64 @@ pub struct MempoolConfig {
 
 impl Default for MempoolConfig {
     fn default() -> Self {
+        let core = MempoolLimits::core(50_000_000);
         Self {
-            max_bytes: 50_000_000,
-            min_fee_rate: 0,
+            max_bytes: core.max_bytes,
+            min_fee_rate: core.min_fee_rate.units_per_vb(),
+            incremental_fee_rate: core.incremental_fee_rate.units_per_vb(),
+            dust_fee_rate: core.dust_fee_rate.units_per_vb(),
+            max_ancestors: core.max_ancestors,
+            max_ancestor_bytes: core.max_ancestor_bytes,
+            max_descendants: core.max_descendants,
+            max_descendant_bytes: core.max_descendant_bytes,
+            expiry_secs: core.expiry_secs,
+            rolling_fee_halflife_secs: core.rolling_fee_halflife_secs,
             save_interval_secs: 60,
         }
     }
 }
 
 impl MempoolConfig {
+    /// The pool's limits, or which setting is out of range.
+    pub fn limits(&self) -> Result<MempoolLimits, ConfigError> {
+        let rate = |name: &str, v: f64| {
+            FeeRate::from_config(v).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "mempool.{name} must be a fee rate of 0 to 100000000 units/vB, not {v}"
+                ))
+            })
+        };
+        let limits = MempoolLimits {
+            max_bytes: self.max_bytes,
+            min_fee_rate: rate("min_fee_rate", self.min_fee_rate)?,
+            incremental_fee_rate: rate("incremental_fee_rate", self.incremental_fee_rate)?,
+            dust_fee_rate: rate("dust_fee_rate", self.dust_fee_rate)?,
+            max_ancestors: self.max_ancestors,
+            max_ancestor_bytes: self.max_ancestor_bytes,
+            max_descendants: self.max_descendants,
+            max_descendant_bytes: self.max_descendant_bytes,
+            expiry_secs: self.expiry_secs,
+            rolling_fee_halflife_secs: self.rolling_fee_halflife_secs,
+        };
+        if limits.max_ancestors == 0 || limits.max_descendants == 0 {
+            return Err(ConfigError::Invalid(
+                "mempool.max_ancestors and mempool.max_descendants must be at least 1".into(),
+            ));
+        }
+        let max = gossipcoin_proto::MAX_TX_BYTES;
+        if limits.max_ancestor_bytes < max || limits.max_descendant_bytes < max {
+            return Err(ConfigError::Invalid(format!(
+                "mempool.max_ancestor_bytes and mempool.max_descendant_bytes must be at least {max}"
+            )));
+        }
+        if limits.expiry_secs < 60 || limits.rolling_fee_halflife_secs < 10 {
+            return Err(ConfigError::Invalid(
+                "mempool.expiry_secs must be at least 60 and mempool.rolling_fee_halflife_secs at least 10".into(),
+            ));
+        }
+        Ok(limits)
+    }
+
     pub fn save_interval(&self) -> Duration {
         Duration::from_secs(self.save_interval_secs)
     }
@@ -165,6 +232,8 @@ pub struct Overrides {
     pub miner_address: Option<String>,
     pub genesis: Option<String>,
     pub threads: Option<usize>,
+    /// `--min-fee-rate`, units/vB.
+    pub min_fee_rate: Option<f64>,
     pub node_id: Option<u16>,
     /// `--api-listen HOST:PORT`.
     pub api_listen: Option<String>,
@@ -339,7 +408,10 @@ impl NodeConfig {
             bootstrap,
             miner_address,
             genesis,
-            mempool: file.mempool,
+            mempool: MempoolConfig {
+                min_fee_rate: o.min_fee_rate.unwrap_or(file.mempool.min_fee_rate),
+                ..file.mempool
+            },
             net: file.net,
             mining,
             wallet: file.wallet,
@@ -387,6 +459,7 @@ impl NodeConfig {
         if self.mempool.save_interval_secs == 0 {
             return bad("mempool.save_interval_secs must be at least 1");
         }
+        self.mempool.limits()?;
         Ok(())
     }
 }
@@ -592,6 +665,49 @@ mod tests {
                 Err(e) if !ok => assert!(e.to_string().contains("save_interval_secs"), "{e}"),
                 other => panic!("{secs}: {other:?}"),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod mempool_tests {
+    use super::*;
+
+    fn with_file(text: &str) -> Result<NodeConfig, ConfigError> {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("c.toml");
+        std::fs::write(&f, text).unwrap();
+        NodeConfig::load(
+            tmp.path(),
+            Overrides {
+                config_file: Some(f),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn the_fee_floor_is_1_unit_per_vbyte_unless_the_file_says_and_checked() {
+        let default = with_file("role = \"central\"\n").unwrap();
+        let limits = default.mempool.limits().unwrap();
+        assert_eq!(limits.min_fee_rate, FeeRate::from_units_per_vb(1));
+        assert_eq!(limits.max_ancestors, 25);
+        assert_eq!(limits.expiry_secs, 14 * 24 * 3600);
+        let free = with_file("role = \"central\"\n[mempool]\nmin_fee_rate = 0\n").unwrap();
+        assert_eq!(free.mempool.limits().unwrap().min_fee_rate, FeeRate::ZERO);
+        let half = with_file("role = \"central\"\n[mempool]\nmin_fee_rate = 0.5\n").unwrap();
+        assert_eq!(
+            half.mempool.limits().unwrap().min_fee_rate,
+            FeeRate::from_milli_units_per_vb(500)
+        );
+        for bad in [
+            "min_fee_rate = -1",
+            "dust_fee_rate = 1e12",
+            "max_ancestors = 0",
+            "expiry_secs = 1",
+        ] {
+            let e = with_file(&format!("role = \"central\"\n[mempool]\n{bad}\n"));
+            assert!(matches!(e, Err(ConfigError::Invalid(_))), "{bad}: {e:?}");
         }
     }
 }

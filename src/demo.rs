@@ -238,6 +238,7 @@ fn scenario(dir: &Path, began: Instant) -> Result<()> {
         block_interval_secs: None,
         hints: false,
         hosts: None,
+        free_relay: true,
     })
     .context("step 1 (starting the network)")?;
     let state = State::load_existing(dir)?;
@@ -296,7 +297,9 @@ fn scenario(dir: &Path, began: Instant) -> Result<()> {
         "NODE 3000 sends 10 coins to WALLET_1 and 10 to WALLET_2, mining each block at once \
          itself (the seed's `-mine`, from when its miner had not started). The miner already \
          runs here, but it waits for two payments, so these one-payment blocks are NODE 3000's. \
-         Each block pays CENTRAL_NODE the 10-coin reward.",
+         Each block pays CENTRAL_NODE the 10-coin reward. (The seed's payments spend whole \
+         balances and pay no fee, so this testnet's nodes run with --min-fee-rate 0; a node's \
+         default is 1 unit/vB, and `send` then pays the node's estimate.)",
     );
     for (i, to) in [w1, w2].into_iter().enumerate() {
         central

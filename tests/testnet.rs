@@ -636,6 +636,7 @@ fn a_payment_is_traced_across_every_node() {
     });
     net.gossipcoin(&["mine", "--data-dir", &miner]);
     let wallet = dir("wallet-1");
+    // "confirmations", not "confirmed": a transaction in the mempool is shown "unconfirmed".
     wait_until(60, "the payment confirmed on wallet-1", || {
         // not `contains("confirmed")`: "unconfirmed" contains it
         net.gossipcoin(&["gettransaction", &txid, "--data-dir", &wallet])

@@ -25,6 +25,16 @@ fn pay(d: &Daemon, from: &str, to: &str, amount: u64) -> common::Http {
     )
 }
 
+/// A payment of `amount` coins paying exactly `fee` coins.
+fn pay_fee(d: &Daemon, from: &str, to: &str, amount: &str, fee: &str) -> common::Http {
+    http_post(
+        &format!("{}/transactions/new", d.api()),
+        &json!({ "sender": from, "recipient": to, "amount": amount, "fee": fee }).to_string(),
+        JSON,
+        Some(&d.cookie()),
+    )
+}
+
 /// The node's payments (its wallet history's sends), newest first.
 fn payments(d: &Daemon) -> Vec<Value> {
     let r = http_get(
@@ -99,7 +109,8 @@ fn payments_go_from_pending_to_confirmed_and_a_conflicted_one_says_by_which() {
     assert_eq!(p["from"], alice.as_str());
     assert_eq!(p["to"], bob.as_str());
     assert_eq!(p["amount"], "3");
-    assert_eq!(p["fee"], "0");
+    // No fee given: the node's estimate, at least its 1 unit/vB floor.
+    common::assert_default_fee(common::units(p["fee"].as_str().unwrap()));
     assert!(p["submitted_at"].as_u64().unwrap() > 1_700_000_000, "{p}");
 
     // Node 0 mines its payment: confirmed at height 1, in that block.
@@ -148,8 +159,8 @@ fn a_restarted_node_rebroadcasts_its_pending_payment_and_never_reports_it_twice(
     let alice = funded(&node, &params);
     let bob = Node::new().new_address();
     let d = start(&node, &params);
-    // The whole coin: the payment leaves no change to spend.
-    let first = pay(&d, &alice, &bob, 10);
+    // The whole coin (amount plus fee): the payment leaves no change to spend.
+    let first = pay_fee(&d, &alice, &bob, "9.99", "0.01");
     assert_eq!(first.status, 201, "{first:?}");
     let txid = first.body["txid"].as_str().unwrap().to_owned();
     assert!(in_mempool(&d, &txid));
@@ -168,7 +179,7 @@ fn a_restarted_node_rebroadcasts_its_pending_payment_and_never_reports_it_twice(
     });
 
     // The same request again is not a new payment: its coin is spent by the pending one.
-    let again = pay(&d, &alice, &bob, 10);
+    let again = pay_fee(&d, &alice, &bob, "9.99", "0.01");
     assert_ne!(again.status, 201, "{again:?}");
     assert!(
         again.status == 400 && again.text.contains("insufficient funds"),
@@ -182,7 +193,7 @@ fn a_restarted_node_rebroadcasts_its_pending_payment_and_never_reports_it_twice(
     });
     assert_eq!(
         http_get(&format!("{}/wallet/balance/{bob}", d.api()), None).body["balance"],
-        "10"
+        "9.99"
     );
 }
 
@@ -202,8 +213,8 @@ fn a_payment_the_mempool_already_has_is_already_known_not_new() {
     // `send` without the daemon's wallet (straight to the node over p2p) builds the payment
     // from the same wallet file and coins, and records it in wallet.pending.
     let out = node.ok(&[
-        "--params", &params, "send", "--from", &alice, "--to", &bob, "--amount", "3", "--node",
-        &p2p,
+        "--params", &params, "send", "--from", &alice, "--to", &bob, "--amount", "3", "--fee",
+        "0.00001", "--node", &p2p,
     ]);
     let txid = out
         .split_whitespace()
@@ -215,7 +226,7 @@ fn a_payment_the_mempool_already_has_is_already_known_not_new() {
 
     // The daemon's wallet, asked for the same payment, builds the same transaction: 409 with
     // its txid, and it is tracked once.
-    let r = pay(&d, &alice, &bob, 3);
+    let r = pay_fee(&d, &alice, &bob, "3", "0.00001");
     assert_eq!(r.status, 409, "{r:?}");
     assert_eq!(r.body["txid"], txid.as_str(), "{r:?}");
     assert!(

@@ -74,7 +74,8 @@ pub async fn new_transaction(
     let to = parse_address(string_field(&req, "recipient")?, "recipient")?;
     let amount = parse_amount(req.get("amount"), "amount")?
         .ok_or_else(|| ApiError::bad_request("missing field \"amount\""))?;
-    let fee = parse_amount(req.get("fee"), "fee")?.unwrap_or(Amount::ZERO);
+    // Without a fee: the mempool's estimate for the payment's size.
+    let fee = parse_amount(req.get("fee"), "fee")?;
     let (txid, fee) = s
         .control
         .pay(PaymentRequest {

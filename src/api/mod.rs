@@ -171,6 +171,7 @@ fn router(state: ApiState, auth: auth::Auth, hosts: host::HostRule) -> Router {
         .route("/peers", get(query::peers))
         .route("/peers/banned", get(bans::banned))
         .route("/mempool", get(query::mempool))
+        .route("/fee", get(query::fee))
         .route("/blocks/recent", get(explorer::recent))
         .route("/blocks/{id}", get(query::block))
         .route("/events", get(events::events))

@@ -6,7 +6,9 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use gossipcoin_proto::encode::{from_bytes, to_bytes};
@@ -16,6 +18,7 @@ use serde_json::{Value, json};
 use super::error::{ApiError, ApiResult, rejection};
 use super::flask::parse_address;
 use super::{ApiState, explorer, views};
+use crate::mempool::{FeeRate, MAX_ESTIMATE_BLOCKS};
 use crate::metrics::metrics;
 use crate::node::ControlError;
 use crate::store::ChainRead;
@@ -36,10 +39,45 @@ pub async fn peers(State(s): State<ApiState>) -> impl IntoResponse {
 pub async fn mempool(State(s): State<ApiState>) -> ApiResult<impl IntoResponse> {
     let entries = s.control.mempool().await?;
     let bytes: usize = entries.iter().map(|e| e.size()).sum();
+    let memory: usize = entries.iter().map(|e| e.memory()).sum();
+    let min = s.control.estimate_fee(1).await?.min_fee_rate;
     Ok(Json(json!({
         "txs": entries.len(),
         "bytes": bytes,
+        "memory": memory,
+        "min_fee_rate": min.units_per_vb(),
+        "fee_rate_unit": "units/vB",
         "transactions": entries.iter().map(views::mempool_entry).collect::<Vec<_>>(),
+    })))
+}
+
+/// `/fee?blocks=N` (estimatesmartfee): the fee rate to pay to be mined within N blocks
+/// (1 to 1008, default 2), in units/vB, with what it came from.
+pub async fn fee(
+    State(s): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<impl IntoResponse> {
+    let blocks = match q.get("blocks") {
+        None => 2,
+        Some(b) => b
+            .parse::<u32>()
+            .ok()
+            .filter(|b| (1..=MAX_ESTIMATE_BLOCKS).contains(b))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "blocks must be a number from 1 to {MAX_ESTIMATE_BLOCKS}"
+                ))
+            })?,
+    };
+    let e = s.control.estimate_fee(blocks).await?;
+    let rate = |r: Option<FeeRate>| r.map(FeeRate::units_per_vb);
+    Ok(Json(json!({
+        "blocks": blocks,
+        "fee_rate": e.fee_rate.units_per_vb(),
+        "unit": "units/vB",
+        "min_fee_rate": e.min_fee_rate.units_per_vb(),
+        "from_history": rate(e.from_history),
+        "from_mempool": rate(e.from_pool),
     })))
 }
 
@@ -112,6 +150,8 @@ pub async fn tx(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<
         return Ok(Json(json!({
             "status": "mempool",
             "fee": entry.fee().to_string(),
+            "fee_rate": entry.fee_rate().units_per_vb(),
+            "fee_rate_unit": "units/vB",
             "tx": view,
             "hex": hex::encode(to_bytes(entry.tx())),
         })));
@@ -135,6 +175,8 @@ pub async fn tx(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<
                 "index": at.index,
                 "confirmations": tip - at.height + 1,
                 "fee": view["fee"].clone(),
+                "fee_rate": fee_rate_of(&view["fee"], tx.encoded_len()),
+                "fee_rate_unit": "units/vB",
                 "tx": view,
                 "hex": hex::encode(to_bytes(&tx)),
             })))
@@ -238,4 +280,11 @@ pub async fn prometheus(State(s): State<ApiState>) -> impl IntoResponse {
         )],
         text,
     )
+}
+
+/// The fee rate (units/vB) of a fee shown in coins, for `size` bytes; null when unknown.
+fn fee_rate_of(fee: &Value, size: usize) -> Value {
+    fee.as_str()
+        .and_then(|f| gossipcoin_proto::Amount::parse_coins(f).ok())
+        .map_or(Value::Null, |f| json!(FeeRate::of(f, size).units_per_vb()))
 }

@@ -73,7 +73,10 @@ pub fn mempool_entry(e: &MempoolEntry) -> Value {
         "txid": e.txid().to_string(),
         "size": e.size(),
         "fee": e.fee().to_string(),
-        "fee_rate": e.fee_rate(),
+        "fee_rate": e.fee_rate().units_per_vb(),
+        "fee_rate_unit": "units/vB",
+        "ancestor_fee_rate": e.ancestors().fee_rate().units_per_vb(),
+        "time": e.time(),
     })
 }
 

@@ -113,10 +113,11 @@ pub(super) fn mempool(api: &ApiClient) -> Result<()> {
         .flatten()
     {
         println!(
-            "{}  {:>6} bytes  fee {}",
+            "{}  {:>6} bytes  fee {}  {} units/vB",
             text(tx, "txid"),
             text(tx, "size"),
-            text(tx, "fee")
+            text(tx, "fee"),
+            text(tx, "fee_rate")
         );
     }
     Ok(())
@@ -143,11 +144,14 @@ pub(super) fn mine(api: &ApiClient, address: Option<&str>) -> Result<()> {
 }
 
 /// `send` through the running node: it builds, signs and relays from its wallet.
-pub(super) fn send(api: &ApiClient, from: &str, to: &str, amount: &str, fee: &str) -> Result<()> {
-    let answer = api.post(
-        "/transactions/new",
-        &json!({ "sender": from, "recipient": to, "amount": amount, "fee": fee }),
-    )?;
+pub(super) fn send(
+    api: &ApiClient,
+    from: &str,
+    to: &str,
+    amount: &str,
+    fee: Option<&str>,
+) -> Result<()> {
+    let answer = api.post("/transactions/new", &payment(from, to, amount, fee))?;
     println!(
         "Success! txid {} accepted by {}",
         text(&answer, "txid"),
@@ -187,13 +191,11 @@ pub(super) fn generate(api: &ApiClient, blocks: u32, address: &str) -> Result<()
 /// mempool (which holds the payment) and relays both.
 pub(super) fn send_and_mine(
     api: &ApiClient,
-    [from, to, amount, fee]: [&str; 4],
+    [from, to, amount]: [&str; 3],
+    fee: Option<&str>,
     miner: Option<&str>,
 ) -> Result<()> {
-    let paid = api.post(
-        "/transactions/new",
-        &json!({ "sender": from, "recipient": to, "amount": amount, "fee": fee }),
-    )?;
+    let paid = api.post("/transactions/new", &payment(from, to, amount, fee))?;
     let txid = text(&paid, "txid");
     let path = format!("/mine?address={}", miner.unwrap_or(from));
     let block = api.get(&path)?.get("block").cloned().unwrap_or_default();
@@ -235,6 +237,9 @@ pub(super) fn get_transaction(api: &ApiClient, txid: &str) -> Result<()> {
     }
     println!("size           {} bytes", text(&tx, "size"));
     println!("fee            {}", text(&t, "fee"));
+    if let Some(rate) = t.get("fee_rate").and_then(Value::as_f64) {
+        println!("fee rate       {rate:.3} units/vB");
+    }
     let list = |key: &str| {
         tx.get(key)
             .and_then(Value::as_array)
@@ -366,6 +371,27 @@ pub(super) fn rescan_wallet(api: &ApiClient) -> Result<()> {
         text(&r, "blocks"),
         text(&r, "secs"),
         text(&r, "transactions")
+    );
+    Ok(())
+}
+
+/// The body of `POST /transactions/new`; without a fee the node estimates it.
+fn payment(from: &str, to: &str, amount: &str, fee: Option<&str>) -> serde_json::Value {
+    let mut body = json!({ "sender": from, "recipient": to, "amount": amount });
+    if let Some(fee) = fee {
+        body["fee"] = json!(fee);
+    }
+    body
+}
+
+/// `estimatefee BLOCKS` through the running node: `GET /fee?blocks=N`.
+pub(super) fn estimate_fee(api: &ApiClient, blocks: u32) -> Result<()> {
+    let answer = api.get(&format!("/fee?blocks={blocks}"))?;
+    let rate = |key: &str| answer.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+    println!(
+        "Fee rate to be mined within {blocks} block(s): {:.3} units/vB (the mempool's minimum: {:.3} units/vB)",
+        rate("fee_rate"),
+        rate("min_fee_rate")
     );
     Ok(())
 }

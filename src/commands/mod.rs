@@ -49,6 +49,16 @@ pub fn run(cli: Cli) -> Result<()> {
         } => get_balance(&dir()?, address),
         Command::Getbalance { address: None } => daemon::wallet_balance(&api_client()?),
         Command::Rescanwallet => daemon::rescan_wallet(&api_client()?),
+        Command::Estimatefee { blocks } => {
+            let dir = dir()?;
+            match crate::api::client::ApiClient::of_running_node(&dir)? {
+                Some(api) => daemon::estimate_fee(&api, *blocks),
+                None => anyhow::bail!(
+                    "estimatefee asks the node running on {}: none runs there (start one with startnode)",
+                    dir.display()
+                ),
+            }
+        }
         Command::Send {
             from,
             to,
@@ -63,7 +73,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 from: parse_address(from)?,
                 to: parse_address(to)?,
                 amount: parse_amount(amount, "amount")?,
-                fee: parse_fee(fee)?,
+                fee: fee.as_deref().map(parse_fee).transpose()?,
                 miner: miner_address.as_deref().map(parse_address).transpose()?,
                 threads: *threads,
             };
@@ -73,14 +83,15 @@ pub fn run(cli: Cli) -> Result<()> {
                 return match crate::api::client::ApiClient::of_running_node(&dir)? {
                     Some(api) => daemon::send_and_mine(
                         &api,
-                        [from, to, amount, fee],
+                        [from, to, amount],
+                        fee.as_deref(),
                         miner_address.as_deref(),
                     ),
                     None => send::send_and_mine(&dir, params, req),
                 };
             }
             match (node, crate::api::client::ApiClient::of_running_node(&dir)?) {
-                (None, Some(api)) => daemon::send(&api, from, to, amount, fee),
+                (None, Some(api)) => daemon::send(&api, from, to, amount, fee.as_deref()),
                 _ => send::send_to_network(&dir, params, req, node.as_deref()),
             }
         }
@@ -92,6 +103,7 @@ pub fn run(cli: Cli) -> Result<()> {
             miner_address,
             genesis,
             threads,
+            min_fee_rate,
             api_listen,
             api_auth,
         } => {
@@ -103,6 +115,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 miner_address: miner_address.clone(),
                 genesis: genesis.clone(),
                 threads: *threads,
+                min_fee_rate: *min_fee_rate,
                 node_id: cli.node_id,
                 api_listen: api_listen.clone(),
                 api_auth_none: *api_auth == crate::cli::ApiAuth::None,

@@ -9,17 +9,23 @@ use tracing::info;
 
 use super::{chain_dir, mine_header, open_read_only};
 use crate::chain::{Accepted, Chain};
+use crate::mempool::FeeRate;
 use crate::node::unix_now;
 use crate::params::ChainParams;
 use crate::store::{ChainRead, Store};
 use crate::wallet::{self, Wallet};
 use crate::{consensus, miner};
 
+/// The fee rate of a payment sent straight to a node without `--fee`: twice the default
+/// minimum relay rate, as this process cannot ask that node for its estimate.
+const NETWORK_FEE_RATE: FeeRate = FeeRate::from_units_per_vb(2);
+
 pub(super) struct SendRequest {
     pub(super) from: Address,
     pub(super) to: Address,
     pub(super) amount: Amount,
-    pub(super) fee: Amount,
+    /// `None`: the default of the path taken (see `send --help`).
+    pub(super) fee: Option<Amount>,
     pub(super) miner: Option<Address>,
     pub(super) threads: usize,
 }
@@ -50,15 +56,20 @@ fn build_checked(
     wallet: &Wallet,
     dir: &Path,
     req: &SendRequest,
+    default_rate: FeeRate,
     spendable: &[(OutPoint, gossipcoin_proto::Coin)],
     height: u32,
     params: &ChainParams,
 ) -> Result<Payment> {
     let key = signing_key(wallet, dir, &req.from)?;
-    let tx = wallet::build_payment(key, spendable, req.to.pubkey_hash(), req.amount, req.fee)?;
+    let build = |fee| wallet::build_payment(key, spendable, req.to.pubkey_hash(), req.amount, fee);
+    let (tx, fee) = match req.fee {
+        Some(fee) => (build(fee)?, fee),
+        None => crate::mempool::fit_fee(default_rate, build)?,
+    };
     let txid = tx.compute_txid();
     info!(target: "wallet", %txid, from = %req.from, to = %req.to, amount = %req.amount,
-          fee = %req.fee, inputs = tx.inputs.len(), "signed transaction");
+          %fee, inputs = tx.inputs.len(), "signed transaction");
     let coins: Vec<_> = tx
         .inputs
         .iter()
@@ -99,8 +110,15 @@ pub(super) fn send_and_mine(dir: &Path, params: ChainParams, req: SendRequest) -
         height,
         chain.params(),
     );
-    let Payment { tx, txid, fee } =
-        build_checked(&wallet, dir, &req, &spendable, height, chain.params())?;
+    let Payment { tx, txid, fee } = build_checked(
+        &wallet,
+        dir,
+        &req,
+        FeeRate::ZERO,
+        &spendable,
+        height,
+        chain.params(),
+    )?;
 
     let reward_to = req.miner.unwrap_or(req.from).pubkey_hash();
     let time = unix_now().max(chain.median_time_past(&tip.hash)? + 1);
@@ -155,7 +173,15 @@ pub(super) fn send_to_network(
         height,
         &params,
     );
-    let Payment { tx, txid, fee } = build_checked(&wallet, dir, &req, &spendable, height, &params)?;
+    let Payment { tx, txid, fee } = build_checked(
+        &wallet,
+        dir,
+        &req,
+        NETWORK_FEE_RATE,
+        &spendable,
+        height,
+        &params,
+    )?;
     drop(store);
     if pending.contains(&txid) {
         bail!("payment {txid} is already known: the same transaction was submitted before");

@@ -31,6 +31,7 @@ pub(super) fn run(command: &TestnetCommand, params: Option<&Path>) -> Result<()>
                 block_interval_secs: *block_interval,
                 hints: true,
                 hosts: hosts.wan(),
+                free_relay: false,
             })
         }
         TestnetCommand::Down { dir, timeout } => testnet::down(&testnet::DownOptions {

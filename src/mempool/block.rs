@@ -18,12 +18,12 @@
 //! Step 1 first, so that a disconnected transaction is not refused as conflicting with a pool
 //! transaction the new branch confirmed (and which step 1 removes).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use gossipcoin_proto::{Amount, Block, Coin, OutPoint, Transaction, Txid};
 use tracing::debug;
 
-use super::{Mempool, MempoolEntry};
+use super::{Mempool, MempoolEntry, Package, RateKey};
 use crate::consensus;
 use crate::params::ChainParams;
 
@@ -33,9 +33,12 @@ impl Mempool {
     /// settled), with its descendants. Pool children of the confirmed transactions stay: they
     /// now spend the UTXO set.
     pub fn remove_for_block(&mut self, block: &Block) {
+        if let Some(height) = block.coinbase_height() {
+            self.record_confirmed(block, height);
+        }
         let (mut confirmed, mut conflicts) = (0, 0);
         for tx in &block.txs {
-            if self.remove_entry(&tx.compute_txid()).is_some() {
+            if self.remove_one(&tx.compute_txid()) {
                 confirmed += 1;
             }
             for input in &tx.inputs {
@@ -44,6 +47,7 @@ impl Mempool {
                 }
             }
         }
+        self.rolling.block_since_bump = true;
         debug!(target: "mempool", block = %block.block_hash(), confirmed, conflicts,
                pool = self.len(), "removed the transactions of a connected block");
     }
@@ -102,70 +106,105 @@ impl Mempool {
     }
 
     /// Chooses transactions for a block: at most `max_bytes` of them (the caller leaves room for
-    /// the header, the coinbase and the length prefix), highest fee rate first, every child after
-    /// all its in-pool parents. A child met before a parent waits until the parent is taken, and
-    /// is dropped with it if the parent does not fit. Returns them in block order and the sum of
-    /// their fees.
+    /// the header, the coinbase and the length prefix), by ancestor fee rate (Bitcoin Core's
+    /// `BlockAssembler`): the best package — a transaction with its ancestors not yet chosen —
+    /// goes first, and choosing it lowers what its descendants' packages still need. Every
+    /// child comes after its in-pool parents. Returns them in block order and the sum of their
+    /// fees.
     ///
     /// The pool holds no two transactions spending the same outpoint, so neither does the
-    /// selection.
+    /// selection. Visits only as much of the pool as fills the block.
     pub fn select_for_block(&self, max_bytes: usize) -> (Vec<Transaction>, Amount) {
-        let mut chosen = Vec::new();
-        let mut fees = Amount::ZERO;
+        let chosen = self.block_order(max_bytes, usize::MAX);
+        let fees = chosen
+            .iter()
+            .try_fold(Amount::ZERO, |sum, e| sum.checked_add(e.fee))
+            .unwrap_or(Amount::MAX); // unreachable: pool transactions spend distinct coins
+        (chosen.into_iter().map(|e| e.tx.clone()).collect(), fees)
+    }
+
+    /// The entries [`Self::select_for_block`] chooses, in block order; at most `max_count` of
+    /// them (a package is cut there).
+    pub(super) fn block_order(&self, max_bytes: usize, max_count: usize) -> Vec<&MempoolEntry> {
+        let mut out: Vec<&MempoolEntry> = Vec::new();
+        let mut in_block: HashSet<Txid> = HashSet::new();
+        let mut failed: HashSet<Txid> = HashSet::new();
+        // Packages whose ancestors are partly in the block already, and what is left of them.
+        let mut modified: HashMap<Txid, Package> = HashMap::new();
+        let mut heap: BinaryHeap<(RateKey, Txid)> = BinaryHeap::new();
+        let mut by_rate = self.by_ancestor_rate.iter().rev().peekable();
         let mut room = max_bytes;
-        let mut taken: HashSet<Txid> = HashSet::new();
-        // A deferred child → how many of its in-pool parents are not taken yet.
-        let mut waiting: HashMap<Txid, usize> = HashMap::new();
-        for entry in self.iter() {
-            let pending = self
-                .parents(entry)
-                .into_iter()
-                .filter(|p| !taken.contains(p))
-                .count();
-            if pending > 0 {
-                waiting.insert(entry.txid, pending);
+        let mut failures = 0;
+        while out.len() < max_count {
+            while let Some((_, t)) = by_rate.peek() {
+                if in_block.contains(*t) || failed.contains(*t) || modified.contains_key(*t) {
+                    by_rate.next();
+                } else {
+                    break;
+                }
+            }
+            while let Some((key, t)) = heap.peek() {
+                let current = modified
+                    .get(t)
+                    .map(|p| RateKey::new(p.fee_rate(), self.entries[t].seq));
+                if in_block.contains(t) || failed.contains(t) || current != Some(*key) {
+                    heap.pop();
+                } else {
+                    break;
+                }
+            }
+            let from_heap = match (by_rate.peek(), heap.peek()) {
+                (None, None) => break,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some((k, _)), Some((h, _))) => h > *k,
+            };
+            let (txid, package) = if from_heap {
+                let (_, t) = heap.pop().expect("peeked");
+                (t, modified[&t])
+            } else {
+                let (_, t) = by_rate.next().expect("peeked");
+                (*t, self.entries[t].ancestors)
+            };
+            if package.size > room {
+                failed.insert(txid);
+                failures += 1;
+                // Nearly full and nothing fits: stop looking (Core's heuristic).
+                if failures > 1000 && room < 4000 {
+                    break;
+                }
                 continue;
             }
-            let mut ready = vec![entry];
-            while let Some(e) = ready.pop() {
-                if e.size > room {
-                    continue;
-                }
-                let Some(sum) = fees.checked_add(e.fee) else {
-                    continue; // unreachable: pool transactions spend distinct coins
-                };
-                fees = sum;
+            let entry = &self.entries[&txid];
+            let mut package: Vec<&MempoolEntry> = self
+                .ancestors_of_tx(&entry.tx)
+                .iter()
+                .filter(|a| !in_block.contains(*a))
+                .map(|a| &self.entries[a])
+                .collect();
+            package.push(entry);
+            // Fewer ancestors first: every parent before its children.
+            package.sort_by_key(|e| (e.ancestors.count, e.seq));
+            for e in package {
+                in_block.insert(e.txid);
                 room -= e.size;
-                taken.insert(e.txid);
-                chosen.push(e.tx.clone());
-                let mut children: Vec<Txid> = self.children(e).collect();
-                children.sort_unstable();
-                children.dedup();
-                for child in children {
-                    if let Some(n) = waiting.get_mut(&child) {
-                        *n -= 1;
-                        if *n == 0 {
-                            waiting.remove(&child);
-                            ready.push(&self.entries[&child]);
-                        }
+                out.push(e);
+                modified.remove(&e.txid);
+                for d in self.descendants_of(&e.txid) {
+                    if in_block.contains(&d) {
+                        continue;
                     }
+                    let left = modified
+                        .entry(d)
+                        .or_insert_with(|| self.entries[&d].ancestors);
+                    left.count -= 1;
+                    left.size -= e.size;
+                    left.fee -= e.fee.units();
+                    heap.push((RateKey::new(left.fee_rate(), self.entries[&d].seq), d));
                 }
             }
         }
-        (chosen, fees)
-    }
-
-    /// The distinct pool transactions `entry` spends outputs of.
-    fn parents(&self, entry: &MempoolEntry) -> Vec<Txid> {
-        let mut parents: Vec<Txid> = entry
-            .tx
-            .inputs
-            .iter()
-            .map(|i| i.prevout.txid)
-            .filter(|t| self.entries.contains_key(t))
-            .collect();
-        parents.sort_unstable();
-        parents.dedup();
-        parents
+        out.truncate(max_count);
+        out
     }
 }

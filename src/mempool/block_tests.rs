@@ -42,6 +42,7 @@ fn add_at(
         &params(),
     )
     .unwrap()
+    .txid
 }
 
 fn sorted(mut txids: Vec<Txid>) -> Vec<Txid> {

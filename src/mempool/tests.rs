@@ -9,12 +9,19 @@ use super::*;
 use crate::consensus::testutil::*;
 use crate::keys::SigError;
 
-/// A pool with no minimum fee and `max_bytes`.
+/// A pool with no minimum fee and no dust threshold, Core's other limits, and `max_bytes` of
+/// memory.
 pub(super) fn pool(max_bytes: usize) -> Mempool {
-    Mempool::new(MempoolLimits {
-        max_bytes,
-        min_fee_rate: 0,
-    })
+    Mempool::new(free(max_bytes))
+}
+
+/// Core's limits without a fee floor or dust threshold.
+pub(super) fn free(max_bytes: usize) -> MempoolLimits {
+    MempoolLimits {
+        min_fee_rate: FeeRate::ZERO,
+        dust_fee_rate: FeeRate::ZERO,
+        ..MempoolLimits::core(max_bytes)
+    }
 }
 
 /// Inserts `tx` against `set` as for the block at [`HEIGHT`].
@@ -24,6 +31,7 @@ pub(super) fn add(
     tx: &Transaction,
 ) -> Result<Txid, MempoolError> {
     pool.insert(tx.clone(), &|op| set.get(op).copied(), HEIGHT, &params())
+        .map(|added| added.txid)
 }
 
 /// Key 1 owns one coin at each of `n:0` for n in 1..=count.
@@ -87,13 +95,21 @@ fn accepts_a_valid_transaction() {
     assert_eq!(pool.txids().collect::<Vec<_>>(), vec![txid]);
     let entry = pool.entry(&txid).unwrap();
     assert_eq!(entry.fee(), units(1000));
-    assert_eq!(entry.fee_rate(), 1000 * 1000 / tx.encoded_len() as u64);
+    assert_eq!(entry.fee_rate(), FeeRate::of_units(1000, tx.encoded_len()));
+    assert!(entry.memory() > entry.size());
+    assert_eq!(pool.memory(), entry.memory());
 }
 
 #[test]
-fn the_second_of_two_conflicting_transactions_is_refused() {
+fn the_second_of_two_conflicting_transactions_is_refused_unless_it_pays_more() {
     let set = one_coin_each(1);
-    let (first, second) = (pay_fee(&set, 1, 1000), pay_fee(&set, 1, 5000));
+    // the same fee: no replacement (see policy_tests for replacements)
+    let first = pay_fee(&set, 1, 1000);
+    let second = spend_from(
+        &set,
+        &[(outpoint(1, 0), &key(1))],
+        vec![pay(&key(3), units(COIN - 1000))],
+    );
     let mut pool = pool(1 << 20);
     let with = add(&mut pool, &set, &first).unwrap();
     let err = add(&mut pool, &set, &second).unwrap_err();
@@ -130,16 +146,17 @@ fn a_child_of_a_pool_transaction_is_accepted_and_selected_after_it() {
 
     let (txs, fees) = pool.select_for_block(1 << 20);
     assert_block_order(&txs);
-    assert_eq!(txs, vec![other.clone(), parent.clone(), child.clone()]);
+    // the child pays for its parent: their package's rate beats the other transaction's
+    assert_eq!(txs, vec![parent.clone(), child.clone(), other.clone()]);
     assert_eq!(fees, units(60_000));
 
     // room for one: the child cannot go without its parent
     assert_eq!(parent.encoded_len(), child.encoded_len());
     let (txs, fees) = pool.select_for_block(child.encoded_len());
     assert_eq!((txs, fees), (vec![other.clone()], units(10_000)));
-    // room for two: the parent, but no room left for its child
+    // room for two: the package
     let (txs, fees) = pool.select_for_block(other.encoded_len() + parent.encoded_len());
-    assert_eq!((txs, fees), (vec![other, parent], units(10_000)));
+    assert_eq!((txs, fees), (vec![parent, child], units(50_000)));
 }
 
 #[test]
@@ -256,10 +273,11 @@ fn an_immature_coinbase_spend_is_not_misbehaviour() {
 fn a_fee_rate_below_the_minimum_is_refused() {
     let set = one_coin_each(2);
     let cheap = pay_fee(&set, 1, 100);
-    let rate = fee_rate(units(100), cheap.encoded_len());
+    let rate = FeeRate::of_units(100, cheap.encoded_len());
+    let floor = FeeRate::from_milli_units_per_vb(rate.milli_units_per_vb() + 1);
     let mut pool = Mempool::new(MempoolLimits {
-        max_bytes: 1 << 20,
-        min_fee_rate: rate + 1,
+        min_fee_rate: floor,
+        ..free(1 << 20)
     });
     let err = add(&mut pool, &set, &cheap).unwrap_err();
     assert_eq!(
@@ -267,7 +285,7 @@ fn a_fee_rate_below_the_minimum_is_refused() {
         MempoolError::FeeTooLow {
             txid: cheap.compute_txid(),
             fee_rate: rate,
-            min_fee_rate: rate + 1
+            min_fee_rate: floor
         }
     );
     assert!(!err.is_peer_misbehaviour());
@@ -308,15 +326,16 @@ fn selection_follows_fee_rate_within_the_byte_budget() {
 }
 
 #[test]
-fn a_full_pool_evicts_the_lowest_fee_rate_with_its_descendants() {
+fn a_full_pool_evicts_the_lowest_descendant_fee_rate_with_its_descendants() {
     let set = one_coin_each(6);
     let parent = pay_fee(&set, 1, 100); // the lowest fee rate
-    let child = child_of(&parent, 90_000);
+    let child = child_of(&parent, 2000); // its package stays the lowest
     let a = pay_fee(&set, 2, 3000);
     let b = pay_fee(&set, 3, 4000);
+    let mem = |tx: &Transaction| policy::memory_of(tx, std::mem::size_of::<MempoolEntry>());
     let size = |txs: &[&Transaction]| txs.iter().map(|t| t.encoded_len()).sum::<usize>();
     // room for three transactions of this shape, not four
-    let max = size(&[&parent, &child, &a]) + a.encoded_len() / 2;
+    let max = mem(&parent) + mem(&child) + mem(&a) + mem(&a) / 2;
     let mut pool = pool(max);
     for tx in [&parent, &child, &a] {
         add(&mut pool, &set, tx).unwrap();
@@ -328,41 +347,35 @@ fn a_full_pool_evicts_the_lowest_fee_rate_with_its_descendants() {
     expect.sort();
     assert_eq!(left, expect);
     assert_eq!(pool.bytes(), size(&[&a, &b]));
+    assert_eq!(pool.memory(), mem(&a) + mem(&b));
     assert_eq!(pool.spends(&outpoint(1, 0)), None);
     assert_eq!(pool.spends(&out_of(&parent, 0)), None);
 
-    // full again; a lower fee rate than everything in the pool is refused, and nothing moves
+    // full again; a lower fee rate than what was evicted is refused (the rolling minimum rose
+    // above the evicted package), and nothing moves
     let e = pay_fee(&set, 4, 5000);
     add(&mut pool, &set, &e).unwrap();
-    let before = (pool.len(), pool.bytes());
+    let before: Vec<Txid> = pool.txids_by_arrival(10);
     let low = pay_fee(&set, 5, 1000);
     let err = add(&mut pool, &set, &low).unwrap_err();
-    let rate = fee_rate(units(1000), low.encoded_len());
-    assert_eq!(
-        err,
-        MempoolError::PoolFull {
-            txid: low.compute_txid(),
-            fee_rate: rate
-        }
+    assert!(
+        matches!(err, MempoolError::FeeTooLow { fee_rate, .. } if fee_rate == FeeRate::of_units(1000, low.encoded_len())),
+        "{err}"
     );
     assert!(!err.is_peer_misbehaviour());
-    assert_eq!((pool.len(), pool.bytes()), before);
+    assert_eq!(pool.txids_by_arrival(10), before);
     assert_eq!(pool.spends(&outpoint(5, 0)), None);
 
-    // a child with a high fee is refused too when its parent is the first to go
+    // a child paying for its parent lifts the parent's package: b, now the lowest, goes
     let rich_child = child_of(&a, 80_000);
-    let err = add(&mut pool, &set, &rich_child).unwrap_err();
-    assert!(matches!(err, MempoolError::PoolFull { .. }), "{err}");
-    assert_eq!((pool.len(), pool.bytes()), before);
+    add(&mut pool, &set, &rich_child).unwrap();
     assert!(pool.contains(&a.compute_txid()));
-    assert_eq!(pool.spends(&out_of(&a, 0)), None);
+    assert!(!pool.contains(&b.compute_txid()));
+    assert_eq!(pool.spends(&out_of(&a, 0)), Some(rich_child.compute_txid()));
 
     // larger than the whole pool
     let big = pay_fee(&set, 6, 90_000);
-    let mut tiny = Mempool::new(MempoolLimits {
-        max_bytes: big.encoded_len() - 1,
-        min_fee_rate: 0,
-    });
+    let mut tiny = Mempool::new(free(mem(&big) - 1));
     let err = add(&mut tiny, &set, &big).unwrap_err();
     assert!(matches!(err, MempoolError::PoolFull { .. }), "{err}");
     assert!(tiny.is_empty());
@@ -384,10 +397,14 @@ fn only_invalid_transactions_are_misbehaviour() {
         },
         MempoolError::FeeTooLow {
             txid,
-            fee_rate: 0,
-            min_fee_rate: 1,
+            fee_rate: FeeRate::ZERO,
+            min_fee_rate: FeeRate::from_units_per_vb(1),
         },
-        MempoolError::PoolFull { txid, fee_rate: 0 },
+        MempoolError::PoolFull {
+            txid,
+            fee_rate: FeeRate::ZERO,
+        },
+        MempoolError::Replaced { txid, by: txid },
     ] {
         assert!(!e.is_peer_misbehaviour(), "{e}");
     }

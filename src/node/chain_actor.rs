@@ -40,10 +40,10 @@ pub fn spawn(
 ) -> Result<(ChainHandle, oneshot::Receiver<Stopped>), ChainError> {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let task = ChainTask {
-        mempool: Mempool::new(MempoolLimits {
-            max_bytes: mempool.max_bytes,
-            min_fee_rate: mempool.min_fee_rate,
-        }),
+        mempool: Mempool::new(mempool.limits().unwrap_or_else(|e| {
+            warn!(target: "mempool", "{e}; using the default policy");
+            MempoolLimits::core(mempool.max_bytes)
+        })),
         state: watch::channel(initial_state(&chain)?).0,
         chain,
         fatal: None,
@@ -136,7 +136,7 @@ impl ChainTask {
                     let _ = reply.send(self.mempool.entry(&txid).cloned());
                 }
                 ChainCommand::MempoolTxids { max, reply } => {
-                    let _ = reply.send(self.mempool.txids_by_arrival(max));
+                    let _ = reply.send(self.mempool.txids_by_fee_rate(max, usize::MAX));
                 }
                 ChainCommand::MempoolTxs {
                     txids,
@@ -148,6 +148,11 @@ impl ChainTask {
                 ChainCommand::MempoolMissing { mut txids, reply } => {
                     txids.retain(|t| !self.mempool.contains(t));
                     let _ = reply.send(txids);
+                }
+                ChainCommand::EstimateFee { blocks, reply } => {
+                    self.mempool.tick(u64::from(unix_now()));
+                    let block_bytes = self.chain.params().max_block_size.saturating_sub(1000);
+                    let _ = reply.send(self.mempool.estimate_fee(blocks, block_bytes));
                 }
                 ChainCommand::Shutdown { reply } => {
                     closed = Some(reply);
@@ -375,6 +380,7 @@ impl ChainTask {
     /// then return the txs of disconnected blocks that are still valid. With an empty mempool
     /// (initial sync) the connected blocks are not read back.
     fn update_mempool(&mut self, old_height: u32, height: u32, disconnected: &[Block]) {
+        self.mempool.tick(u64::from(unix_now()));
         if !self.mempool.is_empty() {
             // Several reorganisations (a batch) disconnect no more than their sum: reading from
             // below every fork point they had is enough.
@@ -404,6 +410,7 @@ impl ChainTask {
 
     fn on_tx(&mut self, tx: Transaction, source: &str) -> Result<Txid, MempoolError> {
         let height = self.chain.tip().map(|t| t.height + 1).unwrap_or(1);
+        self.mempool.tick(u64::from(unix_now()));
         // for the refusal's log line (one hash of a few hundred bytes)
         let id = tx.compute_txid();
         let result = match self.chain.store().read() {
@@ -415,9 +422,18 @@ impl ChainTask {
             Err(e) => Err(MempoolError::Unavailable(e.to_string())),
         };
         match &result {
-            Ok(txid) => {
+            Ok(added) => {
                 metrics().tx_accepted();
-                info!(target: "mempool", %txid, from = source, mempool_txs = self.mempool.len(), "accepted transaction")
+                let txid = added.txid;
+                let fee_rate = self
+                    .mempool
+                    .entry(&txid)
+                    .map(|e| e.fee_rate())
+                    .unwrap_or_default();
+                info!(target: "mempool", %txid, from = source, %fee_rate, mempool_txs = self.mempool.len(), "accepted transaction");
+                for replaced in &added.replaced {
+                    info!(target: "mempool", txid = %replaced, by = %txid, "transaction replaced by one paying more");
+                }
             }
             // Missing inputs usually mean an orphan, which the relay keeps and logs itself.
             Err(e @ MempoolError::MissingInputs { .. }) => {
@@ -430,7 +446,7 @@ impl ChainTask {
             }
         }
         self.publish_state();
-        result
+        result.map(|added| added.txid)
     }
 
     fn template(&self, reward_to: PubkeyHash) -> Option<Block> {

@@ -10,7 +10,7 @@ use gossipcoin_proto::{Block, BlockHash, BlockHeader, PubkeyHash, Transaction, T
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chain::Origin;
-use crate::mempool::{MempoolEntry, MempoolError};
+use crate::mempool::{FeeEstimate, MempoolEntry, MempoolError};
 
 /// What happened to a block handed to the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +136,11 @@ pub(super) enum ChainCommand {
         txids: Vec<Txid>,
         reply: oneshot::Sender<Vec<Txid>>,
     },
+    /// The fee rate to pay to be mined within `blocks` blocks.
+    EstimateFee {
+        blocks: u32,
+        reply: oneshot::Sender<FeeEstimate>,
+    },
     /// Stop: close the store, then answer.
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -260,6 +265,12 @@ impl ChainHandle {
     /// See [`ChainCommand::MempoolMissing`].
     pub async fn mempool_missing(&self, txids: Vec<Txid>) -> Result<Vec<Txid>, ChainGone> {
         self.ask(|reply| ChainCommand::MempoolMissing { txids, reply })
+            .await
+    }
+
+    /// See [`ChainCommand::EstimateFee`].
+    pub async fn estimate_fee(&self, blocks: u32) -> Result<FeeEstimate, ChainGone> {
+        self.ask(|reply| ChainCommand::EstimateFee { blocks, reply })
             .await
     }
 

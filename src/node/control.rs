@@ -22,7 +22,7 @@ use super::wallet::{NodeWallet, PayError};
 use super::wallet_history::{HistoryError, Rescanned};
 use crate::chain::Origin;
 use crate::config::NodeConfig;
-use crate::mempool::{MempoolEntry, MempoolError};
+use crate::mempool::{FeeEstimate, MempoolEntry, MempoolError};
 use crate::metrics::{Gauges, Source, metrics};
 use crate::miner;
 use crate::net::{NetHandle, PeerInfo};
@@ -352,6 +352,12 @@ impl Control {
 
     pub async fn mempool_tx(&self, txid: Txid) -> Result<Option<MempoolEntry>, ControlError> {
         Ok(self.inner.chain.mempool_tx(txid).await?)
+    }
+
+    /// The fee rate to pay to be mined within `blocks` blocks (see
+    /// [`crate::mempool::Mempool::estimate_fee`]).
+    pub async fn estimate_fee(&self, blocks: u32) -> Result<FeeEstimate, ControlError> {
+        Ok(self.inner.chain.estimate_fee(blocks).await?)
     }
 
     /// Hands a signed transaction to the mempool and relays it when accepted.

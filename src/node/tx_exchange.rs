@@ -9,7 +9,9 @@
 //! previous one was validated; what arrives is charged to the peer's queue (bytes per peer).
 //! A listing over its limit or with a txid twice, or an answer of the wrong kind, is a Mid
 //! offence; a transaction not asked for (or out of the asked order, or twice) is High; either
-//! ends the exchange.
+//! ends the exchange. A peer lists its pool by fee rate (parents first), and we fetch at most
+//! [`MAX_FETCH_BYTES`] of it (the default mempool cap): the best paying part of a flooded pool,
+//! never more than our pool could hold.
 
 use std::collections::HashSet;
 
@@ -21,6 +23,9 @@ use tracing::{debug, info};
 use super::ingest::{Ingest, MEMPOOL_SERVE_INTERVAL};
 use crate::consensus;
 use crate::net::{Misbehaviour, PeerId};
+
+/// Encoded bytes of transactions one exchange fetches at most.
+pub const MAX_FETCH_BYTES: usize = 50_000_000;
 
 /// Learns `peer`'s mempool and fetches what we lack. Called once per connection, after the
 /// Status exchange.
@@ -76,8 +81,8 @@ pub async fn run(peer: PeerId, ingest: Ingest) {
         return;
     }
     info!(target: "mempool", %peer, listed = count, missing = wanted.len(), "fetching the transactions of the peer's mempool we lack");
-    let (mut fetched, mut from) = (0, 0);
-    while from < wanted.len() {
+    let (mut fetched, mut from, mut fetched_bytes) = (0, 0, 0usize);
+    while from < wanted.len() && fetched_bytes < MAX_FETCH_BYTES {
         let asked: Vec<Txid> = wanted[from..]
             .iter()
             .take(MAX_TXS_PER_REQUEST)
@@ -123,6 +128,7 @@ pub async fn run(peer: PeerId, ingest: Ingest) {
         };
         from += settled;
         fetched += checked.len();
+        fetched_bytes += checked.iter().map(|(_, bytes)| *bytes).sum::<usize>();
         // The last one of the chunk tells when the chunk has been handled.
         let mut wait = None;
         let last = checked.len().saturating_sub(1);

@@ -43,8 +43,13 @@ pub struct PaymentRequest {
     pub from: Address,
     pub to: Address,
     pub amount: Amount,
-    pub fee: Amount,
+    /// The fee; `None`: what the mempool's estimate for [`FEE_TARGET_BLOCKS`] asks of the
+    /// payment's size (never below the mempool's minimum).
+    pub fee: Option<Amount>,
 }
+
+/// Blocks a payment without an explicit fee aims to be mined within.
+pub const FEE_TARGET_BLOCKS: u32 = 2;
 
 /// Why a payment was not made.
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +229,16 @@ impl NodeWallet {
                 Ok((coins, tip))
             })
             .await?;
+        let rate = match req.fee {
+            Some(_) => None,
+            None => Some(
+                self.inner
+                    .chain
+                    .estimate_fee(FEE_TARGET_BLOCKS)
+                    .await?
+                    .fee_rate,
+            ),
+        };
         let mut excluded: HashSet<OutPoint> = HashSet::new();
         let wait_until = tokio::time::Instant::now() + RESERVED_WAIT;
         let mut attempts = 0;
@@ -264,13 +279,14 @@ impl NodeWallet {
                         units >= need.units()
                     }
                 };
-                match wallet::build_payment(
-                    &key,
-                    &spendable,
-                    req.to.pubkey_hash(),
-                    req.amount,
-                    req.fee,
-                ) {
+                let build = |fee| {
+                    wallet::build_payment(&key, &spendable, req.to.pubkey_hash(), req.amount, fee)
+                };
+                let built = match (req.fee, rate) {
+                    (Some(fee), _) => build(fee).map(|tx| (tx, fee)),
+                    (None, rate) => crate::mempool::fit_fee(rate.unwrap_or_default(), build),
+                };
+                match built {
                     // Payments in flight hold coins, or will leave change: wait for them, as a
                     // payment right after another from the same address would have.
                     Err(WalletError::InsufficientFunds { need, .. })
@@ -279,17 +295,17 @@ impl NodeWallet {
                         None
                     }
                     built => {
-                        let tx = built?;
+                        let (tx, fee) = built?;
                         let txid = tx.compute_txid();
                         if payments.contains(&txid) {
                             return Err(PayError::AlreadyKnown { txid });
                         }
                         state.reserved.extend(tx.inputs.iter().map(|i| i.prevout));
-                        Some(tx)
+                        Some((tx, fee))
                     }
                 }
             };
-            let Some(tx) = built else {
+            let Some((tx, fee)) = built else {
                 let _ = tokio::time::timeout_at(wait_until, settled).await;
                 continue;
             };
@@ -310,14 +326,14 @@ impl NodeWallet {
             match result {
                 Ok(Ok(txid)) => {
                     self.inner.net.publish_tx(&tx).await;
-                    self.record(tx, req.fee, tip).await?;
+                    self.record(tx, fee, tip).await?;
                     info!(target: "wallet", %txid, from = %req.from, to = %req.to,
-                          amount = %req.amount, fee = %req.fee, "payment submitted");
-                    return Ok(Paid { txid, fee: req.fee });
+                          amount = %req.amount, %fee, "payment submitted");
+                    return Ok(Paid { txid, fee });
                 }
                 Ok(Err(MempoolError::AlreadyKnown { txid })) => {
                     // Ours (our key signed it) but not recorded: a restart lost the record.
-                    self.record(tx, req.fee, tip).await?;
+                    self.record(tx, fee, tip).await?;
                     return Err(PayError::AlreadyKnown { txid });
                 }
                 Ok(Err(MempoolError::Conflict { outpoint, .. })) => {
@@ -505,6 +521,9 @@ impl NodeWallet {
                 PaymentState::Pending => {
                     info!(target: "wallet", %txid, "payment pending again (its block left the main chain)")
                 }
+                PaymentState::Replaced { by } => {
+                    warn!(target: "wallet", %txid, %by, "payment replaced in the mempool")
+                }
             }
         }
         let wants_compaction = {
@@ -554,6 +573,16 @@ impl NodeWallet {
                         self.inner.net.publish_tx(&tx).await;
                     }
                     Ok(Err(MempoolError::MissingInputs { .. })) => waiting.push((txid, tx)),
+                    Ok(Err(MempoolError::Replaced { by, .. })) => {
+                        warn!(target: "wallet", %txid, %by, "payment replaced in the mempool by one paying more");
+                        let state = PaymentState::Replaced { by };
+                        lock(&self.inner.state)
+                            .payments
+                            .set_states(&[(txid, state)]);
+                        if let Err(e) = self.append(vec![Event::State(txid, state)]).await {
+                            warn!(target: "wallet", "cannot save the wallet's payments: {e}");
+                        }
+                    }
                     Ok(Err(e)) => {
                         debug!(target: "wallet", %txid, "not rebroadcast: {e}");
                     }

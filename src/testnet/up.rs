@@ -88,7 +88,13 @@ pub struct UpOptions {
     pub hints: bool,
     /// Each node in its own network namespace (`--hosts`), with these WAN conditions.
     pub hosts: Option<Wan>,
+    /// Every node relays payments without a fee (`--min-fee-rate 0`), remembered in
+    /// `<dir>/free_relay` for restarts: the seed's scenario spends whole balances.
+    pub free_relay: bool,
 }
+
+/// The marker file of a testnet whose nodes run with `--min-fee-rate 0`.
+pub const FREE_RELAY_FILE: &str = "free_relay";
 
 /// The testnet to start in `dir`: central, miners, wallets on consecutive ports, none running.
 fn plan(dir: &Path, miners: u16, wallets: u16, base_port: u16) -> Result<State> {
@@ -161,6 +167,14 @@ pub fn up(opts: &UpOptions) -> Result<()> {
     refuse_if_running(&opts.dir, &dir, &state)?;
     if state.hosts.is_none() {
         check_ports(&state)?;
+    }
+    let marker = dir.join(FREE_RELAY_FILE);
+    if opts.free_relay {
+        std::fs::write(&marker, "nodes run with --min-fee-rate 0\n")
+            .with_context(|| format!("cannot write {}", marker.display()))?;
+    } else if marker.exists() {
+        std::fs::remove_file(&marker)
+            .with_context(|| format!("cannot remove {}", marker.display()))?;
     }
     // one parameters file for the whole testnet, where the central node records the genesis
     let written = super::params::prepare(state.params.as_deref(), opts.block_interval_secs, &dir)?;
@@ -430,6 +444,13 @@ pub(super) fn spawn(exe: &Path, state: &State, i: usize) -> Result<Child> {
         cmd.args(["--miner-address", address]);
     }
     cmd.args(api_args(node));
+    if node
+        .dir
+        .parent()
+        .is_some_and(|d| d.join(FREE_RELAY_FILE).exists())
+    {
+        cmd.args(["--min-fee-rate", "0"]);
+    }
     if let Some(p) = params {
         cmd.arg("--params").arg(p);
     }

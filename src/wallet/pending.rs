@@ -63,6 +63,10 @@ pub enum PaymentState {
     /// A confirmed transaction (`by`, when found) spent one of its inputs, or of its unconfirmed
     /// parent's: it can never be mined. `height` is where that was seen (for pruning).
     Conflicted { by: Option<Txid>, height: u32 },
+    /// The mempool replaced it by `by`, which spends the same coins and pays more (full RBF):
+    /// not offered again. Still followed: it becomes confirmed if a block holds it after all,
+    /// conflicted once a block holds the replacement.
+    Replaced { by: Txid },
 }
 
 impl PaymentState {
@@ -72,6 +76,7 @@ impl PaymentState {
             Self::Pending => "pending",
             Self::Confirmed { .. } => "confirmed",
             Self::Conflicted { .. } => "conflicted",
+            Self::Replaced { .. } => "replaced",
         }
     }
 }
@@ -486,7 +491,8 @@ impl Pending {
                         if let Some(&p) = self.index.get(&op.txid) {
                             match self.list[p].1.state {
                                 PaymentState::Pending => continue,
-                                c @ PaymentState::Conflicted { .. } => {
+                                c @ (PaymentState::Conflicted { .. }
+                                | PaymentState::Replaced { .. }) => {
                                     state = c;
                                     break;
                                 }
@@ -519,7 +525,11 @@ impl Pending {
                         };
                         break;
                     }
-                    state
+                    match (state, old) {
+                        // Not in a block, inputs unspent there: still replaced.
+                        (PaymentState::Pending, PaymentState::Replaced { .. }) => old,
+                        _ => state,
+                    }
                 }
             };
             if new != old {
@@ -903,6 +913,40 @@ mod tests {
         let r = p.refresh(&chain.store().read().unwrap()).unwrap();
         assert_eq!(r.pruned.len(), 3);
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn a_replaced_payment_stays_replaced_until_a_block_settles_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (genesis, [t1, t2, t3]) = story();
+        let chain = Chain::create(&dir.path().join("chain"), params(), &genesis).unwrap();
+        let mut p = Pending::default();
+        for t in [&t2, &t3] {
+            p.add(payment(t)).unwrap();
+        }
+        // The mempool replaced t2 by t1 (which took t3, t2's child, with it).
+        let replaced = PaymentState::Replaced {
+            by: t1.compute_txid(),
+        };
+        p.set_states(&[(t2.compute_txid(), replaced)]);
+        assert_eq!(replaced.as_str(), "replaced");
+        let r = p.refresh(&chain.store().read().unwrap()).unwrap();
+        assert_eq!(r.changed, vec![(t3.compute_txid(), replaced)]);
+        assert_eq!(p.pending().count(), 0);
+        // A block with t1: both conflicted by it.
+        let b1 = block_on(&genesis, 1, vec![t1.clone()]);
+        chain
+            .accept_block(&b1, T0 + 100_000, Origin::Requested)
+            .unwrap();
+        let r = p.refresh(&chain.store().read().unwrap()).unwrap();
+        let by_t1 = PaymentState::Conflicted {
+            by: Some(t1.compute_txid()),
+            height: 1,
+        };
+        assert_eq!(
+            r.changed,
+            vec![(t2.compute_txid(), by_t1), (t3.compute_txid(), by_t1)]
+        );
     }
 
     #[test]

@@ -369,3 +369,21 @@ pub fn start_central(node: &Node, params: &str, extra: &[&str]) -> Daemon {
     args.extend_from_slice(extra);
     node.start(&args)
 }
+
+/// Base units of an amount printed in coins ("8.9999954").
+#[allow(dead_code)]
+pub fn units(coins: &str) -> u64 {
+    gossipcoin_proto::Amount::parse_coins(coins)
+        .unwrap_or_else(|e| panic!("{coins:?} is not an amount: {e}"))
+        .units()
+}
+
+/// Asserts `paid` is a fee a default payment pays: more than nothing (the node's floor is
+/// 1 unit/vB) and under 10,000 units (a few hundred bytes at a few units/vB).
+#[allow(dead_code)]
+pub fn assert_default_fee(paid: u64) {
+    assert!(
+        (100..10_000).contains(&paid),
+        "a default fee of {paid} units"
+    );
+}

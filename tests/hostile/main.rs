@@ -4,6 +4,7 @@
 //!
 //! `RUST_LOG=net=debug,sync=debug,chain=debug cargo test --test hostile` shows the nodes' logs.
 
+mod flood;
 mod harness;
 mod peers;
 mod sync;

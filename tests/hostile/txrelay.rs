@@ -21,15 +21,19 @@ fn out0(tx: &Transaction) -> OutPoint {
 }
 
 /// `n` payments by `key`, each spending output 0 of the one before, the first spending the
-/// coinbase of `funding` (10 coins to `key`); each pays 1,000 units to a fresh key and the
-/// rest back to `key` (output 0).
+/// coinbase of `funding` (10 coins to `key`); each pays 1,000 units to a fresh key, a fee of
+/// 1,000 units (about 5 units/vB) and the rest back to `key` (output 0).
 fn chained_payments(funding: &Block, key: &PrivateKey, n: u64) -> Vec<Transaction> {
     let mut out: Vec<Transaction> = Vec::new();
     let (mut prevout, mut spent) = (out0(&funding.txs[0]), funding.txs[0].outputs[0]);
     let paid = Amount::from_units(1_000).unwrap();
     for _ in 0..n {
         let change = TxOut {
-            value: spent.value.checked_sub(paid).unwrap(),
+            value: spent
+                .value
+                .checked_sub(paid)
+                .and_then(|v| v.checked_sub(paid))
+                .unwrap(),
             owner: key.pubkey_hash(),
         };
         let pay = TxOut {

@@ -214,10 +214,11 @@
       el('td', { class: 'hash' }, link('tx', t.txid)),
       el('td', { class: 'num' }, t.size),
       el('td', { class: 'num' }, coins(t.fee)),
-      el('td', { class: 'num' }, Math.round(t.fee_rate))));
+      el('td', { class: 'num' }, Number(t.fee_rate).toFixed(3))));
     show(gen,
       el('h2', {}, 'Mempool: ', el('span', { id: 'mempool-count' }, m.txs), ' transactions, ' + m.bytes + ' bytes'),
-      table(['Txid', 'Size', 'Fee', 'Fee rate (units/kB)'], rows, { id: 'mempool' }));
+      el('p', {}, 'Minimum fee rate: ' + Number(m.min_fee_rate).toFixed(3) + ' units/vB'),
+      table(['Txid', 'Size', 'Fee', 'Fee rate (units/vB)'], rows, { id: 'mempool' }));
   }
 
   async function peers(gen) {
