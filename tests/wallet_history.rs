@@ -51,7 +51,8 @@ fn mine(d: &Daemon, to: Option<&str>) -> Value {
 fn pay(d: &Daemon, from: &str, to: &str, amount: u64) -> String {
     let r = http_post(
         &format!("{}/transactions/new", d.api()),
-        &json!({ "sender": from, "recipient": to, "amount": amount }).to_string(),
+        // no fee, on nodes that relay without one: the balances below stay whole coins
+        &json!({ "sender": from, "recipient": to, "amount": amount, "fee": "0" }).to_string(),
         JSON,
         Some(&d.cookie()),
     );
@@ -89,8 +90,9 @@ fn receive_generate_immature_and_send_are_listed_after_a_restart() {
     let alice = common::funded(&n0, &params);
     let bob = n1.new_address();
     n1.copy_chain_from(&n0);
-    let d0 = start_central(&n0, &params, &[]);
-    let d1 = start_central(&n1, &params, &[]);
+    let free = ["--min-fee-rate", "0"];
+    let d0 = start_central(&n0, &params, &free);
+    let d1 = start_central(&n1, &params, &free);
     connect(&d1, &d0);
 
     // Block 1 pays bob (node 1), blocks 2 and 3 alice (node 0).
@@ -193,7 +195,7 @@ fn receive_generate_immature_and_send_are_listed_after_a_restart() {
     d1.stop();
     d0.stop();
     assert!(n0.dir.join("wallet.history").exists());
-    let d0 = start_central(&n0, &params, &[]);
+    let d0 = start_central(&n0, &params, &["--min-fee-rate", "0"]);
     expect(&d0);
     // A rescan from genesis finds the same confirmed history.
     let r = http_post(
@@ -252,9 +254,9 @@ fn a_reorg_that_takes_a_received_payment_away_shows_it_pending_again() {
     b.copy_chain_from(&a);
     c.copy_chain_from(&a);
     let (da, db, dc) = (
-        start_central(&a, &params, &[]),
-        start_central(&b, &params, &[]),
-        start_central(&c, &params, &[]),
+        start_central(&a, &params, &["--min-fee-rate", "0"]),
+        start_central(&b, &params, &["--min-fee-rate", "0"]),
+        start_central(&c, &params, &["--min-fee-rate", "0"]),
     );
     connect(&db, &da);
     // Alice pays carol 3, mined by A at height 1: B's wallet received it.

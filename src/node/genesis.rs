@@ -24,6 +24,8 @@ use crate::params::ChainParams;
 
 /// A peer that could not hand the genesis over is asked again after this long.
 const RETRY_PEER: Duration = Duration::from_secs(3);
+/// How long one peer may take to hand the genesis over.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the candidates are looked at when no event arrives.
 const POLL: Duration = Duration::from_millis(500);
 /// At most this many peers are remembered as candidates (connections are bounded anyway).
@@ -67,7 +69,23 @@ pub async fn adopt(
         let peer = candidates.remove(i).expect("found above");
         candidates.push_back(peer);
         asked.insert(peer, now);
-        let Some(genesis) = fetch(net, peer, pinned).await else {
+        // Keep answering while we wait: two fresh nodes asking each other for a genesis would
+        // otherwise each wait on the other's answer until the request timed out.
+        let fetched = {
+            let fetch = tokio::time::timeout(FETCH_TIMEOUT, fetch(net, peer, pinned));
+            tokio::pin!(fetch);
+            loop {
+                tokio::select! {
+                    got = &mut fetch => break got.ok().flatten(),
+                    e = events.recv() => {
+                        let e = e.ok_or_else(|| anyhow!("the network stopped"))?;
+                        on_event(e, pinned.is_some(), &mut candidates, &mut asked);
+                    }
+                    _ = shutdown.changed() => bail!("stopped before a genesis block was found"),
+                }
+            }
+        };
+        let Some(genesis) = fetched else {
             continue;
         };
         let hash = genesis.block_hash();
