@@ -1,7 +1,8 @@
 //! Replacing a file so that a reader (or a restart after `kill -9` or a power cut) sees the old
 //! contents or the new ones, never half of either: write a temporary file beside it, fsync it,
 //! rename it over the target, fsync the directory. Used for `wallet.dat`, `wallet.pending`,
-//! `mempool.dat` and `banlist.json`; [`sync_dir`] also makes the chain store's rename into place durable.
+//! `wallet.history`, `mempool.dat`, `banlist.json`, `anchors.json` and a parameters file given
+//! its genesis; [`sync_dir`] also makes the chain store's rename into place durable.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

@@ -21,6 +21,8 @@ pub enum ParamsError {
     Parse(#[from] toml::de::Error),
     #[error("invalid chain parameters: {0}")]
     Invalid(String),
+    #[error("cannot save chain parameters: {0}")]
+    Write(#[from] crate::atomic_file::FileError),
 }
 
 /// How the target of each block is chosen.
@@ -185,13 +187,7 @@ impl ChainParams {
         // first in the file, where a key is always top-level
         let new = format!("{GENESIS_KEY} = \"{genesis}\"\n{text}");
         Self::from_toml(&new)?;
-        let io = |source| ParamsError::Read {
-            path: path.display().to_string(),
-            source,
-        };
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, new).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        Ok(crate::atomic_file::write(path, new.as_bytes())?)
     }
 
     /// With fixed difficulty the target every block must meet; with ASERT the proof-of-work

@@ -8,7 +8,9 @@ mod common;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use common::{Node, addr, bin, free_port, funded, http_get, http_post, poll_until, wait_until};
+use common::{
+    Node, addr, bin, free_base, free_port, funded, http_get, http_post, poll_until, wait_until,
+};
 use serde_json::Value;
 
 /// The node's peers (`/peers`), by peer id with their connection kind.
@@ -28,22 +30,6 @@ fn peers(api: &str, cookie: &str) -> Option<HashMap<String, String>> {
             })
             .collect(),
     )
-}
-
-/// A base port with `nodes` free P2P ports and their API ports (1000 higher), below the
-/// kernel's range for outgoing source ports.
-fn free_base(nodes: u16) -> u16 {
-    let seed = std::process::id() as u16;
-    (0..400u16)
-        .map(|i| 10_000 + (seed.wrapping_mul(31).wrapping_add(i * 173)) % 20_000)
-        .find(|&base| {
-            (0..nodes).all(|i| {
-                [base + i, base + 1000 + i]
-                    .iter()
-                    .all(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-            })
-        })
-        .expect("free ports")
 }
 
 /// Runs `testnet down` when dropped.

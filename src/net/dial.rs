@@ -202,12 +202,7 @@ impl Service {
     /// Keeps the block-relay peers in `anchors.json` for the next start.
     pub(super) fn save_anchors(&mut self) {
         let peers = &self.peers;
-        self.outbound.save_anchors(|p| {
-            peers
-                .iter_connected()
-                .find(|(q, _)| *q == p)
-                .and_then(|(_, r)| r.addr.clone())
-        });
+        self.outbound.save_anchors(|p| peers.addr_of(p));
     }
 }
 

@@ -332,11 +332,9 @@ impl OutboundPeers {
     }
 }
 
-fn write_anchors(path: &Path, anchors: &[String]) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_vec_pretty(anchors).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+fn write_anchors(path: &Path, anchors: &[String]) -> Result<(), String> {
+    let text = serde_json::to_vec_pretty(anchors).map_err(|e| e.to_string())?;
+    crate::atomic_file::write(path, &text).map_err(|e| e.to_string())
 }
 
 /// The anchors in `path`: at most [`MAX_ANCHORS`] addresses that name a peer; a missing,

@@ -259,6 +259,14 @@ impl PeerManager {
             .map(|r| r.kind)
     }
 
+    /// The address of a connected peer's first connection.
+    pub(super) fn addr_of(&self, peer: &PeerId) -> Option<Multiaddr> {
+        self.peers
+            .get(peer)
+            .filter(|r| !r.connections.is_empty())
+            .and_then(|r| r.addr.clone())
+    }
+
     /// Sets what a connected peer is for (a DHT connection promoted to full relay).
     pub(super) fn set_kind(&mut self, peer: &PeerId, kind: PeerKind) {
         if let Some(record) = self.peers.get_mut(peer) {

@@ -620,7 +620,7 @@ impl Service {
         if now.saturating_duration_since(self.last_discovery) >= self.config.discovery_interval {
             self.last_discovery = now;
             self.discover();
-        } else if self.config.discovery {
+        } else {
             self.fill_outbound();
         }
         self.close_idle_discovery(now);

@@ -47,11 +47,7 @@ pub fn prepare(base: Option<&Path>, interval: Option<u32>, dir: &Path) -> Result
     let written = match interval {
         Some(secs) => with_block_interval(base, secs, dir)?,
         None => {
-            let text = match base {
-                Some(p) => std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read the --params file {}", p.display()))?,
-                None => DEVNET_TOML.to_string(),
-            };
+            let text = base_text(base)?;
             ChainParams::from_toml(&text)?;
             std::fs::write(&path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
@@ -71,18 +67,22 @@ pub fn prepare(base: Option<&Path>, interval: Option<u32>, dir: &Path) -> Result
 /// `retarget = "asert"` and `target_spacing_secs = secs`, validated and written to
 /// `dir/params.toml`; returns that path.
 pub fn with_block_interval(base: Option<&Path>, secs: u32, dir: &Path) -> Result<PathBuf> {
-    let text = match base {
-        Some(p) => std::fs::read_to_string(p)
-            .with_context(|| format!("cannot read the --params file {}", p.display()))?,
-        None => DEVNET_TOML.to_string(),
-    };
-    let text = set_interval(&text, secs);
+    let text = set_interval(&base_text(base)?, secs);
     if let Err(e) = ChainParams::from_toml(&text) {
         bail!("--block-interval: {e}");
     }
     let path = dir.join(PARAMS_FILE);
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+/// The text of the `--params` file, or of the built-in devnet's parameters.
+fn base_text(base: Option<&Path>) -> Result<String> {
+    match base {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read the --params file {}", p.display())),
+        None => Ok(DEVNET_TOML.to_string()),
+    }
 }
 
 /// `text` with its top-level `retarget` and `target_spacing_secs` lines replaced by ASERT at

@@ -387,3 +387,35 @@ pub fn assert_default_fee(paid: u64) {
         "a default fee of {paid} units"
     );
 }
+
+/// Port ranges handed out to the tests of this binary, which run in parallel.
+static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A base port such that `nodes` P2P ports from it, and the API ports 1000 higher, are free and
+/// not handed to another test. Searched below 32768: the kernel takes the source ports of the
+/// nodes' outgoing connections from the range above, which could steal a port between this check
+/// and the node's start.
+pub fn free_base(nodes: u16) -> u16 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut taken = TAKEN.lock().unwrap();
+    for attempt in 0..500u32 {
+        let base = 10_000 + ((seed / 7 + attempt * 211) % 20_000) as u16;
+        let ports: Vec<u16> = (0..nodes)
+            .flat_map(|i| [base + i, base + 1000 + i])
+            .collect();
+        let overlaps = ports.iter().any(|p| taken.contains(p));
+        let free = || {
+            ports
+                .iter()
+                .all(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        };
+        if !overlaps && free() {
+            taken.extend(&ports);
+            return base;
+        }
+    }
+    panic!("no {nodes} free consecutive ports found");
+}
